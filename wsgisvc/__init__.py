@@ -1,0 +1,20 @@
+"""wsgisvc: run OpenStack-style API and RPC worker services.
+
+eventlet is in maintenance mode and says so with an EventletDeprecationWarning on
+import and a DeprecationWarning before every fork. wsgisvc runs on eventlet
+knowingly (doc/source/eventlet.rst says why and what replaces it later), and forks
+its workers before any child uses the hub, then gives each child a fresh hub.
+Those two warnings are therefore expected here and would only teach operators to
+ignore warnings, so they are filtered by their exact text, here, before anything
+imports eventlet; every other warning is left alone. ``WSGISVC_EVENTLET_WARNINGS=1``
+shows them again, and each launcher logs the eventlet version at start.
+"""
+
+import os
+import warnings
+
+if os.environ.get("WSGISVC_EVENTLET_WARNINGS") != "1":
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+    warnings.filterwarnings(
+        "ignore", message=r"Using fork\(\) is a bad idea", category=DeprecationWarning
+    )

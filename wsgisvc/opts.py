@@ -1,0 +1,254 @@
+"""Every oslo.config option wsgisvc defines, grouped by the module that reads it.
+
+This module imports nothing of ours, so any module (and ``oslo-config-generator``)
+can import it without side effects. The ``list_*_opts`` functions are the
+``oslo.config.opts`` entry points named in ``setup.cfg``; ``register_*`` helpers
+let a component register what it reads on whichever ``ConfigOpts`` it is handed.
+"""
+
+import os
+import socket
+
+from oslo_config import cfg
+
+# --- launchers and services (namespace wsgisvc.service) -----------------------
+
+launcher_opts = [
+    cfg.IntOpt(
+        "graceful_shutdown_timeout",
+        default=60,
+        min=0,
+        help="Seconds a SIGTERM (or a SIGHUP restart) waits for in-flight work to "
+        "finish before the remaining workers are killed. 0 waits forever.",
+    ),
+    cfg.BoolOpt(
+        "log_options",
+        default=True,
+        help="Log the value of every option at DEBUG level when a launcher starts.",
+    ),
+]
+
+service_opts = [
+    cfg.HostAddressOpt(
+        "host",
+        default=socket.gethostname(),
+        sample_default="<current_hostname>",
+        help="Name of this host: the RPC server name (topic.host) and the host "
+        "column of the services table.",
+    ),
+    cfg.StrOpt(
+        "state_path",
+        default=os.path.join(os.path.expanduser("~"), ".local", "state", "wsgisvc"),
+        sample_default="~/.local/state/wsgisvc",
+        help="Directory for the service's state, such as the default SQLite "
+        "database. It must be writable.",
+    ),
+    cfg.IntOpt(
+        "report_interval",
+        default=10,
+        min=1,
+        help="Seconds between heartbeats a service writes to the services table.",
+    ),
+    cfg.IntOpt(
+        "service_down_time",
+        default=60,
+        min=1,
+        help="A service whose last heartbeat is older than this many seconds is "
+        "reported down.",
+    ),
+    cfg.BoolOpt(
+        "periodic_enable",
+        default=True,
+        help="Run the manager's periodic tasks.",
+    ),
+    cfg.IntOpt(
+        "periodic_interval",
+        default=60,
+        min=1,
+        help="Default seconds between runs of periodic tasks without a spacing.",
+    ),
+    cfg.IntOpt(
+        "periodic_fuzzy_delay",
+        default=60,
+        min=0,
+        help="Upper bound of the random delay before the first periodic task run, "
+        "so that services started together do not hit the database at once.",
+    ),
+    cfg.IntOpt(
+        "periodic_interval_max",
+        default=300,
+        min=1,
+        help="Longest idle time between two rounds of periodic tasks.",
+    ),
+    cfg.IntOpt(
+        "worker_workers",
+        min=1,
+        sample_default="<number of CPUs>",
+        help="Number of worker processes for wsgisvc-worker (default: CPU count).",
+    ),
+    cfg.StrOpt(
+        "worker_manager",
+        default="wsgisvc.sample.manager.WorkerManager",
+        help="Manager class the wsgisvc-worker binary runs.",
+    ),
+]
+
+
+def wsgi_service_opts(name: str) -> list[cfg.Opt]:
+    """The per-API options of a WSGIService called ``name``."""
+    return [
+        cfg.HostAddressOpt(
+            f"{name}_listen",
+            default="0.0.0.0",
+            help=f"Address the {name} API listens on.",
+        ),
+        cfg.PortOpt(
+            f"{name}_listen_port",
+            default=0,
+            help=f"Port the {name} API listens on; 0 lets the kernel choose a free "
+            "port, which is logged at start.",
+        ),
+        cfg.IntOpt(
+            f"{name}_workers",
+            sample_default="<number of CPUs>",
+            help=f"Number of worker processes for the {name} API "
+            "(default: CPU count); must be at least 1.",
+        ),
+        cfg.BoolOpt(
+            f"{name}_use_ssl",
+            default=False,
+            help=f"Serve the {name} API over TLS (see the [ssl] section).",
+        ),
+    ]
+
+
+def register_wsgi_service_opts(conf: cfg.ConfigOpts, name: str) -> None:
+    """Register ``<name>_listen`` and its siblings for an API called ``name``."""
+    conf.register_opts(wsgi_service_opts(name))
+
+
+# --- the WSGI server (namespace wsgisvc.wsgi) ---------------------------------
+
+wsgi_opts = [
+    cfg.StrOpt(
+        "api_paste_config",
+        default="api-paste.ini",
+        help="File name of the PasteDeploy configuration; a relative name is "
+        "looked up next to the configuration files.",
+    ),
+    cfg.IntOpt(
+        "wsgi_default_pool_size",
+        default=100,
+        min=1,
+        help="Number of greenthreads that serve requests in each worker process.",
+    ),
+    cfg.IntOpt(
+        "max_header_line",
+        default=16384,
+        min=1,
+        help="Longest request line or header line accepted, in bytes.",
+    ),
+    cfg.BoolOpt(
+        "wsgi_keep_alive",
+        default=True,
+        help="Keep client connections open between requests (HTTP keep-alive).",
+    ),
+    cfg.IntOpt(
+        "client_socket_timeout",
+        default=900,
+        min=0,
+        help="Seconds a client connection may stay idle before it is closed; "
+        "0 waits forever.",
+    ),
+    cfg.IntOpt(
+        "tcp_keepidle",
+        default=600,
+        min=1,
+        help="Seconds of idle time before TCP keep-alive probes start.",
+    ),
+    cfg.StrOpt(
+        "wsgi_log_format",
+        default='%(client_ip)s "%(request_line)s" status: %(status_code)s '
+        "len: %(body_length)s time: %(wall_seconds).7f",
+        help="Format of the access log line written for each request.",
+    ),
+    cfg.BoolOpt(
+        "wsgi_server_debug",
+        default=False,
+        help="Send tracebacks in 500 responses. Never enable this in production.",
+    ),
+]
+
+# --- TLS (namespace wsgisvc.sslutils, section [ssl]) --------------------------
+
+ssl_group = cfg.OptGroup("ssl", title="TLS options for the WSGI server")
+
+ssl_opts = [
+    cfg.StrOpt("cert_file", help="Certificate file (PEM) the server presents."),
+    cfg.StrOpt("key_file", help="Private key file (PEM) of the certificate."),
+    cfg.StrOpt(
+        "ca_file",
+        help="CA bundle used to verify clients; when set, clients must present a "
+        "certificate signed by it.",
+    ),
+    cfg.StrOpt(
+        "version",
+        help="Lowest TLS version accepted: TLSv1_2 or TLSv1_3 (default: the "
+        "Python ssl module's default minimum).",
+    ),
+    cfg.StrOpt("ciphers", help="OpenSSL cipher list for TLS 1.2 connections."),
+]
+
+# --- periodic tasks (namespace wsgisvc.periodic_task) -------------------------
+
+periodic_task_opts = [
+    cfg.BoolOpt(
+        "run_external_periodic_tasks",
+        default=True,
+        help="Run periodic tasks marked external_process_ok in this process; turn "
+        "off when another process runs them.",
+    ),
+]
+
+# --- the services table (namespace wsgisvc.registry, section [database]) ------
+
+database_group = cfg.OptGroup("database", title="The services table")
+
+database_opts = [
+    cfg.StrOpt(
+        "connection",
+        secret=True,
+        help="SQLAlchemy URL of the database, e.g. "
+        "postgresql+psycopg://user@host/db or mysql+pymysql://user@host/db. "
+        "Default: a SQLite file wsgisvc.sqlite under state_path.",
+    ),
+    cfg.IntOpt(
+        "connect_timeout",
+        default=5,
+        min=1,
+        help="Seconds to wait for a database connection before the attempt fails.",
+    ),
+]
+
+
+# --- oslo-config-generator entry points ---------------------------------------
+
+
+def list_service_opts():
+    return [(None, launcher_opts + service_opts + wsgi_service_opts("osapi"))]
+
+
+def list_wsgi_opts():
+    return [(None, wsgi_opts)]
+
+
+def list_ssl_opts():
+    return [(ssl_group, ssl_opts)]
+
+
+def list_periodic_task_opts():
+    return [(None, periodic_task_opts)]
+
+
+def list_registry_opts():
+    return [(database_group, database_opts)]
