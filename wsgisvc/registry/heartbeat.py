@@ -1,0 +1,158 @@
+"""A service's heartbeat: its row in the services table, kept fresh.
+
+Used by both the RPC ``Service`` and ``WSGIService``. The database is a
+witness, not a dependency: when it goes away the service keeps serving, the
+loss is logged once, the recovery is logged once (with how long it lasted),
+and the row (recreated if someone deleted it) resumes counting.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import sqlalchemy as sa
+from oslo_config import cfg
+from sqlalchemy import exc
+
+from wsgisvc import loopingcall
+from wsgisvc.registry import api, engine
+
+LOG = logging.getLogger(__name__)
+
+# What an unreachable or failing database raises on the way to us.
+DB_ERRORS = (exc.SQLAlchemyError, OSError)
+
+
+class Heartbeat:
+    """Register (host, binary) and bump its row every ``report_interval``."""
+
+    def __init__(
+        self,
+        conf: cfg.ConfigOpts,
+        host: str,
+        binary: str,
+        topic: str | None = None,
+        cluster: str | None = None,
+        version: int = 0,
+        report_interval: float | None = None,
+    ):
+        engine.register_opts(conf)
+        self.conf = conf
+        self.host = host
+        self.binary = binary
+        self.topic = topic
+        self.cluster = cluster
+        self.version = version
+        self.report_interval = report_interval or conf.report_interval
+        self.service_id: int | None = None
+        self._engine: sa.Engine | None = None
+        self._timer: loopingcall.FixedIntervalLoopingCall | None = None
+        self._lost_since: float | None = None
+
+    @property
+    def engine(self) -> sa.Engine:
+        # Created on first use, in the process that uses it: never across fork.
+        if self._engine is None:
+            self._engine = engine.create_engine(self.conf)
+        return self._engine
+
+    @property
+    def database_reachable(self) -> bool:
+        return self._lost_since is None
+
+    def start(self) -> None:
+        """Register the row now (if the database answers) and start beating."""
+        self._beat(register_only=True)
+        self._timer = loopingcall.FixedIntervalLoopingCall(self.report_state)
+        self._timer.start(
+            self.report_interval,
+            initial_delay=self.report_interval,
+            stop_on_exception=False,
+        )
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer.wait()
+            self._timer = None
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    def kill(self) -> None:
+        """Stop beating and soft-delete the row, freeing its name."""
+        service_id = self.service_id
+        self.stop()
+        if service_id is None:
+            return
+        try:
+            api.soft_delete(self.engine, service_id)
+            LOG.info(
+                "Deleted service %s on %s (id %s)", self.binary, self.host, service_id
+            )
+        except DB_ERRORS as error:
+            LOG.error("Could not delete service row %s: %s", service_id, error)
+        finally:
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
+
+    def report_state(self) -> None:
+        """One heartbeat; database trouble is logged (once) and survived."""
+        self._beat(register_only=False)
+
+    def _beat(self, register_only: bool) -> None:
+        try:
+            if self.service_id is None:
+                self._register()
+            if not register_only and not api.report_state(self.engine, self.service_id):
+                LOG.warning(
+                    "Service row %s of %s on %s was deleted; recreating it",
+                    self.service_id,
+                    self.binary,
+                    self.host,
+                )
+                self._register()
+                api.report_state(self.engine, self.service_id)
+        except DB_ERRORS as error:
+            self._lost(error)
+            return
+        self._recovered()
+
+    def _register(self) -> None:
+        row = api.get_or_create(
+            self.engine, self.host, self.binary, self.topic, self.cluster, self.version
+        )
+        self.service_id = row.id
+
+    def _lost(self, error: Exception) -> None:
+        if self._lost_since is not None:
+            LOG.debug("Database still unreachable: %s", error)
+            return
+        self._lost_since = time.monotonic()
+        LOG.error(
+            "Lost the database while reporting state of %s on %s: %s; the service "
+            "keeps running and retries every %s s",
+            self.binary,
+            self.host,
+            _one_line(error),
+            self.report_interval,
+        )
+
+    def _recovered(self) -> None:
+        if self._lost_since is None:
+            return
+        outage = time.monotonic() - self._lost_since
+        self._lost_since = None
+        LOG.warning(
+            "Database reachable again after %.1f s; heartbeat of %s on %s resumed",
+            outage,
+            self.binary,
+            self.host,
+        )
+
+
+def _one_line(error: Exception) -> str:
+    text = str(getattr(error, "orig", None) or error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
