@@ -1,0 +1,341 @@
+"""The servers under test: how to start each one, find its port, and stop it.
+
+Every server runs in its own session (so its process group holds the master and
+all its workers), on 127.0.0.1, serving the same paste app with 2 worker processes
+(waitress: one process, 8 threads, as a reference). A server that can report the
+port the kernel chose (port 0) is asked to; for the others the bench reserves a
+free port by binding port 0 and closing it just before the exec.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+WORKERS = 2
+THREADS = 8
+
+
+class ServerError(RuntimeError):
+    """A server did not start, or died; the message carries its log tail."""
+
+
+@dataclass
+class Context:
+    """What every server is started with: one paste app, one place for logs."""
+
+    paste: Path
+    app: str
+    workdir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ServerSpec:
+    """One way of serving the paste app.
+
+    ``argv(ctx, port)`` builds the command line; ``port_pattern`` is a regex whose
+    ``port`` group is found in the server's log when it bound port 0 itself, or
+    None when the bench must reserve a port up front.
+    """
+
+    name: str
+    argv: object  # Callable[[Context, int], list[str]]
+    port_pattern: str | None
+    reloads_on_hup: bool = True
+    available: object = None  # Callable[[], str | None]: why not, or None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wsgisvc_conf(ctx: Context) -> Path:
+    """Write the --config-file wsgisvc-api runs with; port 0 is logged back."""
+    conf = ctx.workdir / "wsgisvc-bench.conf"
+    conf.write_text(
+        "[DEFAULT]\n"
+        "osapi_listen = 127.0.0.1\n"
+        "osapi_listen_port = 0\n"
+        f"osapi_workers = {WORKERS}\n"
+        f"api_paste_config = {ctx.paste}\n"
+        "graceful_shutdown_timeout = 30\n"
+    )
+    return conf
+
+
+def _wsgisvc_api(ctx: Context, port: int) -> list[str]:
+    return [str(VENV_BIN / "wsgisvc-api"), "--config-file", str(_wsgisvc_conf(ctx))]
+
+
+def _gunicorn(worker_class: str, *extra: str):
+    def argv(ctx: Context, port: int) -> list[str]:
+        return [
+            str(VENV_BIN / "gunicorn"),
+            "--paste",
+            f"{ctx.paste}#{ctx.app}",
+            "-w",
+            str(WORKERS),
+            "-k",
+            worker_class,
+            "-b",
+            "127.0.0.1:0",
+            "--graceful-timeout",
+            "30",
+            *extra,
+        ]
+
+    return argv
+
+
+def _uwsgi(ctx: Context, port: int) -> list[str]:
+    return [
+        str(VENV_BIN / "uwsgi"),
+        "--master",
+        "--processes",
+        str(WORKERS),
+        "--http-socket",
+        f"127.0.0.1:{port}",
+        # --http-socket closes the connection after each response but does not
+        # say so, which wrk counts as a read error; say so. (--http11-socket
+        # keeps connections but pins each to one of the 2 workers: 62 of W1's
+        # 64 connections would starve, unseen by wrk.)
+        "--add-header",
+        "Connection: close",
+        "--listen",  # the default backlog of 100 refuses W3's 256 connections
+        "1024",
+        "--paste",
+        f"config:{ctx.paste}#{ctx.app}",
+        "--virtualenv",
+        str(VENV_BIN.parent),
+        "--need-app",
+        "--die-on-term",
+        "--disable-logging",
+    ]
+
+
+def _waitress(ctx: Context, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "bench._waitress",
+        "--paste",
+        str(ctx.paste),
+        "--app",
+        ctx.app,
+        "--threads",
+        str(THREADS),
+    ]
+
+
+def _needs(*names: str):
+    def available() -> str | None:
+        missing = [n for n in names if not (VENV_BIN / n).exists()]
+        if missing:
+            return f"{', '.join(missing)} not installed in {VENV_BIN.parent}"
+        return None
+
+    return available
+
+
+def _needs_module(module: str, where: str):
+    def available() -> str | None:
+        probe = subprocess.run(
+            [sys.executable, "-c", f"import {module}"], capture_output=True
+        )
+        if probe.returncode:
+            return f"{module} not importable: {where}"
+        return None
+
+    return available
+
+
+_GUNICORN_PORT = r"Listening at: http://127\.0\.0\.1:(?P<port>\d+)"
+
+SERVERS: dict[str, ServerSpec] = {
+    spec.name: spec
+    for spec in [
+        ServerSpec(
+            "wsgisvc-api",
+            _wsgisvc_api,
+            r"osapi listening on http://127\.0\.0\.1:(?P<port>\d+)",
+            available=_needs("wsgisvc-api"),
+        ),
+        ServerSpec(
+            "gunicorn-wsgisvc",
+            _gunicorn("wsgisvc.gunicorn.Worker"),
+            _GUNICORN_PORT,
+            available=_needs_module("wsgisvc.gunicorn", "wsgisvc/gunicorn.py"),
+        ),
+        ServerSpec("gunicorn-sync", _gunicorn("sync"), _GUNICORN_PORT),
+        ServerSpec(
+            "gunicorn-gthread",
+            _gunicorn("gthread", "--threads", str(THREADS)),
+            _GUNICORN_PORT,
+        ),
+        ServerSpec("uwsgi", _uwsgi, None, available=_needs("uwsgi")),
+        ServerSpec(
+            "waitress",
+            _waitress,
+            r"Serving on http://127\.0\.0\.1:(?P<port>\d+)",
+            reloads_on_hup=False,
+            available=_needs_module("waitress", "pip install waitress"),
+        ),
+    ]
+}
+
+
+class RunningServer:
+    """A started server: its master pid (= process group), port and log."""
+
+    def __init__(self, spec: ServerSpec, ctx: Context) -> None:
+        self.spec = spec
+        self.log_path = ctx.workdir / f"{spec.name}.log"
+        port = 0 if spec.port_pattern else _free_port()
+        argv = spec.argv(ctx, port)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **ctx.extra_env)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(REPO), env.get("PYTHONPATH", "")) if p
+        )
+        with open(self.log_path, "ab") as log:
+            self._log_offset = log.tell()
+            log.write(f"\n=== bench: {' '.join(argv)}\n".encode())
+            self.started = time.monotonic()
+            self.proc = subprocess.Popen(
+                argv,
+                cwd=REPO,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.pid = self.proc.pid
+        self.port = port or None
+
+    # --- start-up --------------------------------------------------------------
+
+    def log_text(self) -> str:
+        with open(self.log_path, "rb") as log:
+            log.seek(self._log_offset)
+            return log.read().decode(errors="replace")
+
+    def _check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            tail = "\n".join(self.log_text().splitlines()[-15:])
+            raise ServerError(
+                f"{self.spec.name} (pid {self.pid}) exited with status "
+                f"{self.proc.returncode} before answering:\n{tail}"
+            )
+
+    def wait_ready(self, timeout: float = 60.0, poll: float = 0.005) -> float:
+        """Block until GET /v1/ping answers 200; return seconds since exec.
+
+        Polls fast (5 ms) because this is also the cold-start figure S.
+        """
+        deadline = self.started + timeout
+        pattern = re.compile(self.spec.port_pattern) if self.spec.port_pattern else None
+        while time.monotonic() < deadline:
+            self._check_alive()
+            if self.port is None:
+                match = pattern.search(self.log_text())
+                if match:
+                    self.port = int(match.group("port"))
+            if self.port is not None and self.answers():
+                return time.monotonic() - self.started
+            time.sleep(poll)
+        self.stop()
+        raise ServerError(f"{self.spec.name} did not answer within {timeout:.0f} s")
+
+    def answers(self, timeout: float = 2.0) -> bool:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request("GET", "/v1/ping", headers={"Connection": "close"})
+            return conn.getresponse().status == 200
+        except OSError:
+            return False
+        finally:
+            conn.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # --- signals and stopping -----------------------------------------------------
+
+    def signal_master(self, signum: int) -> None:
+        os.kill(self.pid, signum)
+
+    def wait_exit(self, timeout: float) -> int | None:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the whole group, SIGKILL it after ``timeout``; reap the master."""
+        for signum, grace in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(self.pid, signum)
+            except ProcessLookupError:
+                pass
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None and not group_pids(self.pid):
+                    return
+                time.sleep(0.05)
+
+    # --- memory ----------------------------------------------------------------
+
+    def memory(self) -> dict[str, float]:
+        """RSS, PSS and peak RSS (VmHWM) in MiB, summed over the process group."""
+        totals = {"rss_mib": 0.0, "pss_mib": 0.0, "peak_rss_mib": 0.0, "processes": 0}
+        for pid in group_pids(self.pid):
+            try:
+                rollup = _kb_fields(Path(f"/proc/{pid}/smaps_rollup").read_text())
+                status = _kb_fields(Path(f"/proc/{pid}/status").read_text())
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                continue
+            totals["rss_mib"] += rollup.get("Rss", 0) / 1024
+            totals["pss_mib"] += rollup.get("Pss", 0) / 1024
+            totals["peak_rss_mib"] += status.get("VmHWM", 0) / 1024
+            totals["processes"] += 1
+        return totals
+
+
+def _kb_fields(text: str) -> dict[str, int]:
+    fields = {}
+    for line in text.splitlines():
+        name, _, rest = line.partition(":")
+        parts = rest.split()
+        if len(parts) == 2 and parts[1] == "kB":
+            fields[name] = int(parts[0])
+    return fields
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of process group ``pgid``, read from /proc."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        fields = stat.rpartition(")")[2].split()
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            pids.append(int(entry))
+    return pids

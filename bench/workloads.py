@@ -1,0 +1,191 @@
+"""The workloads of issue 6: W1-W4 (wrk), S (cold start), R (SIGHUP), G (SIGTERM)
+and M (memory after W1).
+
+Each ``run_*`` function gets a server that already answers and returns a flat
+dict of figures; the caller starts a fresh server for every workload group so
+that one workload's leftovers (memory, half-closed sockets) do not bias the next.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import wrk
+from bench.servers import RunningServer
+
+ECHO_BODY_BYTES = 16 * 1024
+G_IN_FLIGHT = 16  # 1 s requests in flight when SIGTERM arrives
+G_SLEEP_MS = 1000
+G_BACKGROUND_CONNECTIONS = 64  # W3-shaped load around them; fits every pool
+R_HUP_FRACTION = 0.3  # SIGHUP at 3 s of a 10 s run
+
+ALL = ["W1", "W2", "W3", "W4", "S", "R", "G", "M"]
+DESCRIPTIONS = {
+    "W1": "GET /v1/ping, keep-alive, 64 connections",
+    "W2": "GET /v1/ping, Connection: close, 64 connections",
+    "W3": "GET /v1/sleep?ms=20, 256 connections",
+    "W4": "POST /v1/echo, 16 KiB JSON body, 64 connections",
+    "S": "cold start: seconds from exec to the first 200",
+    "R": "SIGHUP at 30% of a W1 run",
+    "G": f"SIGTERM with {G_IN_FLIGHT} x {G_SLEEP_MS} ms requests in flight "
+    f"(+ W3-shaped load, {G_BACKGROUND_CONNECTIONS} connections)",
+    "M": "RSS / PSS / peak RSS summed over the server's processes, after W1",
+}
+
+
+@dataclass
+class Settings:
+    duration: float = 10.0
+    warmup: float = 1.0
+    wrk_threads: int = 2
+    body_file: Path | None = None
+
+
+def write_echo_body(path: Path, size: int = ECHO_BODY_BYTES) -> Path:
+    """A JSON document of exactly ``size`` bytes: a list of small records, so
+    the echo endpoint parses real structure, not one long string."""
+    records = []
+    while len(json.dumps({"items": records})) < size - 64:
+        n = len(records)
+        records.append({"id": n, "name": f"item-{n}", "tags": ["a", "b"], "ok": True})
+    doc = {"items": records, "pad": ""}
+    doc["pad"] = "x" * (size - len(json.dumps(doc)))
+    path.write_text(json.dumps(doc))
+    assert path.stat().st_size == size
+    return path
+
+
+def loads(settings: Settings) -> dict[str, wrk.Load]:
+    return {
+        "W1": wrk.Load("/v1/ping", 64),
+        "W2": wrk.Load("/v1/ping", 64, headers={"Connection": "close"}),
+        "W3": wrk.Load("/v1/sleep?ms=20", 256),
+        "W4": wrk.Load(
+            "/v1/echo",
+            64,
+            method="POST",
+            headers={"Content-Type": "application/json"},
+            body_file=settings.body_file,
+        ),
+    }
+
+
+def warm_up(server: RunningServer, load: wrk.Load, settings: Settings) -> None:
+    """An unrecorded wrk run, then one request to drain what it left queued.
+
+    A server with 2 single-threaded workers still owes 256 x 20 ms of W3
+    requests to wrk's dead connections when the warm-up ends; the drain request
+    queues behind them, so the measured run starts on an idle server.
+    """
+    if settings.warmup > 0:
+        wrk.run(server.url, load, settings.warmup, settings.wrk_threads)
+        server.answers(timeout=60)
+
+
+def run_wrk(server: RunningServer, load: wrk.Load, settings: Settings) -> dict:
+    """Warm up (not recorded), then measure one wrk run."""
+    warm_up(server, load, settings)
+    return wrk.run(server.url, load, settings.duration, settings.wrk_threads)
+
+
+def run_reload(server: RunningServer, settings: Settings) -> dict:
+    """R: SIGHUP the master 30% into a W1 run; count what failed meanwhile."""
+    load = loads(settings)["W1"]
+    warm_up(server, load, settings)
+    proc = wrk.start(server.url, load, settings.duration, settings.wrk_threads)
+    time.sleep(settings.duration * R_HUP_FRACTION)
+    server.signal_master(signal.SIGHUP)
+    result = wrk.finish(proc, timeout=settings.duration + 60)
+    result["alive_after"] = server.proc.poll() is None and server.answers()
+    result["clean"] = result["alive_after"] and not result["errors"] + result["non2xx"]
+    return result
+
+
+class InFlight:
+    """N threads, each sending one slow request on its own connection.
+
+    ``wait_sent()`` returns once every request is written to its socket (or
+    failed to be), which is the moment the bench treats them as in flight.
+    """
+
+    def __init__(self, port: int, count: int, sleep_ms: int) -> None:
+        self.port, self.count, self.sleep_ms = port, count, sleep_ms
+        self.sent = 0
+        self.settled = 0  # sent, or failed before it could be sent
+        self.outcomes: list[str] = []
+        self._cond = threading.Condition()
+        self.threads = [
+            threading.Thread(target=self._one, daemon=True) for _ in range(count)
+        ]
+
+    def _mark(self, sent: bool) -> None:
+        with self._cond:
+            self.sent += sent
+            self.settled += 1
+            self._cond.notify_all()
+
+    def _one(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            conn.request("GET", f"/v1/sleep?ms={self.sleep_ms}")
+        except OSError as exc:
+            self._mark(sent=False)
+            outcome = f"not sent: {type(exc).__name__}"
+        else:
+            self._mark(sent=True)
+            try:
+                resp = conn.getresponse()
+                resp.read()
+                outcome = "ok" if resp.status == 200 else f"status {resp.status}"
+            except (OSError, http.client.HTTPException) as exc:
+                outcome = f"cut: {type(exc).__name__}"
+        conn.close()
+        with self._cond:
+            self.outcomes.append(outcome)
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def wait_sent(self, timeout: float) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self.settled == self.count, timeout)
+
+    def join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def run_graceful(server: RunningServer, settings: Settings) -> dict:
+    """G: SIGTERM while 1 s requests are in flight; how many of them finish."""
+    background = wrk.Load("/v1/sleep?ms=20", G_BACKGROUND_CONNECTIONS)
+    bg = wrk.start(server.url, background, 5, settings.wrk_threads)
+    time.sleep(1.0)  # the background load is running before the slow requests go
+    client = InFlight(server.port, G_IN_FLIGHT, G_SLEEP_MS)
+    client.start()
+    client.wait_sent(timeout=30)
+    time.sleep(0.25)  # give the server time to accept what was sent
+    sent = client.sent
+    signalled = time.monotonic()
+    server.signal_master(signal.SIGTERM)
+    client.join(timeout=60)
+    status = server.wait_exit(timeout=60)
+    exit_s = time.monotonic() - signalled if status is not None else None
+    bg_result = wrk.finish(bg)
+    failures = sorted({o for o in client.outcomes if o != "ok"})
+    return {
+        "in_flight": sent,
+        "finished": client.outcomes.count("ok"),
+        "failures": failures,
+        "all_finished": sent == G_IN_FLIGHT and client.outcomes.count("ok") == sent,
+        "exit_status": status,
+        "exit_s": exit_s,
+        "background_errors": bg_result["errors"],
+    }
