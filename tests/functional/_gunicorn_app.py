@@ -1,0 +1,96 @@
+"""A small WSGI app for the gunicorn worker tests, loaded through PasteDeploy.
+
+Each route shows one property of the worker from the inside:
+
+* ``/pid``               which worker process answered
+* ``/sleep?ms=N``        a cooperative wait (``time.sleep``, green once patched)
+* ``/gather?n=N&ms=M``   holds each request until N are in flight at once, then
+                         sleeps M ms: proves N concurrent requests without relying
+                         on the client starting them all within M ms
+* ``/stats``             in-flight count now and its peak in this process
+* ``/block?s=N``         a call that never yields (the unpatched ``time.sleep``)
+* ``/error``             an app exception, for gunicorn's error log
+* ``/patched``           what eventlet monkey patched in this process
+
+Imported in the worker after ``init_process`` patched it, so ``threading`` here is
+green; under an unpatched worker ``/gather`` would block the only thread and fail.
+"""
+
+import json
+import os
+import threading
+import time
+from urllib.parse import parse_qs
+
+import eventlet.patcher
+
+GATHER_TIMEOUT = 30.0
+
+_lock = threading.Condition()
+_inflight = 0
+_peak = 0
+
+
+def _enter() -> None:
+    global _inflight, _peak
+    with _lock:
+        _inflight += 1
+        _peak = max(_peak, _inflight)
+        _lock.notify_all()
+
+
+def _leave() -> None:
+    global _inflight
+    with _lock:
+        _inflight -= 1
+
+
+def _gather(count: int) -> bool:
+    with _lock:
+        return _lock.wait_for(lambda: _inflight >= count, GATHER_TIMEOUT)
+
+
+def _route(path: str, query: dict) -> tuple[str, object]:
+    arg = {key: values[0] for key, values in query.items()}
+    if path == "/pid":
+        return "200 OK", os.getpid()
+    if path == "/sleep":
+        time.sleep(int(arg.get("ms", "0")) / 1000.0)
+        return "200 OK", {"pid": os.getpid()}
+    if path == "/gather":
+        gathered = _gather(int(arg["n"]))
+        time.sleep(int(arg.get("ms", "0")) / 1000.0)
+        return ("200 OK" if gathered else "503 Service Unavailable"), _peak
+    if path == "/stats":
+        return "200 OK", {"inflight": _inflight, "peak": _peak, "pid": os.getpid()}
+    if path == "/block":
+        eventlet.patcher.original("time").sleep(float(arg["s"]))
+        return "200 OK", "unblocked"
+    if path == "/error":
+        raise RuntimeError("boom from the gunicorn test app")
+    if path == "/patched":
+        mods = ("socket", "thread", "time", "select")
+        return "200 OK", {m: eventlet.patcher.is_monkey_patched(m) for m in mods}
+    return "404 Not Found", "no such route"
+
+
+def application(environ, start_response):
+    """Answer JSON; count this request as in flight while it runs."""
+    is_stats = environ["PATH_INFO"] == "/stats"
+    if not is_stats:
+        _enter()
+    try:
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        status, payload = _route(environ["PATH_INFO"], query)
+    finally:
+        if not is_stats:
+            _leave()
+    body = json.dumps(payload).encode()
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    start_response(status, headers)
+    return [body]
+
+
+def app_factory(global_conf, **local_conf):
+    """PasteDeploy ``paste.app_factory`` entry."""
+    return application

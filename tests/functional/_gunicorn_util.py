@@ -1,0 +1,179 @@
+"""Run a real gunicorn master with wsgisvc's worker class, and talk to it.
+
+``gunicorn_master()`` starts ``python -m gunicorn`` in its own session with
+``-b 127.0.0.1:0``, reads the real port from gunicorn's ``Listening at:`` line,
+and kills the whole process group when the test ends, whatever happened.
+Worker PIDs come from ``/proc`` (children of the master), not from log parsing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gunicorn.config
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+TEST_PASTE = HERE / "_gunicorn_app.ini"
+SAMPLE_PASTE = ROOT / "etc" / "api-paste.ini"
+WORKER = "wsgisvc.gunicorn.Worker"
+LISTENING = re.compile(r"Listening at: http://127\.0\.0\.1:(\d+)")
+
+
+def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05, what=""):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def _has_setting(name: str) -> bool:
+    return any(setting.name == name for setting in gunicorn.config.KNOWN_SETTINGS)
+
+
+class Master:
+    """A running gunicorn master: its process, port and combined log."""
+
+    def __init__(self, proc: subprocess.Popen, log_path: Path):
+        self.proc = proc
+        self.pid = proc.pid
+        self.log_path = log_path
+        self.port = 0
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def workers(self) -> set[int]:
+        """PIDs of the master's live children (its workers)."""
+        children = set()
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[1]) == self.pid and fields[0] != "Z":
+                children.add(int(entry))
+        return children
+
+    def signal(self, signum: int) -> None:
+        os.kill(self.pid, signum)
+
+    def wait_exit(self, timeout: float) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def get(self, path: str, timeout: float = 30.0):
+        """One request on a fresh connection: (status, decoded JSON body or text)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            raw = resp.read()
+        finally:
+            conn.close()
+        try:
+            return resp.status, json.loads(raw)
+        except ValueError:
+            return resp.status, raw.decode(errors="replace")
+
+
+def gunicorn_args(paste: Path | str = TEST_PASTE, *extra: str) -> list[str]:
+    args = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-k",
+        WORKER,
+        "--paste",
+        str(paste),
+        "--pythonpath",
+        str(HERE),
+        "-b",
+        "127.0.0.1:0",
+        "--access-logfile",
+        "-",
+        "--error-logfile",
+        "-",
+        "--log-level",
+        "info",
+    ]
+    if _has_setting("control_socket_disable"):
+        args.append("--no-control-socket")  # gunicorn >= 25: one per test, not ~/.
+    return args + list(extra)
+
+
+@contextlib.contextmanager
+def gunicorn_master(tmp_path: Path, *extra: str, paste=TEST_PASTE, worker=WORKER):
+    """Start a master, yield it once it listens and all workers booted; kill after."""
+    log_path = tmp_path / "gunicorn.log"
+    args = gunicorn_args(paste, *extra)
+    args[args.index(WORKER)] = worker
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    master = Master(proc, log_path)
+    try:
+        match = wait_for(
+            lambda: proc.poll() is not None or LISTENING.search(master.log()),
+            what="gunicorn to listen",
+        )
+        if proc.poll() is not None:
+            raise AssertionError(f"gunicorn exited {proc.returncode}:\n{master.log()}")
+        master.port = int(match.group(1))
+        wait_for(lambda: _serving(master), what="a worker to answer")
+        yield master
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def _serving(master: Master) -> bool:
+    try:
+        return master.get("/", timeout=2)[0] < 500
+    except OSError:
+        return False
+
+
+def run_gunicorn(tmp_path: Path, *extra: str, timeout: float = 30.0):
+    """Run gunicorn to completion (for start-up refusals): (exit status, output)."""
+    proc = subprocess.Popen(
+        gunicorn_args(TEST_PASTE, *extra),
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+        return proc.returncode, output
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)

@@ -1,0 +1,243 @@
+"""wsgisvc.gunicorn.Worker under a real gunicorn master: signals, limits, logs.
+
+Every test starts ``python -m gunicorn`` as a subprocess in its own session on
+``127.0.0.1:0`` and kills its process group afterwards (``_gunicorn_util``).
+"""
+
+from __future__ import annotations
+
+import http.client
+import signal
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from _gunicorn_util import gunicorn_master, run_gunicorn, wait_for
+
+
+def _request_in_thread(master, path: str) -> dict:
+    """Start GET ``path`` in a thread; the dict gets 'status' or 'error' at the end."""
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["status"], outcome["body"] = master.get(path, timeout=60)
+        except (OSError, http.client.HTTPException) as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    outcome["thread"] = thread
+    return outcome
+
+
+def _wait_inflight(master, count: int = 1) -> None:
+    wait_for(lambda: master.get("/stats")[1]["inflight"] >= count, what="in flight")
+
+
+@pytest.mark.timeout(60)
+def test_both_workers_serve_requests(tmp_path):
+    with gunicorn_master(tmp_path, "-w", "2") as master:
+        workers = wait_for(lambda: len(master.workers()) == 2 and master.workers())
+        seen: set[int] = set()
+
+        def ask_round():
+            # Concurrent slow requests, so one worker cannot take them all in turn.
+            with ThreadPoolExecutor(8) as pool:
+                answers = pool.map(lambda _: master.get("/sleep?ms=100"), range(8))
+                seen.update(body["pid"] for _, body in answers)
+            return seen >= workers
+
+        wait_for(ask_round, what="both workers to answer")
+        assert seen == workers
+        log = master.log()
+    # Importing the worker class goes through wsgisvc/__init__.py's filters.
+    assert "Eventlet is deprecated" not in log
+    assert "Using fork() is a bad idea" not in log
+    assert "Traceback" not in log
+
+
+@pytest.mark.timeout(60)
+def test_worker_is_patched_and_arbiter_is_not(tmp_path):
+    report = tmp_path / "arbiter.txt"
+    conf = tmp_path / "gunicorn_conf.py"
+    conf.write_text(
+        "import wsgisvc  # its warning filters first, as for any eventlet import\n"
+        "import eventlet.patcher\n"
+        "def when_ready(server):\n"
+        f"    with open({str(report)!r}, 'w') as out:\n"
+        "        out.write(repr(eventlet.patcher.is_monkey_patched('socket')))\n"
+    )
+    with gunicorn_master(tmp_path, "-w", "1", "-c", str(conf)) as master:
+        status, patched = master.get("/patched")
+        assert status == 200
+        assert patched == {"socket": True, "thread": True, "time": True, "select": True}
+        assert report.read_text() == "False"
+
+
+@pytest.mark.timeout(60)
+def test_preload_app_is_refused_with_a_clear_error(tmp_path):
+    status, output = run_gunicorn(tmp_path, "--preload")
+    assert status == 1, output
+    assert "does not support preload_app (--preload)" in output
+
+
+@pytest.mark.timeout(60)
+def test_short_name_through_entry_point(tmp_path):
+    worker = "egg:wsgisvc#eventlet"
+    with gunicorn_master(tmp_path, "-w", "1", worker=worker) as master:
+        assert master.get("/patched")[1]["socket"] is True
+        assert "Using worker: egg:wsgisvc#eventlet" in master.log()
+
+
+@pytest.mark.timeout(60)
+def test_keep_alive_serves_many_requests_on_one_connection(tmp_path):
+    with gunicorn_master(tmp_path, "-w", "1", "--keep-alive", "5") as master:
+        conn = http.client.HTTPConnection("127.0.0.1", master.port, timeout=10)
+        try:
+            conn.request("GET", "/pid")
+            first = conn.getresponse()
+            first.read()
+            sock = conn.sock
+            for _ in range(5):
+                conn.request("GET", "/pid")
+                resp = conn.getresponse()
+                resp.read()
+                assert resp.status == 200
+                assert resp.getheader("Connection", "").lower() != "close"
+            assert conn.sock is sock, "the server closed the kept-alive connection"
+        finally:
+            conn.close()
+
+
+@pytest.mark.timeout(60)
+def test_gunicorn_parser_limits_and_logs(tmp_path):
+    with gunicorn_master(tmp_path, "-w", "1", "--limit-request-line", "200") as master:
+        assert master.get("/pid?" + "x" * 400)[0] == 414
+        assert master.get("/error")[0] == 500
+        # The worker lives on after both.
+        assert master.get("/pid")[0] == 200
+        log = wait_for(
+            lambda: '"GET /pid HTTP/1.1" 200' in master.log() and master.log()
+        )
+    assert "Error handling request" in log
+    assert "RuntimeError: boom from the gunicorn test app" in log
+    assert "URI Too Long" in log or "Request Line is too large" in log
+
+
+@pytest.mark.timeout(90)
+def test_256_concurrent_requests_in_flight_on_one_worker(tmp_path):
+    with gunicorn_master(tmp_path, "-w", "1", "--worker-connections", "300") as master:
+        with ThreadPoolExecutor(256) as pool:
+            results = list(
+                pool.map(lambda _: master.get("/gather?n=256&ms=50"), range(256))
+            )
+        assert [status for status, _ in results] == [200] * 256
+        assert master.get("/stats")[1]["peak"] >= 256
+
+
+@pytest.mark.timeout(60)
+def test_term_finishes_in_flight_request_and_master_exits_0(tmp_path):
+    with gunicorn_master(tmp_path, "-w", "1", "--graceful-timeout", "20") as master:
+        slow = _request_in_thread(master, "/sleep?ms=2000")
+        _wait_inflight(master)
+        master.signal(signal.SIGTERM)
+        assert master.wait_exit(timeout=30) == 0
+        slow["thread"].join(30)
+        assert slow.get("status") == 200, slow
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", master.port), timeout=2)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGQUIT])
+def test_int_and_quit_stop_now(tmp_path, signum):
+    with gunicorn_master(tmp_path, "-w", "1", "--graceful-timeout", "60") as master:
+        slow = _request_in_thread(master, "/sleep?ms=30000")
+        _wait_inflight(master)
+        master.signal(signum)
+        master.wait_exit(timeout=15)  # far less than the 30 s request or 60 s grace
+        slow["thread"].join(15)
+        assert "status" not in slow, slow
+
+
+@pytest.mark.timeout(90)
+def test_hup_replaces_workers_without_failing_a_request(tmp_path):
+    with gunicorn_master(tmp_path, "-w", "2") as master:
+        old = wait_for(lambda: len(master.workers()) == 2 and master.workers())
+        stop = threading.Event()
+        results: list = []
+
+        def client_loop():
+            while not stop.is_set() and len(results) < 5000:
+                try:
+                    results.append(master.get("/sleep?ms=5", timeout=10)[0])
+                except (OSError, http.client.HTTPException) as exc:
+                    results.append(exc)
+
+        clients = [threading.Thread(target=client_loop) for _ in range(4)]
+        for client in clients:
+            client.start()
+        try:
+            wait_for(lambda: len(results) > 20, what="client traffic")
+            master.signal(signal.SIGHUP)
+            wait_for(
+                lambda: len(master.workers()) == 2 and not master.workers() & old,
+                timeout=30,
+                what="new workers only",
+            )
+            served = len(results)
+            wait_for(lambda: len(results) > served + 20, what="traffic to new workers")
+        finally:
+            stop.set()
+            for client in clients:
+                client.join(30)
+        failures = [r for r in results if r != 200]
+        assert failures == []
+        assert master.workers().isdisjoint(old)
+
+
+@pytest.mark.timeout(60)
+def test_ttin_then_ttou_change_the_worker_count(tmp_path):
+    with gunicorn_master(tmp_path, "-w", "2") as master:
+        wait_for(lambda: len(master.workers()) == 2)
+        master.signal(signal.SIGTTIN)
+        wait_for(lambda: len(master.workers()) == 3, what="3 workers")
+        # One signal at a time: the kernel merges a second one sent before the
+        # master handled the first.
+        master.signal(signal.SIGTTOU)
+        wait_for(lambda: len(master.workers()) == 2, what="2 workers")
+        master.signal(signal.SIGTTOU)
+        wait_for(lambda: len(master.workers()) == 1, what="1 worker")
+        assert master.get("/pid")[0] == 200
+
+
+@pytest.mark.timeout(90)
+def test_worker_blocked_past_timeout_is_replaced(tmp_path):
+    with gunicorn_master(tmp_path, "-w", "1", "--timeout", "3") as master:
+        (stuck,) = wait_for(lambda: len(master.workers()) == 1 and master.workers())
+        blocked = _request_in_thread(master, "/block?s=60")
+        wait_for(lambda: "WORKER TIMEOUT" in master.log(), timeout=30)
+        wait_for(
+            lambda: master.workers() and stuck not in master.workers(),
+            timeout=30,
+            what="the stuck worker to be replaced",
+        )
+        status, pid = master.get("/pid")
+        assert status == 200 and pid != stuck
+        blocked["thread"].join(30)
+        assert blocked.get("status") != 200, blocked
+
+
+@pytest.mark.timeout(90)
+def test_max_requests_recycles_workers_and_no_request_fails(tmp_path):
+    extra = ("-w", "2", "--max-requests", "10", "--max-requests-jitter", "3")
+    with gunicorn_master(tmp_path, *extra) as master:
+        results = []
+        for _ in range(80):
+            results.append(master.get("/pid"))
+        assert [status for status, _ in results] == [200] * 80
+        pids = {pid for _, pid in results}
+        assert len(pids) >= 6  # 80 requests over workers that each serve <= 13
+        assert "Autorestarting worker after current request" in master.log()

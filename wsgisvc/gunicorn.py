@@ -1,0 +1,218 @@
+"""The gunicorn worker class: wsgisvc's paste pipelines on eventlet, under gunicorn.
+
+gunicorn 26 dropped its eventlet worker. ``wsgisvc.gunicorn.Worker`` brings one back
+for eventlet-based APIs, built only on gunicorn's public worker API: it subclasses
+``gunicorn.workers.base_async.AsyncWorker`` (the base gunicorn's own gevent worker
+uses), so gunicorn's HTTP parser, its request limits (``limit_request_line``,
+``limit_request_fields``, ...), its keep-alive loop, access log and error handling
+stay in charge; this class only supplies the concurrency: one acceptor greenthread
+per listening socket, a greenpool of ``worker_connections`` greenthreads, and a main
+loop that heartbeats the arbiter.
+
+Process model, and why each piece sits where it does:
+
+* The arbiter imports this module (to find the class) but never monkey patches and
+  never starts a hub. Importing it goes through ``wsgisvc/__init__.py`` first, which
+  filters eventlet's known deprecation and fork warnings by their exact text.
+* ``init_process()`` runs in the forked worker: it installs a fresh hub and monkey
+  patches *before* gunicorn's base loads the app, so the app's imports are green.
+* ``preload_app`` is refused (``check_config``): it would import the app, and with
+  it unpatched sockets, locks and threads, in the arbiter before any patching.
+* The main greenthread calls ``notify()`` every second while the worker lives, so
+  gunicorn's ``timeout`` keeps its meaning: a request that blocks the hub without
+  yielding stops the heartbeat, and the arbiter aborts and replaces the worker.
+* Signals keep gunicorn's meaning: TERM stops accepting and drains in-flight
+  requests within ``graceful_timeout``; INT/QUIT exit at once; USR1 reopens logs.
+  ``max_requests`` (+ jitter) is counted by the base class, which marks the worker
+  not alive after the current request; the acceptors then stop and it drains.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+
+import eventlet
+import eventlet.event
+import eventlet.hubs
+from eventlet.greenio import GreenSocket
+from gunicorn import sock as gunicorn_sock
+from gunicorn.workers.base_async import AsyncWorker
+
+#: accept() errors that concern one failed connection, not the listener.
+_ACCEPT_TRANSIENT_ERRNOS = frozenset(
+    {errno.EAGAIN, errno.EWOULDBLOCK, errno.ECONNABORTED, errno.EPROTO, errno.EINTR}
+)
+
+#: accept() errors that mean "out of file descriptors for now": back off briefly
+#: instead of spinning, and let in-flight connections close theirs.
+_ACCEPT_EXHAUSTED_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS})
+
+#: How often the main greenthread heartbeats the arbiter; gunicorn's smallest
+#: useful ``timeout`` is a few seconds, so once a second keeps it meaningful.
+HEARTBEAT_INTERVAL = 1.0
+
+
+class Worker(AsyncWorker):
+    """gunicorn worker: an eventlet greenpool of ``worker_connections`` per process.
+
+    Use it as ``gunicorn -k wsgisvc.gunicorn.Worker`` or, through the
+    ``gunicorn.workers`` entry point, ``gunicorn -k egg:wsgisvc#eventlet``.
+    """
+
+    _ssl_context = None
+    _winding_down: eventlet.event.Event
+
+    @classmethod
+    def check_config(cls, cfg, log) -> None:
+        """Refuse ``preload_app``: the app would be imported unpatched in the arbiter.
+
+        gunicorn calls this in the arbiter before any worker forks; a RuntimeError
+        here becomes gunicorn's one-line ``Error: ...`` and exit status 1.
+        """
+        if cfg.preload_app:
+            raise RuntimeError(
+                "wsgisvc.gunicorn.Worker does not support preload_app (--preload): "
+                "eventlet must monkey patch each worker before the application is "
+                "imported, and preloading imports it in the arbiter. Remove --preload."
+            )
+
+    def init_process(self) -> None:
+        """Give the forked worker its own hub and green stdlib, then load the app.
+
+        Until gunicorn's base installs the worker's signal handlers, the child runs
+        the arbiter's, inherited across fork, which would swallow a TERM, INT or
+        QUIT meant for this worker (say, a HUP right after boot); monkey patching
+        widens that window, so a stop that arrives now is remembered.
+        """
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+            signal.signal(signum, self._stop_before_boot)
+        eventlet.hubs.use_hub()
+        eventlet.monkey_patch()
+        super().init_process()
+
+    def _stop_before_boot(self, sig, frame) -> None:
+        self.alive = False
+
+    def timeout_ctx(self):
+        """Bound the wait for the next request on a kept-alive connection."""
+        return eventlet.Timeout(self.cfg.keepalive or None, False)
+
+    def notify(self) -> None:
+        """Heartbeat the arbiter; a worker whose arbiter is gone stops serving."""
+        super().notify()
+        if self.alive and self.ppid != os.getppid():
+            self.log.info("Parent changed, shutting down: %s", self)
+            self.alive = False
+
+    # -- signals: anything that may block runs in a greenthread, not the handler --
+
+    def handle_quit(self, sig, frame) -> None:
+        eventlet.spawn(super().handle_quit, sig, frame)
+
+    def handle_usr1(self, sig, frame) -> None:
+        eventlet.spawn(super().handle_usr1, sig, frame)
+
+    # -- serving --------------------------------------------------------------
+
+    def run(self) -> None:
+        """Accept on every listener until told to stop, then drain in-flight work."""
+        if self.cfg.is_ssl:
+            # Built after monkey patching, so it wraps into green SSL sockets.
+            self._ssl_context = gunicorn_sock.ssl_context(self.cfg)
+        pool = eventlet.GreenPool(self.worker_connections)
+        acceptors = [
+            eventlet.spawn(self._accept_loop, listener, pool)
+            for listener in self.sockets
+        ]
+        self._winding_down = eventlet.event.Event()
+        while self.alive:
+            self.notify()
+            with eventlet.Timeout(HEARTBEAT_INTERVAL, False):
+                self._winding_down.wait()
+        for acceptor in acceptors:
+            acceptor.kill()
+        self._drain(pool)
+
+    def _accept_loop(self, listener, pool: eventlet.GreenPool) -> None:
+        """Hand each accepted connection to the pool; stop once the worker winds down.
+
+        ``pool.spawn_n`` waits for a free greenthread when all ``worker_connections``
+        are busy, so a saturated worker stops accepting and sibling workers take
+        the backlog.
+        """
+        # A duplicate descriptor of our own: closing it when this greenthread ends
+        # must not close gunicorn's listener object, which handle() still reads.
+        server = GreenSocket(listener.dup())
+        try:
+            while self.alive:
+                accepted = self._accept(server, listener)
+                if accepted is not None:
+                    pool.spawn_n(self.handle, listener, *accepted)
+        finally:
+            server.close()
+
+    def _accept(self, server: GreenSocket, listener):
+        """One green accept(); None when it failed for this connection only."""
+        try:
+            return server.accept()
+        except OSError as exc:
+            if exc.errno in _ACCEPT_TRANSIENT_ERRNOS:
+                return None
+            if exc.errno in _ACCEPT_EXHAUSTED_ERRNOS:
+                self.log.warning("accept() on %s failed: %s; retrying", listener, exc)
+                eventlet.sleep(0.1)
+                return None
+            raise
+
+    def handle(self, listener, client, addr) -> None:
+        """Serve one connection through gunicorn's parser and request path."""
+        if self._ssl_context is not None:
+            try:
+                client = self._ssl_context.wrap_socket(
+                    client,
+                    server_side=True,
+                    suppress_ragged_eofs=self.cfg.suppress_ragged_eofs,
+                    do_handshake_on_connect=self.cfg.do_handshake_on_connect,
+                )
+            except OSError as exc:
+                self.log.debug("TLS handshake with %s failed: %s", addr, exc)
+                client.close()
+                return
+        super().handle(listener, client, addr)
+
+    def handle_request(self, listener_name, req, sock, addr):
+        """Serve one request; once it made the worker not alive, stop accepting now.
+
+        The base class counts ``max_requests`` and clears ``alive`` itself; waking
+        the main greenthread here (not from a signal handler, where touching the
+        hub is unsafe) spares a recycled worker up to a heartbeat of accepting
+        connections it will only close again.
+        """
+        try:
+            return super().handle_request(listener_name, req, sock, addr)
+        finally:
+            if not self.alive and not self._winding_down.ready():
+                self._winding_down.send()
+
+    def _drain(self, pool: eventlet.GreenPool) -> None:
+        """Wait for in-flight connections, up to ``graceful_timeout``, heartbeating.
+
+        A kept-alive idle connection ends at its ``keepalive`` timeout or after its
+        next request (answered with ``Connection: close``), so drains are bounded.
+        """
+        deadline = time.monotonic() + self.cfg.graceful_timeout
+        while pool.running():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.log.warning(
+                    "Worker graceful timeout (pid:%s): abandoning %d connection(s)",
+                    self.pid,
+                    pool.running(),
+                )
+                return
+            self.notify()
+            with eventlet.Timeout(min(HEARTBEAT_INTERVAL, remaining), False):
+                pool.waitall()
