@@ -184,7 +184,12 @@ class Worker(AsyncWorker):
         super().handle(listener, client, addr)
 
     def handle_request(self, listener_name, req, sock, addr):
-        """Serve one request; once it made the worker not alive, stop accepting now.
+        """Serve one request, then let every other connection have its turn.
+
+        A green socket only yields when it would block, so a keep-alive client
+        that always has its next request ready would keep the hub to itself and
+        starve the others (seconds of tail latency under wrk); one cooperative
+        yield per request makes the worker round-robin between connections.
 
         The base class counts ``max_requests`` and clears ``alive`` itself; waking
         the main greenthread here (not from a signal handler, where touching the
@@ -196,6 +201,7 @@ class Worker(AsyncWorker):
         finally:
             if not self.alive and not self._winding_down.ready():
                 self._winding_down.send()
+            eventlet.sleep(0)
 
     def _drain(self, pool: eventlet.GreenPool) -> None:
         """Wait for in-flight connections, up to ``graceful_timeout``, heartbeating.

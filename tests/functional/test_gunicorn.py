@@ -7,13 +7,22 @@ Every test starts ``python -m gunicorn`` as a subprocess in its own session on
 from __future__ import annotations
 
 import http.client
+import json
+import re
 import signal
 import socket
+import ssl
+import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from _gunicorn_util import gunicorn_master, run_gunicorn, wait_for
+from _gunicorn_util import SAMPLE_PASTE, gunicorn_master, run_gunicorn, wait_for
+
+# gunicorn's default access_log_format: h l u t "r" s b "f" "a".
+ACCESS_LINE = re.compile(
+    r'^127\.0\.0\.1 - - \[[^]]+\] "GET /pid HTTP/1\.1" 200 \d+ "-" "[^"]*"$', re.M
+)
 
 
 def _request_in_thread(master, path: str) -> dict:
@@ -56,6 +65,27 @@ def test_both_workers_serve_requests(tmp_path):
     assert "Eventlet is deprecated" not in log
     assert "Using fork() is a bad idea" not in log
     assert "Traceback" not in log
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not SAMPLE_PASTE.exists(), reason="etc/api-paste.ini not there")
+def test_serves_the_sample_api_with_both_workers(tmp_path):
+    paste = f"{SAMPLE_PASTE}#osapi"
+    with gunicorn_master(tmp_path, "-w", "2", paste=paste) as master:
+        workers = wait_for(lambda: len(master.workers()) == 2 and master.workers())
+        seen: set[int] = set()
+
+        def ask_round():
+            with ThreadPoolExecutor(16) as pool:
+                answers = list(pool.map(lambda _: master.get("/v1/ping"), range(16)))
+            assert {status for status, _ in answers} == {200}
+            seen.update(body["pid"] for _, body in answers)
+            return seen >= workers
+
+        wait_for(ask_round, what="both workers to answer /v1/ping")
+        assert seen == workers
+        assert master.get("/v1/sleep?ms=10")[0] == 200
+        assert master.get("/")[0] == 200
 
 
 @pytest.mark.timeout(60)
@@ -121,6 +151,7 @@ def test_gunicorn_parser_limits_and_logs(tmp_path):
         log = wait_for(
             lambda: '"GET /pid HTTP/1.1" 200' in master.log() and master.log()
         )
+    assert ACCESS_LINE.search(log), log
     assert "Error handling request" in log
     assert "RuntimeError: boom from the gunicorn test app" in log
     assert "URI Too Long" in log or "Request Line is too large" in log
@@ -241,3 +272,29 @@ def test_max_requests_recycles_workers_and_no_request_fails(tmp_path):
         pids = {pid for _, pid in results}
         assert len(pids) >= 6  # 80 requests over workers that each serve <= 13
         assert "Autorestarting worker after current request" in master.log()
+
+
+@pytest.mark.timeout(60)
+def test_tls_through_gunicorn_certfile_and_keyfile(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    tls = ("--certfile", str(cert), "--keyfile", str(key))
+    with gunicorn_master(tmp_path, "-w", "1", *tls, plain_http=False) as master:
+        context = ssl.create_default_context(cafile=str(cert))
+        context.check_hostname = False
+        conn = http.client.HTTPSConnection(
+            "127.0.0.1", master.port, context=context, timeout=10
+        )
+        try:
+            for _ in range(3):  # kept alive over TLS
+                conn.request("GET", "/patched")
+                resp = conn.getresponse()
+                assert resp.status == 200
+                assert json.loads(resp.read())["socket"] is True
+        finally:
+            conn.close()
