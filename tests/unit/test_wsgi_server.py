@@ -1,0 +1,246 @@
+"""wsgisvc.wsgi.Server in process: binding, pool, stop/wait/reset, limits, logs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import stat
+
+import eventlet
+import pytest
+from _wsgi_inproc import (
+    GOOD_REQUEST,
+    RecordingApp,
+    connect,
+    get,
+    hello_app,
+    make_conf,
+    raw,
+    read_response,
+    read_until_closed,
+    running,
+    sleepy_app,
+)
+from eventlet.green import socket as green_socket
+
+from wsgisvc import wsgi
+
+
+@pytest.mark.timeout(30)
+def test_port_zero_is_the_real_port_and_serves():
+    conf = make_conf()
+    with running(conf, hello_app) as server:
+        assert server.port > 0
+        assert server.url == f"http://127.0.0.1:{server.port}"
+        assert get(server, "/")[0] == 200
+
+
+@pytest.mark.timeout(30)
+def test_listener_has_keepalive_options():
+    server = wsgi.Server(make_conf(tcp_keepidle=77), "t", hello_app, "127.0.0.1", 0)
+    try:
+        sock = server._socket
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR)
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 77
+    finally:
+        server.stop()
+
+
+@pytest.mark.timeout(30)
+def test_port_in_use_is_one_clear_error():
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        wsgi.Server.bind_retry_seconds, saved = 0.3, wsgi.Server.bind_retry_seconds
+        with pytest.raises(wsgi.BindError, match=f"127.0.0.1:{port}.*in use"):
+            wsgi.Server(make_conf(), "osapi", hello_app, "127.0.0.1", port)
+    finally:
+        wsgi.Server.bind_retry_seconds = saved
+        taken.close()
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this host")
+def test_ipv6():
+    with running(make_conf(), hello_app, host="::1") as server:
+        assert server.url == f"http://[::1]:{server.port}"
+        assert get(server, "/")[0] == 200
+
+
+@pytest.mark.timeout(30)
+def test_unix_socket_with_mode_and_stale_file(tmp_path):
+    path = str(tmp_path / "api.sock")
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(path)  # a file left behind by a dead server
+    stale.close()
+    with running(make_conf(), hello_app, socket_file=path, socket_mode="0640") as srv:
+        assert srv.url == f"http+unix://{path}"
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+        client = green_socket.socket(socket.AF_UNIX)
+        client.connect(path)
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert read_until_closed(client).startswith(b"HTTP/1.1 200")
+        client.close()
+        with pytest.raises(wsgi.BindError, match="in use"):
+            wsgi.Server(make_conf(), "t", hello_app, socket_file=path)
+
+
+@pytest.mark.timeout(30)
+def test_stop_lets_in_flight_finish_closes_idle_and_refuses_new():
+    with running(make_conf(), sleepy_app) as server:
+        idle = connect(server)
+        idle.sendall(GOOD_REQUEST)
+        assert read_response(idle).startswith(b"HTTP/1.1 200")
+        busy = connect(server)
+        busy.sendall(b"GET /?s=0.5 HTTP/1.1\r\nHost: x\r\n\r\n")
+        eventlet.sleep(0.1)  # let the server read it and start sleeping
+
+        server.stop()
+
+        assert read_until_closed(idle, timeout=2) == b""  # idle one closed at once
+        with pytest.raises(ConnectionRefusedError):
+            green_socket.create_connection(("127.0.0.1", server.port), timeout=2)
+        answer = read_until_closed(busy, timeout=5)
+        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"slept")
+        with eventlet.Timeout(5):
+            server.wait()
+
+
+@pytest.mark.timeout(30)
+def test_wait_returns_only_when_in_flight_requests_are_done():
+    with running(make_conf(), sleepy_app) as server:
+        results = []
+        client = eventlet.spawn(lambda: results.append(get(server, "/?s=0.5")))
+        eventlet.sleep(0.1)
+        server.stop()
+        server.wait()
+        assert client.dead or results, "wait() returned before the request ended"
+        client.wait()
+        assert results[0][0] == 200
+
+
+@pytest.mark.timeout(30)
+def test_reset_restores_the_configured_pool_size_and_rebinds():
+    conf = make_conf(wsgi_default_pool_size=7)
+    server = wsgi.Server(conf, "t", hello_app, "127.0.0.1", 0)
+    port = server.port
+    server.start()
+    assert server.pool.size == 7
+    server.stop()
+    server.wait()
+    assert server.pool.size == 0
+    conf.set_override("wsgi_default_pool_size", 9)  # as a SIGHUP reload would
+
+    server.reset()
+
+    assert server.pool.size == 9
+    server.start()  # a single-process restart: same port, serving again
+    try:
+        assert server.port == port
+        assert get(server, "/")[0] == 200
+    finally:
+        server.stop()
+        server.wait()
+
+
+@pytest.mark.timeout(30)
+def test_explicit_pool_size_wins_over_the_option():
+    conf = make_conf(wsgi_default_pool_size=7)
+    server = wsgi.Server(conf, "t", hello_app, "127.0.0.1", 0, pool_size=3)
+    server.stop()
+    server.reset()
+    assert server.pool.size == 3
+
+
+@pytest.mark.timeout(30)
+def test_full_pool_sheds_keep_alive_for_a_waiting_client():
+    """Pool of 2, two keep-alive clients: a third waits in the backlog until one
+    of them gets ``Connection: close`` with its next response."""
+    with running(make_conf(), hello_app, pool_size=2) as server:
+        first, second = connect(server), connect(server)
+        for sock in (first, second):
+            sock.sendall(GOOD_REQUEST)
+            assert b"Connection: close" not in read_response(sock)
+        third = connect(server)
+        third.sendall(GOOD_REQUEST)
+        third.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            third.recv(100)  # the pool is full: not accepted yet
+
+        first.sendall(GOOD_REQUEST)
+        assert b"Connection: close" in read_response(first)
+
+        assert read_response(third).startswith(b"HTTP/1.1 200")
+        for sock in (first, second, third):
+            sock.close()
+
+
+@pytest.mark.timeout(30)
+def test_client_socket_timeout_cuts_a_slow_client():
+    with running(make_conf(client_socket_timeout=1), hello_app) as server:
+        slow = connect(server)
+        slow.sendall(b"GET / HTTP/1.1\r\n")  # and then nothing
+        assert read_until_closed(slow, timeout=10) == b""
+        assert get(server, "/")[0] == 200
+
+
+@pytest.mark.timeout(30)
+def test_keep_alive_off_closes_after_each_response():
+    with running(make_conf(wsgi_keep_alive=False), hello_app) as server:
+        answer = raw(server, GOOD_REQUEST)
+        assert answer.startswith(b"HTTP/1.1 200") and b"Connection: close" in answer
+
+
+@pytest.mark.timeout(30)
+def test_max_url_len_gives_414():
+    with running(make_conf(), hello_app, max_url_len=64) as server:
+        assert raw(server, b"GET /" + b"a" * 80 + b" HTTP/1.1\r\n\r\n").startswith(
+            b"HTTP/1.0 414"
+        )
+        assert get(server, "/short")[0] == 200
+
+
+def _failing_app(environ, start_response):
+    raise RuntimeError("secret detail")
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("debug", [False, True])
+def test_wsgi_server_debug_decides_whether_tracebacks_are_sent(debug):
+    with running(make_conf(wsgi_server_debug=debug), _failing_app) as server:
+        status, _, body = get(server, "/")
+    assert status == 500
+    assert (b"secret detail" in body) is debug
+
+
+@pytest.mark.timeout(30)
+def test_wsgi_log_format_is_used_for_the_access_log(caplog):
+    caplog.set_level(logging.INFO, logger="eventlet.wsgi.server")
+    conf = make_conf(wsgi_log_format="ACCESS %(request_line)s -> %(status_code)s")
+    with running(conf, hello_app) as server:
+        get(server, "/logged")
+    assert "ACCESS GET /logged HTTP/1.1 -> 200" in caplog.text
+
+
+@pytest.mark.timeout(30)
+def test_environ_carries_server_state_and_chunked_input_flag():
+    app = RecordingApp()
+    with running(make_conf(), app) as server:
+        get(server, "/")
+        environ = app.calls[-1]
+    assert environ["wsgi.input_terminated"] is True
+    assert environ["wsgisvc.server"] is server
+    assert environ["wsgi.url_scheme"] == "http"

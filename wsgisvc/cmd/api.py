@@ -1,0 +1,37 @@
+"""wsgisvc-api: serve the paste app ``osapi`` on the launchers.
+
+    wsgisvc-api --config-dir etc     # etc/wsgisvc.conf + etc/api-paste.ini
+
+A start-up error (paste file or app missing, port in use, unusable TLS files,
+bad option) is one line on stderr (and in the log) and exit status 1.
+"""
+
+import wsgisvc.cmd  # noqa: F401, I001  (monkey patching first)
+
+import sys
+
+from oslo_log import log as logging
+
+from wsgisvc import config, service, sslutils, wsgi
+
+LOG = logging.getLogger(__name__)
+STARTUP_ERRORS = (wsgi.StartupError, sslutils.TLSConfigError)
+
+
+def main() -> None:
+    config.parse_args(sys.argv)
+    try:
+        server = service.WSGIService("osapi")
+    except STARTUP_ERRORS as exc:
+        LOG.error("wsgisvc-api cannot start: %s", exc)
+        if not _logs_to_stderr():
+            print(f"wsgisvc-api cannot start: {exc}", file=sys.stderr)
+        sys.exit(1)
+    service.serve(server, workers=server.workers)
+    sys.exit(service.wait())
+
+
+def _logs_to_stderr() -> bool:
+    """oslo.log writes to stderr unless a log file or syslog was configured."""
+    conf = config.CONF
+    return not (conf.log_file or conf.use_syslog or conf.use_journal)

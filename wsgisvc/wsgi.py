@@ -1,0 +1,386 @@
+"""The WSGI server (eventlet.wsgi on a resizable GreenPool) and the paste Loader.
+
+Lifecycle, and why it is shaped this way:
+
+- The listening socket is bound in the constructor, before any fork, so the
+  workers a ProcessLauncher forks all accept on the same socket.
+- ``start()`` spawns one accept loop. It accepts a connection only when the
+  pool has a free greenthread: beyond ``pool_size`` connections, clients wait in
+  the kernel's backlog, where any sibling worker with room can take them. When
+  the pool is full and the backlog is not empty, a keep-alive connection is
+  closed after its current response (``Connection: close``), so long-lived
+  connections cannot starve those waiting.
+- ``stop()`` closes the listener in this process, resizes the pool to 0 and
+  closes idle keep-alive connections; a request in flight is never cut, and its
+  connection closes once the response is sent. ``wait()`` returns when the last
+  in-flight request is done.
+- ``reset()`` (SIGHUP) re-reads ``wsgi_default_pool_size`` and resizes the pool,
+  and binds the listener again if ``stop()`` had closed it.
+"""
+
+import errno
+import logging
+import os
+import socket
+import stat
+import time
+import warnings
+
+import eventlet
+import greenlet
+from eventlet import greenio, patcher
+from eventlet import wsgi as eventlet_wsgi
+from eventlet.green import socket as green_socket
+from oslo_config import cfg
+from paste import deploy
+
+from wsgisvc import http_guard, opts, sslutils
+
+LOG = logging.getLogger(__name__)
+ACCESS_LOG = logging.getLogger("eventlet.wsgi.server")
+
+_select = patcher.original("select")
+
+# Errors from accept() that concern one client, not the listener.
+_CLIENT_ACCEPT_ERRORS = {errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.EINTR}
+# Errors from accept() that mean the process is out of a resource for now.
+_RESOURCE_ACCEPT_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+class StartupError(RuntimeError):
+    """The server cannot start; the message is the one line an operator reads."""
+
+
+class PasteConfigNotFound(StartupError):
+    """``api_paste_config`` names no readable file."""
+
+
+class PasteAppNotFound(StartupError):
+    """The paste file has no application of the requested name."""
+
+
+class BindError(StartupError):
+    """The address stayed in use (or unusable) for the whole retry window."""
+
+
+class Loader:
+    """Loads WSGI applications from the PasteDeploy file ``api_paste_config``.
+
+    A relative name is looked up with ``conf.find_file()``: next to the
+    configuration files and in the ``--config-dir`` directories, then in the
+    usual project directories.
+    """
+
+    def __init__(self, conf: cfg.ConfigOpts) -> None:
+        conf.register_opts(opts.wsgi_opts)
+        self.config_path = self._find(conf, conf.api_paste_config)
+
+    @staticmethod
+    def _find(conf: cfg.ConfigOpts, name: str) -> str:
+        path = name if os.path.isabs(name) else conf.find_file(name)
+        if not path or not os.path.isfile(path):
+            raise PasteConfigNotFound(f"paste configuration file {name!r} not found")
+        return os.path.abspath(path)
+
+    def load_app(self, name: str):
+        """Return the WSGI application ``name`` from the paste file."""
+        try:
+            return deploy.loadapp(f"config:{self.config_path}", name=name)
+        except LookupError as exc:
+            raise PasteAppNotFound(
+                f"no application {name!r} in paste configuration {self.config_path}"
+            ) from exc
+
+
+class _WsgiServer(eventlet_wsgi.Server):
+    """eventlet's per-server state, plus what our protocol asks of the server."""
+
+    def __init__(self, owner: "Server", *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.owner = owner
+
+    def should_shed_connection(self) -> bool:
+        """True when the pool is full and a connection waits in the backlog."""
+        owner = self.owner
+        if owner.stopping:
+            return True
+        if owner.pool.free() > 0:
+            return False
+        return owner.backlog_pending()
+
+
+class Server:
+    """An eventlet WSGI server for ``app`` on one listening socket."""
+
+    bind_retry_seconds = 5.0
+
+    def __init__(
+        self,
+        conf: cfg.ConfigOpts,
+        name: str,
+        app,
+        host: str | None = "0.0.0.0",
+        port: int | None = 0,
+        pool_size: int | None = None,
+        backlog: int = 128,
+        use_ssl: bool = False,
+        max_url_len: int | None = None,
+        socket_file: str | None = None,
+        socket_mode: int | str | None = None,
+    ) -> None:
+        conf.register_opts(opts.wsgi_opts)
+        self.conf = conf
+        self.name = name
+        self.app = app
+        self._explicit_pool_size = pool_size
+        self.pool_size = pool_size or conf.wsgi_default_pool_size
+        self.pool = eventlet.GreenPool(self.pool_size)
+        self._backlog = backlog
+        self._max_url_len = max_url_len
+        self._ssl_context = sslutils.make_context(conf) if use_ssl else None
+        self._socket_file = socket_file
+        self._socket_mode = socket_mode
+        self._requested = (host or "0.0.0.0", port or 0)
+        self._connections: dict[int, list] = {}
+        self._acceptor = None
+        self._wsgi = None
+        self.stopping = False
+        self._socket = self._bind()
+        LOG.info("%s listening on %s", name, self.url)
+
+    # --- binding ---------------------------------------------------------------
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self._ssl_context else "http"
+
+    @property
+    def url(self) -> str:
+        if self._socket_file:
+            return f"{self.scheme}+unix://{self._socket_file}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+    def _bind(self):
+        if self._socket_file:
+            sock = self._bind_unix()
+            self.host, self.port = self._socket_file, None
+        else:
+            sock = self._bind_tcp(*self._requested)
+            self.host, self.port = sock.getsockname()[:2]
+            # a rebind (reset() after stop()) keeps the port the kernel chose
+            self._requested = (self._requested[0], self.port)
+        return sock
+
+    def _bind_tcp(self, host: str, port: int):
+        try:
+            family, _, _, _, address = socket.getaddrinfo(
+                host, port, socket.AF_UNSPEC, socket.SOCK_STREAM
+            )[0]
+        except socket.gaierror as exc:
+            raise BindError(f"{self.name}: cannot resolve {host!r}: {exc}") from exc
+        deadline = time.monotonic() + self.bind_retry_seconds
+        while True:
+            sock = green_socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind(address)
+                sock.listen(self._backlog)
+                break
+            except OSError as exc:
+                sock.close()
+                if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                    raise BindError(
+                        f"{self.name}: cannot listen on {host}:{port}: {exc.strerror}"
+                    ) from exc
+                time.sleep(0.2)  # the previous owner may be exiting; before fork
+        self._set_tcp_options(sock)
+        return sock
+
+    def _set_tcp_options(self, sock) -> None:
+        """Options accepted sockets inherit from the listener (Linux)."""
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            sock.setsockopt(
+                socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, self.conf.tcp_keepidle
+            )
+
+    def _bind_unix(self):
+        path = self._socket_file
+        if os.path.exists(path):
+            if not stat.S_ISSOCK(os.stat(path).st_mode):
+                raise BindError(f"{self.name}: {path} exists and is not a socket")
+            if _unix_socket_alive(path):
+                raise BindError(f"{self.name}: {path} is in use by another server")
+            os.unlink(path)  # stale: left by a process that died
+        sock = green_socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(path)
+            if self._socket_mode is not None:
+                mode = self._socket_mode
+                os.chmod(path, int(mode, 8) if isinstance(mode, str) else mode)
+            sock.listen(self._backlog)
+        except OSError as exc:
+            sock.close()
+            raise BindError(f"{self.name}: cannot listen on {path}: {exc}") from exc
+        return sock
+
+    def backlog_pending(self) -> bool:
+        """True when a client waits in the listener's accept queue."""
+        sock = self._socket
+        if sock is None:
+            return False
+        poller = _select.poll()
+        poller.register(sock.fileno(), _select.POLLIN)
+        return bool(poller.poll(0))
+
+    # --- ServiceBase -----------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the accept loop; return at once (the work runs in greenthreads)."""
+        if self._socket is None:
+            self._socket = self._bind()
+        self.stopping = False
+        self.pool.resize(self.pool_size)
+        self._wsgi = self._make_wsgi_server()
+        self._acceptor = eventlet.spawn(self._accept_loop)
+
+    def stop(self) -> None:
+        """Stop accepting, close idle connections; in-flight requests finish."""
+        if self.stopping:
+            return
+        self.stopping = True
+        self.pool.resize(0)
+        if self._acceptor is not None:
+            self._acceptor.kill()
+        self._close_listener()
+        for conn_state in list(self._connections.values()):
+            previous, conn_state[2] = conn_state[2], eventlet_wsgi.STATE_CLOSE
+            if previous == eventlet_wsgi.STATE_IDLE:
+                greenio.shutdown_safe(conn_state[1])
+        LOG.info(
+            "%s stopped accepting; %d connection(s) finishing",
+            self.name,
+            len(self._connections),
+        )
+
+    def wait(self) -> None:
+        """Block (green) until the accept loop ended and every request is done."""
+        if self._acceptor is not None:
+            try:
+                self._acceptor.wait()
+            except greenlet.GreenletExit:
+                pass  # killed before it ran
+        self.pool.waitall()
+
+    def reset(self) -> None:
+        """Resize the pool to the (re-read) configured size; rebind if closed."""
+        self.pool_size = self._explicit_pool_size or self.conf.wsgi_default_pool_size
+        self.pool.resize(self.pool_size)
+        sem = self.pool.sem
+        if sem.counter > 0 and sem._waiters:
+            # resize() does not wake the accept loop waiting for a slot: a
+            # balanced acquire/release does.
+            sem.counter -= 1
+            sem.release()
+        if self._socket is None:
+            self._socket = self._bind()
+
+    # --- serving ---------------------------------------------------------------
+
+    def _make_wsgi_server(self) -> _WsgiServer:
+        conf = self.conf
+        environ = {
+            "wsgi.input_terminated": True,  # eventlet's input ends chunked bodies
+            "wsgisvc.server": self,
+            "wsgisvc.debug": conf.wsgi_server_debug,
+        }
+        if self._ssl_context:
+            environ.update({"wsgi.url_scheme": "https", "HTTPS": "on"})
+        with warnings.catch_warnings():
+            # webob already writes canonical header names; eventlet warns when
+            # its per-response re-capitalisation is turned off.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return self._new_wsgi_server(environ)
+
+    def _new_wsgi_server(self, environ: dict) -> _WsgiServer:
+        conf = self.conf
+        return _WsgiServer(
+            self,
+            self._socket,
+            self.url,
+            self.app,
+            log=ACCESS_LOG,
+            environ=environ,
+            protocol=http_guard.make_protocol(conf.max_header_line),
+            keepalive=conf.wsgi_keep_alive,
+            log_output=ACCESS_LOG.isEnabledFor(logging.INFO),
+            log_format=conf.wsgi_log_format,
+            url_length_limit=self._max_url_len or conf.max_header_line,
+            debug=conf.wsgi_server_debug,
+            socket_timeout=conf.client_socket_timeout or None,
+            capitalize_response_headers=False,
+        )
+
+    def _accept_loop(self) -> None:
+        listener, pool = self._socket, self.pool
+        try:
+            while not self.stopping:
+                pool.sem.acquire()  # wait for a free greenthread before accepting
+                pool.sem.release()
+                try:
+                    client, address = listener.accept()
+                except OSError as exc:
+                    if self.stopping or exc.errno in _CLIENT_ACCEPT_ERRORS:
+                        continue
+                    if exc.errno in _RESOURCE_ACCEPT_ERRORS:
+                        LOG.error("%s cannot accept: %s; retrying", self.name, exc)
+                        eventlet.sleep(0.1)
+                        continue
+                    raise
+                pool.spawn_n(self._serve_connection, client, address)
+                # Let the new connection run first: a busy worker then comes
+                # back to accept() later than an idle sibling, which balances
+                # connections across the workers sharing this socket.
+                eventlet.sleep(0)
+        except greenlet.GreenletExit:
+            pass  # stop() killed the loop
+
+    def _serve_connection(self, client, address) -> None:
+        conn_state = [address, client, eventlet_wsgi.STATE_IDLE]
+        key = id(conn_state)
+        self._connections[key] = conn_state
+        try:
+            client.settimeout(self._wsgi.socket_timeout)
+            if self._ssl_context is not None:
+                client = conn_state[1] = sslutils.wrap(
+                    self.conf, client, self._ssl_context
+                )
+                client.do_handshake()
+            self._wsgi.process_request(conn_state)
+        except OSError as exc:  # includes ssl.SSLError and socket.timeout
+            LOG.debug("%s: connection from %s ended: %s", self.name, address, exc)
+        except Exception:
+            LOG.exception("%s: error serving connection from %s", self.name, address)
+        finally:
+            del self._connections[key]
+            conn_state[2] = eventlet_wsgi.STATE_CLOSE
+            greenio.shutdown_safe(client)
+            client.close()
+
+    def _close_listener(self) -> None:
+        sock, self._socket = self._socket, None
+        if sock is not None:
+            sock.close()
+
+
+def _unix_socket_alive(path: str) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
