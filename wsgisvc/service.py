@@ -2,22 +2,20 @@
 
 ``serve()`` / ``wait()`` run one launcher per process; ``Service`` (RPC) and
 ``WSGIService`` (paste app over HTTP) are the two kinds of service wsgisvc ships.
-The process machinery lives in ``launcher`` and ``signals``.
+The process machinery lives in ``launcher``, ``process_launcher`` and ``signals``.
 """
 
+from oslo_config import cfg
+
+from wsgisvc import config
 from wsgisvc.launcher import (
     Launcher,
-    ProcessLauncher,
-    ServerWrapper,
     ServiceBase,
     ServiceLauncher,
     Services,
-    get_launcher,
-    launch,
-    process_launcher,
-    serve,
-    wait,
+    check_service,
 )
+from wsgisvc.process_launcher import ProcessLauncher, ServerWrapper
 from wsgisvc.signals import SignalExit
 
 __all__ = [
@@ -34,6 +32,63 @@ __all__ = [
     "serve",
     "wait",
 ]
+
+
+def _check_workers(workers: object) -> None:
+    if workers is None:
+        return
+    if isinstance(workers, bool) or not isinstance(workers, int):
+        raise TypeError(f"workers must be an integer, got {workers!r}")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+
+
+def launch(
+    conf: cfg.ConfigOpts,
+    service: ServiceBase,
+    workers: int | None = 1,
+    restart_method: str = "reload",
+) -> ServiceLauncher | ProcessLauncher:
+    """Run ``service`` in this process (workers None or 1) or in ``workers``
+    forked processes; return the launcher to ``wait()`` on."""
+    _check_workers(workers)
+    check_service(service)
+    if workers is None or workers == 1:
+        launcher = ServiceLauncher(conf, restart_method=restart_method)
+        launcher.launch_service(service)
+        return launcher
+    launcher = ProcessLauncher(conf, restart_method=restart_method)
+    launcher.launch_service(service, workers=workers)
+    return launcher
+
+
+def process_launcher(restart_method: str = "reload") -> ProcessLauncher:
+    """A ProcessLauncher on the binary's CONF, for several services per binary."""
+    return ProcessLauncher(config.CONF, restart_method=restart_method)
+
+
+_launcher: ServiceLauncher | ProcessLauncher | None = None
+
+
+def serve(server: ServiceBase, workers: int | None = None) -> None:
+    """Launch ``server`` on the binary's CONF; once per process."""
+    global _launcher
+    if _launcher is not None:
+        raise RuntimeError("serve() can only be called once per process")
+    _launcher = launch(config.CONF, server, workers=workers)
+
+
+def get_launcher() -> ServiceLauncher | ProcessLauncher:
+    """The launcher serve() created in this process."""
+    if _launcher is None:
+        raise RuntimeError("serve() has not been called in this process")
+    return _launcher
+
+
+def wait() -> int:
+    """Wait for the launcher serve() created; return the process's exit status."""
+    return get_launcher().wait()
+
 
 # --- WSGIService (issue 4) below this line ------------------------------------
 
@@ -111,5 +166,234 @@ class WSGIService(ServiceBase):
         self.server.reset()
 
 
-
 # --- Service (RPC, issue 5) below this line -----------------------------------
+
+# This section's imports stay with it so the sections can be edited apart.
+import importlib  # noqa: E402
+import logging  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import sys  # noqa: E402
+from typing import Any  # noqa: E402
+
+from wsgisvc import loopingcall, opts, registry, rpc  # noqa: E402
+from wsgisvc.manager import Manager  # noqa: E402
+
+__all__ += ["Service", "ServiceConfigError"]
+
+_LOG = logging.getLogger(__name__)
+
+
+class ServiceConfigError(RuntimeError):
+    """The configuration cannot run this service; the message says why."""
+
+
+def _import_class(path: str) -> type:
+    module, _, name = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ServiceConfigError(f"cannot import manager {path!r}: {error}") from error
+
+
+class Service(ServiceBase):
+    """A manager behind an RPC server on ``topic``, its periodic tasks, and a
+    heartbeat of its row in the services table.
+
+    Build it in the parent (checks fail there, once, before any fork); it
+    connects to the broker and the database in ``start()``, in each worker.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        binary: str,
+        topic: str,
+        manager: str | type[Manager],
+        report_interval: float | None = None,
+        periodic_enable: bool | None = None,
+        periodic_interval: float | None = None,
+        periodic_fuzzy_delay: float | None = None,
+        periodic_interval_max: float | None = None,
+        service_name: str | None = None,
+        cluster: str | None = None,
+        *,
+        conf: cfg.ConfigOpts | None = None,
+    ):
+        self.conf = conf if conf is not None else config.CONF
+        self.conf.register_opts(opts.launcher_opts + opts.service_opts)
+        self.host, self.binary, self.topic = host, binary, topic
+        self.service_name, self.cluster = service_name, cluster
+        self._explicit = {
+            "report_interval": report_interval,
+            "periodic_enable": periodic_enable,
+            "periodic_interval": periodic_interval,
+            "periodic_fuzzy_delay": periodic_fuzzy_delay,
+            "periodic_interval_max": periodic_interval_max,
+        }
+        self._read_intervals()
+        self.basic_config_check()
+        manager_class = _import_class(manager) if isinstance(manager, str) else manager
+        self.manager = manager_class(
+            host, service_name=service_name, cluster=cluster, conf=self.conf
+        )
+        self.manager.default_spacing = self.periodic_interval
+        self.heartbeat = registry.Heartbeat(
+            self.conf,
+            host,
+            binary,
+            topic,
+            cluster,
+            report_interval=self.report_interval,
+        )
+        self.rpcserver: rpc.RPCServer | None = None
+        self._periodic: loopingcall.DynamicLoopingCall | None = None
+        self._cleaned_up = True
+
+    def __repr__(self) -> str:
+        return f"<Service {self.binary} topic={self.topic} host={self.host}>"
+
+    @classmethod
+    def create(
+        cls,
+        host: str | None = None,
+        binary: str | None = None,
+        topic: str | None = None,
+        manager: str | type[Manager] | None = None,
+        report_interval: float | None = None,
+        periodic_enable: bool | None = None,
+        periodic_interval: float | None = None,
+        periodic_fuzzy_delay: float | None = None,
+        periodic_interval_max: float | None = None,
+        service_name: str | None = None,
+        cluster: str | None = None,
+        *,
+        conf: cfg.ConfigOpts | None = None,
+    ) -> "Service":
+        """A Service with the binary's defaults: host from ``host``, binary
+        from argv[0], topic = binary less ``wsgisvc-``, manager from
+        ``<topic>_manager``, intervals from their options."""
+        conf = conf if conf is not None else config.CONF
+        conf.register_opts(opts.service_opts)
+        binary = binary or os.path.basename(sys.argv[0])
+        topic = topic or binary.removeprefix("wsgisvc-")
+        if manager is None:
+            try:
+                manager = conf[f"{topic}_manager"]
+            except cfg.NoSuchOptError as error:
+                raise ServiceConfigError(
+                    f"no manager given for topic {topic!r} and no option "
+                    f"{topic}_manager to take it from"
+                ) from error
+        return cls(
+            host or conf.host,
+            binary,
+            topic,
+            manager,
+            report_interval,
+            periodic_enable,
+            periodic_interval,
+            periodic_fuzzy_delay,
+            periodic_interval_max,
+            service_name,
+            cluster,
+            conf=conf,
+        )
+
+    def _read_intervals(self) -> None:
+        """Explicit arguments win; the rest come from the options (again on
+        reset(), so a SIGHUP picks up changed values)."""
+        for name, value in self._explicit.items():
+            setattr(self, name, value if value is not None else self.conf[name])
+
+    def basic_config_check(self) -> None:
+        """Refuse a state dir we cannot write; fix a too-short down time."""
+        state_path = os.path.expanduser(self.conf.state_path)
+        try:
+            os.makedirs(state_path, exist_ok=True)
+        except OSError as error:
+            raise ServiceConfigError(
+                f"state_path {state_path} cannot be created: {error.strerror}"
+            ) from error
+        if not os.access(state_path, os.W_OK | os.X_OK):
+            raise ServiceConfigError(f"state_path {state_path} is not writable")
+        least = math.ceil(2.5 * self.report_interval)
+        if self.conf.service_down_time < least:
+            _LOG.warning(
+                "service_down_time %s s is less than 2.5 x report_interval (%s s); "
+                "using %s s so a live service is never reported down",
+                self.conf.service_down_time,
+                self.report_interval,
+                least,
+            )
+            self.conf.set_override("service_down_time", least)
+
+    def start(self) -> None:
+        """Row, hooks, RPC, hook, timers: in that order (see DESIGN.md)."""
+        self._cleaned_up = False
+        self.heartbeat.register()
+        self.manager.init_host()
+        self.manager.pre_start_hook()
+        self._start_rpc_server()
+        self.manager.post_start_hook()
+        self._start_timers()
+
+    def _start_rpc_server(self) -> None:
+        self.rpcserver = rpc.RPCServer(self.conf, self.topic, self.host, [self.manager])
+        self.rpcserver.start()
+
+    def _start_timers(self) -> None:
+        self.heartbeat.start()
+        if not self.periodic_enable:
+            return
+        fuzz = self.periodic_fuzzy_delay
+        self._periodic = loopingcall.DynamicLoopingCall(self.periodic_tasks)
+        self._periodic.start(
+            initial_delay=random.uniform(0, fuzz) if fuzz else None,
+            periodic_interval_max=self.periodic_interval_max,
+            stop_on_exception=False,
+        )
+
+    def stop(self) -> None:
+        """Stop consuming RPC and stop the timers; calls in progress go on."""
+        if self.rpcserver is not None:
+            self.rpcserver.stop()
+        if self._periodic is not None:
+            self._periodic.stop()
+        self.heartbeat.stop()
+
+    def wait(self) -> None:
+        """Wait for in-flight calls and a running periodic task, then clean up."""
+        if self.rpcserver is not None:
+            self.rpcserver.wait()
+            self.rpcserver = None
+        if self._periodic is not None:
+            self._periodic.wait()
+            self._periodic = None
+        if not self._cleaned_up:
+            self._cleaned_up = True
+            self.manager.cleanup_host()
+
+    def reset(self) -> None:
+        """SIGHUP: re-read the intervals and let the manager reset."""
+        self._read_intervals()
+        self.manager.default_spacing = self.periodic_interval
+        self.heartbeat.report_interval = self.report_interval
+        self.manager.reset()
+
+    def kill(self) -> None:
+        """Stop and soft-delete this service's row."""
+        self.stop()
+        self.wait()
+        self.heartbeat.kill()
+
+    def periodic_tasks(self, raise_on_error: bool = False) -> float:
+        return self.manager.periodic_tasks({}, raise_on_error=raise_on_error)
+
+    def report_state(self) -> None:
+        self.heartbeat.report_state()
+
+    @property
+    def service_id(self) -> Any:
+        return self.heartbeat.service_id

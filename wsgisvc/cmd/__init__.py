@@ -1,0 +1,11 @@
+"""Binaries. Importing this package monkey patches the standard library for eventlet.
+
+It must happen before anything else imports socket, threading or time, so every
+``wsgisvc.cmd.*`` module is an entry point and imports nothing before this.
+``import wsgisvc`` (implied) first installs the filters for eventlet's own
+deprecation warnings (see wsgisvc/__init__.py and doc/source/eventlet.rst).
+"""
+
+import eventlet
+
+eventlet.monkey_patch()
