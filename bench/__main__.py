@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -156,8 +157,15 @@ def _git_head() -> str | None:
     return head.stdout.strip() or None
 
 
+def _exit_on_sigterm(signum, frame) -> None:
+    """Unwind on SIGTERM like on Ctrl-C, so every started server is stopped:
+    servers run in sessions of their own and would outlive the bench."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     wrk.require_wrk()
     if not args.paste.exists():
         raise SystemExit(f"paste file {args.paste} not found (see --paste)")
