@@ -144,7 +144,8 @@ def test_keep_alive_serves_many_requests_on_one_connection(tmp_path):
 @pytest.mark.timeout(60)
 def test_gunicorn_parser_limits_and_logs(tmp_path):
     with gunicorn_master(tmp_path, "-w", "1", "--limit-request-line", "200") as master:
-        assert master.get("/pid?" + "x" * 400)[0] == 414
+        # gunicorn's answer: 414 since gunicorn 24, 400 before.
+        assert master.get("/pid?" + "x" * 400)[0] in (400, 414)
         assert master.get("/error")[0] == 500
         # The worker lives on after both.
         assert master.get("/pid")[0] == 200
@@ -154,7 +155,7 @@ def test_gunicorn_parser_limits_and_logs(tmp_path):
     assert ACCESS_LINE.search(log), log
     assert "Error handling request" in log
     assert "RuntimeError: boom from the gunicorn test app" in log
-    assert "URI Too Long" in log or "Request Line is too large" in log
+    assert "Invalid request from ip=127.0.0.1: Request Line is too large" in log
 
 
 @pytest.mark.timeout(90)
