@@ -88,7 +88,7 @@ class PeriodicTasks:
     def __init__(self, conf: cfg.ConfigOpts, default_spacing: float | None = None):
         conf.register_opts(opts.periodic_task_opts)
         self._periodic_conf = conf
-        self._default_spacing = default_spacing or DEFAULT_INTERVAL
+        self.default_spacing = default_spacing or DEFAULT_INTERVAL
         now = time.monotonic()
         self._periodic_last_run: dict[str, float] = {
             task_name: (-float("inf") if info["run_immediately"] else now)
@@ -106,7 +106,7 @@ class PeriodicTasks:
         return not (info["external_process_ok"] and external_elsewhere)
 
     def _spacing(self, info: dict[str, Any]) -> float:
-        return info["spacing"] or self._default_spacing
+        return info["spacing"] or self.default_spacing
 
     def run_periodic_tasks(self, context: Any, raise_on_error: bool = False) -> float:
         """Run every task that is due; return seconds until the next is due.
@@ -114,7 +114,7 @@ class PeriodicTasks:
         A failing task is logged and the others still run, unless
         ``raise_on_error`` asks for the exception to propagate.
         """
-        idle_for = self._default_spacing
+        idle_for = self.default_spacing
         for task_name, attr, info in self._periodic_tasks:
             if not self._runs(info):
                 continue

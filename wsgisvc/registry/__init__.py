@@ -9,7 +9,7 @@ service's row fresh.
 from wsgisvc.registry.api import is_up
 from wsgisvc.registry.engine import connection_url, create_engine
 from wsgisvc.registry.heartbeat import Heartbeat
-from wsgisvc.registry.migration import db_sync, db_version
+from wsgisvc.registry.migration import db_sync, db_version, sync_default_database
 
 __all__ = [
     "Heartbeat",
@@ -18,4 +18,5 @@ __all__ = [
     "db_sync",
     "db_version",
     "is_up",
+    "sync_default_database",
 ]

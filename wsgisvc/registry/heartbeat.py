@@ -61,9 +61,15 @@ class Heartbeat:
     def database_reachable(self) -> bool:
         return self._lost_since is None
 
-    def start(self) -> None:
-        """Register the row now (if the database answers) and start beating."""
+    def register(self) -> None:
+        """Create or update the row now, if the database answers; if it does
+        not, the loss is logged and the first heartbeat registers instead."""
         self._beat(register_only=True)
+
+    def start(self) -> None:
+        """Register the row (unless done already) and start beating."""
+        if self.service_id is None:
+            self.register()
         self._timer = loopingcall.FixedIntervalLoopingCall(self.report_state)
         self._timer.start(
             self.report_interval,

@@ -15,6 +15,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from oslo_config import cfg
+
+from wsgisvc.registry import engine as registry_engine
 
 LOG = logging.getLogger(__name__)
 
@@ -39,11 +42,20 @@ def db_version(engine: sa.Engine) -> str | None:
 
 
 def db_sync(engine: sa.Engine, revision: str = "head") -> str | None:
-    """Upgrade the schema to ``revision``; return the revision reached."""
+    """Upgrade the schema to ``revision``; return the revision reached.
+
+    Two binaries starting together may both try; the loser's error is
+    ignored when the winner already brought the schema to ``head``.
+    """
     if revision == "head" and db_version(engine) == head_revision():
         return head_revision()
-    with engine.begin() as connection:
-        command.upgrade(_alembic_config(connection), revision)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(_alembic_config(connection), revision)
+    except sa.exc.DBAPIError:
+        if revision != "head" or db_version(engine) != head_revision():
+            raise
+        LOG.debug("Schema upgraded concurrently by another process")
     reached = db_version(engine)
     LOG.info("Database %s is at schema revision %s", _safe_url(engine), reached)
     return reached
@@ -51,3 +63,17 @@ def db_sync(engine: sa.Engine, revision: str = "head") -> str | None:
 
 def _safe_url(engine: sa.Engine) -> str:
     return engine.url.render_as_string(hide_password=True)
+
+
+def sync_default_database(conf: cfg.ConfigOpts) -> None:
+    """``db sync`` when ``[database] connection`` is unset (the SQLite file
+    under ``state_path``), so binaries run out of the box; a configured
+    server database is left to ``wsgisvc-manage db sync``."""
+    registry_engine.register_opts(conf)
+    if conf.database.connection:
+        return
+    engine = registry_engine.create_engine(conf)
+    try:
+        db_sync(engine)
+    finally:
+        engine.dispose()

@@ -1,0 +1,247 @@
+"""oslo.messaging wiring: the transport, an RPC server, a client.
+
+A service listens on ``Target(topic, server=host)``: oslo.messaging then
+consumes the shared ``topic`` queue (any worker of the topic), the
+``topic.host`` queue (this host) and a fanout queue of its own (every
+worker). Nothing here touches the broker before ``start()`` or the first
+call, so a process that never uses RPC never needs a broker.
+
+Executor: oslo.messaging picks ``eventlet`` when ``thread`` is monkey patched
+(as in every wsgisvc binary) and ``threading`` otherwise; passing it
+explicitly is deprecated in oslo.messaging 14+, so we let it choose.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+import oslo_messaging as messaging
+from oslo_config import cfg
+from oslo_messaging import opts as messaging_opts
+from oslo_messaging.rpc import dispatcher
+
+from wsgisvc import opts
+
+LOG = logging.getLogger(__name__)
+
+# Errors that mean "the broker could not be reached", as opposed to a reply
+# that did not come in time (messaging.MessagingTimeout).
+BrokerUnreachable = (messaging.MessageDeliveryFailure, messaging.ServerListenError)
+
+
+def _register_global_only_opts(conf: cfg.ConfigOpts) -> None:
+    """oslo.messaging registers its tracing and metrics options on the global
+    ``cfg.CONF`` only, then reads them from the conf it is handed; register
+    them on ours too, or every call fails with NoSuchOptError."""
+    try:
+        from oslo_messaging._metrics import client as metrics
+        from oslo_messaging._tracing import client as tracing
+    except ImportError:  # an oslo.messaging without them needs nothing
+        return
+    conf.register_opts(tracing.oslo_messaging_tracing, group="oslo_messaging_tracing")
+    conf.register_opts(metrics.oslo_messaging_metrics, group="oslo_messaging_metrics")
+
+
+def _default_transport_opts() -> list[cfg.Opt]:
+    """transport_url and its [DEFAULT] siblings, as oslo.messaging lists them."""
+    return next(opts for group, opts in messaging_opts.list_opts() if group is None)
+
+
+def get_transport(conf: cfg.ConfigOpts, url: str | None = None) -> messaging.Transport:
+    """The RPC transport of ``transport_url`` (or ``url``); connects lazily."""
+    _register_global_only_opts(conf)
+    return messaging.get_rpc_transport(conf, url=url)
+
+
+def broker_reachable(conf: cfg.ConfigOpts, timeout: float = 2.0) -> bool:
+    """Can a TCP connection reach any broker of ``transport_url``?
+
+    Needed because oslo.messaging opens a caller's reply queue with unbounded
+    retries whatever ``retry`` says, so the first call to a dead broker
+    would hang instead of failing.
+    """
+    conf.register_opts(_default_transport_opts())
+    url = messaging.TransportURL.parse(conf, conf.transport_url or "rabbit://")
+    hosts = url.hosts or [messaging.TransportHost(hostname="localhost")]
+    default_port = 5672 if url.transport.startswith(("rabbit", "amqp")) else None
+    for host in hosts:
+        port = host.port or default_port
+        if port is None:
+            return True  # not a TCP broker we know how to probe
+        try:
+            socket.create_connection(
+                (host.hostname or "localhost", port), timeout
+            ).close()
+            return True
+        except OSError:
+            continue
+    return False
+
+
+class HiddenMethodsPolicy(dispatcher.RPCAccessPolicyBase):
+    """Private methods and those an endpoint names in ``rpc_hidden`` (a
+    manager's lifecycle hooks) cannot be called over RPC."""
+
+    def is_allowed(self, endpoint: Any, method: str) -> bool:
+        hidden = getattr(endpoint, "rpc_hidden", ())
+        return not method.startswith("_") and method not in hidden
+
+
+class RPCServer:
+    """An RPC server with the ServiceBase lifecycle: ``start()``, ``stop()``
+    (stop consuming), ``wait()`` (let in-flight calls finish within
+    ``graceful_shutdown_timeout``, then close the transport)."""
+
+    def __init__(
+        self,
+        conf: cfg.ConfigOpts,
+        topic: str,
+        host: str,
+        endpoints: Iterable[Any],
+        transport: messaging.Transport | None = None,
+    ):
+        conf.register_opts(opts.launcher_opts)
+        self.conf = conf
+        self.target = messaging.Target(topic=topic, server=host)
+        self.endpoints = list(endpoints)
+        self._transport = transport
+        self._owns_transport = transport is None
+        self._server: messaging.MessageHandlingServer | None = None
+
+    def start(self) -> None:
+        if self._transport is None:
+            self._transport = get_transport(self.conf)
+        self._server = messaging.get_rpc_server(
+            self._transport,
+            self.target,
+            self.endpoints,
+            access_policy=HiddenMethodsPolicy,
+        )
+        self._server.start()
+        LOG.info(
+            "RPC server consuming %s, %s.%s and fanout on %s",
+            self.target.topic,
+            self.target.topic,
+            self.target.server,
+            self._transport_name(),
+        )
+
+    def stop(self) -> None:
+        """Stop taking new messages; calls in progress go on."""
+        if self._server is not None:
+            self._server.stop()
+
+    def wait(self) -> None:
+        """Wait for in-flight calls (bounded), then release the broker."""
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        timeout = self.conf.graceful_shutdown_timeout or None
+        # A (green, when patched) thread bounds the wait for either executor.
+        waiter = threading.Thread(target=server.wait, name="rpc-drain", daemon=True)
+        waiter.start()
+        waiter.join(timeout)
+        if waiter.is_alive():
+            LOG.warning(
+                "RPC calls on %s still running after %s s; closing the transport",
+                self.target.topic,
+                timeout,
+            )
+        self._close_transport()
+
+    def _close_transport(self) -> None:
+        if self._owns_transport and self._transport is not None:
+            self._transport.cleanup()
+            self._transport = None
+
+    def _transport_name(self) -> str:
+        url = self.conf.transport_url or "rabbit://"
+        try:
+            return messaging.TransportURL.parse(self.conf, url).transport
+        except messaging.InvalidTransportURL:
+            return "?"
+
+
+class RPCClient:
+    """Calls and casts to a topic, as a caller writes them::
+
+        client = RPCClient(conf, "worker")
+        client.call({}, "echo", payload="hi")            # any worker
+        client.call({}, "echo", server="h1", payload=1)  # that host
+        client.cast({}, "reset", fanout=True)            # every worker
+
+    ``retry=0`` makes a call fail fast (MessageDeliveryFailure) when the
+    broker is unreachable instead of retrying until the timeout: before each
+    call the broker is probed (one TCP connect), see broker_reachable().
+    """
+
+    def __init__(
+        self,
+        conf: cfg.ConfigOpts,
+        topic: str,
+        version: str = "1.0",
+        timeout: float | None = None,
+        retry: int | None = None,
+        transport: messaging.Transport | None = None,
+    ):
+        self._owns_transport = transport is None
+        self.transport = transport or get_transport(conf)
+        self.conf = conf
+        self.fail_fast = retry is not None
+        self._client = messaging.get_rpc_client(
+            self.transport,
+            messaging.Target(topic=topic, version=version),
+            timeout=timeout,
+            retry=retry,
+        )
+
+    def call(
+        self,
+        ctxt: dict,
+        method: str,
+        *,
+        server: str | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        self._check_broker()
+        options: dict[str, Any] = {"server": server}
+        if timeout is not None:  # None would mean "wait forever", not "default"
+            options["timeout"] = timeout
+        return self._client.prepare(**options).call(ctxt, method, **kwargs)
+
+    def cast(
+        self,
+        ctxt: dict,
+        method: str,
+        *,
+        server: str | None = None,
+        fanout: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        self._check_broker()
+        self._client.prepare(server=server, fanout=fanout).cast(ctxt, method, **kwargs)
+
+    def _check_broker(self) -> None:
+        if self.fail_fast and not broker_reachable(self.transport.conf):
+            raise messaging.MessageDeliveryFailure(
+                "the message broker of transport_url cannot be reached"
+            )
+
+    def close(self) -> None:
+        if self._owns_transport:
+            self.transport.cleanup()
+
+
+__all__ = [
+    "BrokerUnreachable",
+    "HiddenMethodsPolicy",
+    "RPCClient",
+    "RPCServer",
+    "broker_reachable",
+    "get_transport",
+]
