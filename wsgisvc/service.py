@@ -155,9 +155,13 @@ class WSGIService(ServiceBase):
 
     def start(self) -> None:
         self.server.start()
+        self.heartbeat = _api_heartbeat(self.conf, self.name)  # issue 5
+        self.heartbeat.start()
 
     def stop(self) -> None:
         self.server.stop()
+        if getattr(self, "heartbeat", None) is not None:
+            self.heartbeat.stop()
 
     def wait(self) -> None:
         self.server.wait()
@@ -183,6 +187,12 @@ from wsgisvc.manager import Manager  # noqa: E402
 __all__ += ["Service", "ServiceConfigError"]
 
 _LOG = logging.getLogger(__name__)
+
+
+def _api_heartbeat(conf: cfg.ConfigOpts, name: str) -> registry.Heartbeat:
+    """The row an API keeps in the services table: binary ``wsgisvc-<name>``.
+    Created in start(), in the worker, so no engine crosses a fork."""
+    return registry.Heartbeat(conf, conf.host, f"wsgisvc-{name}")
 
 
 class ServiceConfigError(RuntimeError):

@@ -9,9 +9,9 @@ import threading
 
 import pytest
 import sqlalchemy as sa
-from _svc_util import BACKENDS, database
 from oslo_config import cfg
 
+from tests.functional._svc_util import BACKENDS, database
 from wsgisvc import registry
 from wsgisvc.registry import api, migration
 from wsgisvc.registry.models import Service, utcnow

@@ -4,9 +4,15 @@ import logging
 
 import eventlet
 import pytest
-from _svc_util import BACKENDS, TcpProxy, backend_port, database, green_wait_for
 from oslo_config import cfg
 
+from tests.functional._svc_util import (
+    BACKENDS,
+    TcpProxy,
+    backend_port,
+    database,
+    green_wait_for,
+)
 from wsgisvc import registry
 from wsgisvc.registry import api
 

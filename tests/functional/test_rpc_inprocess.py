@@ -11,9 +11,9 @@ import uuid
 
 import oslo_messaging as messaging
 import pytest
-from _svc_util import RABBIT_URL, require, wait_for
 from oslo_config import cfg
 
+from tests.functional._svc_util import RABBIT_URL, require, wait_for
 from wsgisvc import rpc
 from wsgisvc.sample.manager import WorkerManager
 
