@@ -55,6 +55,34 @@ _ACCEPT_EXHAUSTED_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS}
 HEARTBEAT_INTERVAL = 1.0
 
 
+class _GreenConnection(GreenSocket):
+    """A green socket whose ``sendfile()`` waits in the hub instead of failing.
+
+    gunicorn answers ``wsgi.file_wrapper`` responses with ``sock.sendfile()``;
+    the standard one refuses non-blocking sockets, and every green socket is
+    non-blocking underneath. Accepting through this class makes every client
+    connection one of these (``GreenSocket.accept`` returns ``type(self)``).
+    """
+
+    def sendfile(self, file, offset: int = 0, count: int | None = None) -> int:
+        """``os.sendfile`` from ``offset``; yields to the hub while the peer lags."""
+        infd, outfd = file.fileno(), self.fileno()
+        if count is None:
+            count = os.fstat(infd).st_size - offset
+        sent = 0
+        while sent < count:
+            try:
+                chunk = os.sendfile(outfd, infd, offset + sent, count - sent)
+            except BlockingIOError:
+                eventlet.hubs.trampoline(outfd, write=True)
+                continue
+            if chunk == 0:  # the file is shorter than announced
+                break
+            sent += chunk
+        file.seek(offset + sent)
+        return sent
+
+
 class Worker(AsyncWorker):
     """gunicorn worker: an eventlet greenpool of ``worker_connections`` per process.
 
@@ -145,7 +173,7 @@ class Worker(AsyncWorker):
         """
         # A duplicate descriptor of our own: closing it when this greenthread ends
         # must not close gunicorn's listener object, which handle() still reads.
-        server = GreenSocket(listener.dup())
+        server = _GreenConnection(listener.dup())
         try:
             while self.alive:
                 accepted = self._accept(server, listener)
@@ -154,7 +182,7 @@ class Worker(AsyncWorker):
         finally:
             server.close()
 
-    def _accept(self, server: GreenSocket, listener):
+    def _accept(self, server: _GreenConnection, listener):
         """One green accept(); None when it failed for this connection only."""
         try:
             return server.accept()

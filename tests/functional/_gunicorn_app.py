@@ -11,6 +11,8 @@ Each route shows one property of the worker from the inside:
 * ``/block?s=N``         a call that never yields (the unpatched ``time.sleep``)
 * ``/error``             an app exception, for gunicorn's error log
 * ``/patched``           what eventlet monkey patched in this process
+* ``/file?path=P``       file P (default: this module) through
+                         ``wsgi.file_wrapper``; gunicorn sends it with sendfile()
 
 Imported in the worker after ``init_process`` patched it, so ``threading`` here is
 green; under an unpatched worker ``/gather`` would block the only thread and fail.
@@ -76,6 +78,11 @@ def _route(path: str, query: dict) -> tuple[str, object]:
 
 def application(environ, start_response):
     """Answer JSON; count this request as in flight while it runs."""
+    if environ["PATH_INFO"] == "/file":
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        path = query.get("path", [__file__])[0]
+        start_response("200 OK", [("Content-Length", str(os.path.getsize(path)))])
+        return environ["wsgi.file_wrapper"](open(path, "rb"))
     is_stats = environ["PATH_INFO"] == "/stats"
     if not is_stats:
         _enter()

@@ -13,13 +13,13 @@ import http.client
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import gunicorn.config
+
+from tests.helpers import children, kill_group, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -27,18 +27,6 @@ TEST_PASTE = HERE / "_gunicorn_app.ini"
 SAMPLE_PASTE = ROOT / "etc" / "api-paste.ini"
 WORKER = "wsgisvc.gunicorn.Worker"
 LISTENING = re.compile(r"Listening at: https?://127\.0\.0\.1:(\d+)")
-
-
-def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05, what=""):
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def _has_setting(name: str) -> bool:
@@ -59,18 +47,7 @@ class Master:
 
     def workers(self) -> set[int]:
         """PIDs of the master's live children (its workers)."""
-        children = set()
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            fields = stat.rsplit(")", 1)[1].split()
-            if int(fields[1]) == self.pid and fields[0] != "Z":
-                children.add(int(entry))
-        return children
+        return set(children(self.pid))
 
     def signal(self, signum: int) -> None:
         os.kill(self.pid, signum)
@@ -144,19 +121,16 @@ def gunicorn_master(
     master = Master(proc, log_path)
     try:
         match = wait_for(
-            lambda: proc.poll() is not None or LISTENING.search(master.log()),
-            what="gunicorn to listen",
+            lambda: proc.poll() is not None or LISTENING.search(master.log())
         )
         if proc.poll() is not None:
             raise AssertionError(f"gunicorn exited {proc.returncode}:\n{master.log()}")
         master.port = int(match.group(1))
         if plain_http:
-            wait_for(lambda: _serving(master), what="a worker to answer")
+            wait_for(lambda: _serving(master))
         yield master
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+        kill_group(proc)
 
 
 def _serving(master: Master) -> bool:
@@ -181,6 +155,4 @@ def run_gunicorn(tmp_path: Path, *extra: str, timeout: float = 30.0):
         output, _ = proc.communicate(timeout=timeout)
         return proc.returncode, output
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+        kill_group(proc)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import signal
 import socket
@@ -15,9 +16,13 @@ import ssl
 import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
-from _gunicorn_util import SAMPLE_PASTE, gunicorn_master, run_gunicorn, wait_for
+
+from tests.functional._gunicorn_util import SAMPLE_PASTE, gunicorn_master, run_gunicorn
+from tests.helpers import wait_for
 
 # gunicorn's default access_log_format: h l u t "r" s b "f" "a".
 ACCESS_LINE = re.compile(
@@ -42,7 +47,7 @@ def _request_in_thread(master, path: str) -> dict:
 
 
 def _wait_inflight(master, count: int = 1) -> None:
-    wait_for(lambda: master.get("/stats")[1]["inflight"] >= count, what="in flight")
+    wait_for(lambda: master.get("/stats")[1]["inflight"] >= count)
 
 
 @pytest.mark.timeout(60)
@@ -58,7 +63,7 @@ def test_both_workers_serve_requests(tmp_path):
                 seen.update(body["pid"] for _, body in answers)
             return seen >= workers
 
-        wait_for(ask_round, what="both workers to answer")
+        wait_for(ask_round)
         assert seen == workers
         log = master.log()
     # Importing the worker class goes through wsgisvc/__init__.py's filters.
@@ -82,7 +87,7 @@ def test_serves_the_sample_api_with_both_workers(tmp_path):
             seen.update(body["pid"] for _, body in answers)
             return seen >= workers
 
-        wait_for(ask_round, what="both workers to answer /v1/ping")
+        wait_for(ask_round)
         assert seen == workers
         assert master.get("/v1/sleep?ms=10")[0] == 200
         assert master.get("/")[0] == 200
@@ -158,6 +163,22 @@ def test_gunicorn_parser_limits_and_logs(tmp_path):
     assert "Invalid request from ip=127.0.0.1: Request Line is too large" in log
 
 
+@pytest.mark.timeout(60)
+def test_file_wrapper_responses_go_out_through_sendfile(tmp_path):
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(8 * 1024 * 1024))  # far beyond a socket buffer
+    with gunicorn_master(tmp_path, "-w", "1") as master:
+        conn = http.client.HTTPConnection("127.0.0.1", master.port, timeout=30)
+        try:
+            for path in (big, Path(__file__).parent / "_gunicorn_app.py"):
+                conn.request("GET", "/file?" + urlencode({"path": str(path)}))
+                resp = conn.getresponse()
+                assert resp.status == 200
+                assert resp.read() == path.read_bytes()  # same kept-alive connection
+        finally:
+            conn.close()
+
+
 @pytest.mark.timeout(90)
 def test_256_concurrent_requests_in_flight_on_one_worker(tmp_path):
     with gunicorn_master(tmp_path, "-w", "1", "--worker-connections", "300") as master:
@@ -212,15 +233,14 @@ def test_hup_replaces_workers_without_failing_a_request(tmp_path):
         for client in clients:
             client.start()
         try:
-            wait_for(lambda: len(results) > 20, what="client traffic")
+            wait_for(lambda: len(results) > 20)
             master.signal(signal.SIGHUP)
             wait_for(
                 lambda: len(master.workers()) == 2 and not master.workers() & old,
                 timeout=30,
-                what="new workers only",
             )
             served = len(results)
-            wait_for(lambda: len(results) > served + 20, what="traffic to new workers")
+            wait_for(lambda: len(results) > served + 20)
         finally:
             stop.set()
             for client in clients:
@@ -235,13 +255,13 @@ def test_ttin_then_ttou_change_the_worker_count(tmp_path):
     with gunicorn_master(tmp_path, "-w", "2") as master:
         wait_for(lambda: len(master.workers()) == 2)
         master.signal(signal.SIGTTIN)
-        wait_for(lambda: len(master.workers()) == 3, what="3 workers")
+        wait_for(lambda: len(master.workers()) == 3)
         # One signal at a time: the kernel merges a second one sent before the
         # master handled the first.
         master.signal(signal.SIGTTOU)
-        wait_for(lambda: len(master.workers()) == 2, what="2 workers")
+        wait_for(lambda: len(master.workers()) == 2)
         master.signal(signal.SIGTTOU)
-        wait_for(lambda: len(master.workers()) == 1, what="1 worker")
+        wait_for(lambda: len(master.workers()) == 1)
         assert master.get("/pid")[0] == 200
 
 
@@ -251,11 +271,7 @@ def test_worker_blocked_past_timeout_is_replaced(tmp_path):
         (stuck,) = wait_for(lambda: len(master.workers()) == 1 and master.workers())
         blocked = _request_in_thread(master, "/block?s=60")
         wait_for(lambda: "WORKER TIMEOUT" in master.log(), timeout=30)
-        wait_for(
-            lambda: master.workers() and stuck not in master.workers(),
-            timeout=30,
-            what="the stuck worker to be replaced",
-        )
+        wait_for(lambda: master.workers() and stuck not in master.workers(), timeout=30)
         status, pid = master.get("/pid")
         assert status == 200 and pid != stuck
         blocked["thread"].join(30)
