@@ -11,9 +11,9 @@ Lifecycle, and why it is shaped this way:
   closed after its current response (``Connection: close``), so long-lived
   connections cannot starve those waiting.
 - ``stop()`` closes the listener in this process, resizes the pool to 0 and
-  closes idle keep-alive connections; a request in flight is never cut, and its
-  connection closes once the response is sent. ``wait()`` returns when the last
-  in-flight request is done.
+  closes idle keep-alive connections (after ``idle_close_grace``); a request in
+  flight is never cut, and its connection closes once the response is sent.
+  ``wait()`` returns when the last in-flight request is done.
 - ``reset()`` (SIGHUP) re-reads ``wsgi_default_pool_size`` and resizes the pool,
   and binds the listener again if ``stop()`` had closed it.
 """
@@ -40,6 +40,7 @@ LOG = logging.getLogger(__name__)
 ACCESS_LOG = logging.getLogger("eventlet.wsgi.server")
 
 _select = patcher.original("select")
+_IDLE = eventlet_wsgi.STATE_IDLE
 
 # Errors from accept() that concern one client, not the listener.
 _CLIENT_ACCEPT_ERRORS = {errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.EINTR}
@@ -57,6 +58,10 @@ class PasteConfigNotFound(StartupError):
 
 class PasteAppNotFound(StartupError):
     """The paste file has no application of the requested name."""
+
+
+class PasteLoadError(StartupError):
+    """The app exists but a section it uses or a factory it calls failed."""
 
 
 class BindError(StartupError):
@@ -87,9 +92,19 @@ class Loader:
         try:
             return deploy.loadapp(f"config:{self.config_path}", name=name)
         except LookupError as exc:
-            raise PasteAppNotFound(
-                f"no application {name!r} in paste configuration {self.config_path}"
-            ) from exc
+            if f"No section {name!r}" in str(exc):
+                raise PasteAppNotFound(
+                    f"no application {name!r} in paste configuration {self.config_path}"
+                ) from exc
+            raise PasteLoadError(self._cannot_load(name, exc)) from exc
+        except Exception as exc:  # a factory failed: still one clear line
+            raise PasteLoadError(self._cannot_load(name, exc)) from exc
+
+    def _cannot_load(self, name: str, exc: Exception) -> str:
+        return (
+            f"cannot load application {name!r} from {self.config_path}: "
+            f"{type(exc).__name__}: {exc}"
+        )
 
 
 class _WsgiServer(eventlet_wsgi.Server):
@@ -113,6 +128,10 @@ class Server:
     """An eventlet WSGI server for ``app`` on one listening socket."""
 
     bind_retry_seconds = 5.0
+    # After stop(), a connection idle this long is closed. Not at once: a
+    # client that connected just before stop() may not have sent its request
+    # yet; it gets served (with Connection: close) instead of a reset.
+    idle_close_grace = 0.5
 
     def __init__(
         self,
@@ -255,10 +274,11 @@ class Server:
         if self._acceptor is not None:
             self._acceptor.kill()
         self._close_listener()
-        for conn_state in list(self._connections.values()):
-            previous, conn_state[2] = conn_state[2], eventlet_wsgi.STATE_CLOSE
-            if previous == eventlet_wsgi.STATE_IDLE:
-                greenio.shutdown_safe(conn_state[1])
+        if self._wsgi is not None:
+            self._wsgi.keepalive = False  # each response from now on closes
+        idle = [c for c in self._connections.values() if c[2] == _IDLE]
+        if idle:
+            eventlet.spawn_after(self.idle_close_grace, _close_if_idle, idle)
         LOG.info(
             "%s stopped accepting; %d connection(s) finishing",
             self.name,
@@ -373,6 +393,13 @@ class Server:
         sock, self._socket = self._socket, None
         if sock is not None:
             sock.close()
+
+
+def _close_if_idle(connections: list[list]) -> None:
+    """Close connections still waiting for a request line."""
+    for conn_state in connections:
+        if conn_state[2] == _IDLE:
+            greenio.shutdown_safe(conn_state[1])
 
 
 def _unix_socket_alive(path: str) -> bool:

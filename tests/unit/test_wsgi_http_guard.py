@@ -4,76 +4,22 @@ application never called, and the server still serving afterwards."""
 from __future__ import annotations
 
 import pytest
-from _wsgi_inproc import RecordingApp, connect, make_conf, raw, read_response, running
 
+from tests.unit._http_cases import BAD_REQUESTS, HOST, request_bytes
+from tests.unit._wsgi_inproc import (
+    RecordingApp,
+    connect,
+    make_conf,
+    raw,
+    read_response,
+    running,
+)
 from wsgisvc import http_guard
 
 GOOD = b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
-def _req(*lines: bytes, body: bytes = b"") -> bytes:
-    """A request from its request line and header lines, CRLF-joined."""
-    return b"\r\n".join(lines) + b"\r\n\r\n" + body
-
-
-POST11, GET11, HOST = b"POST / HTTP/1.1", b"GET / HTTP/1.1", b"Host: x"
-TE_CHUNKED, LAST_CHUNK = b"Transfer-Encoding: chunked", b"0\r\n\r\n"
-
-BAD_REQUESTS = {
-    "content_length_and_transfer_encoding": (
-        _req(POST11, HOST, b"Content-Length: 5", TE_CHUNKED, body=LAST_CHUNK),
-        b"400",
-    ),
-    "duplicate_content_length": (
-        _req(POST11, HOST, b"Content-Length: 2", b"Content-Length: 2", body=b"ab"),
-        b"400",
-    ),
-    "non_numeric_content_length": (_req(POST11, HOST, b"Content-Length: abc"), b"400"),
-    "signed_content_length": (
-        _req(POST11, HOST, b"Content-Length: +2", body=b"ab"),
-        b"400",
-    ),
-    "listed_content_length": (
-        _req(POST11, HOST, b"Content-Length: 2, 2", body=b"ab"),
-        b"400",
-    ),
-    "transfer_encoding_gzip_chunked": (
-        _req(POST11, HOST, b"Transfer-Encoding: gzip, chunked", body=LAST_CHUNK),
-        b"400",
-    ),
-    "transfer_encoding_identity": (
-        _req(POST11, HOST, b"Transfer-Encoding: identity"),
-        b"400",
-    ),
-    "transfer_encoding_twice": (
-        _req(POST11, HOST, TE_CHUNKED, TE_CHUNKED, body=LAST_CHUNK),
-        b"400",
-    ),
-    "transfer_encoding_in_http10": (
-        _req(b"POST / HTTP/1.0", TE_CHUNKED, body=LAST_CHUNK),
-        b"400",
-    ),
-    "obsolete_line_folding": (_req(GET11, HOST, b"X-Folded: a", b" b"), b"400"),
-    "cr_in_header_value": (_req(GET11, HOST, b"X-A: a\rb"), b"400"),
-    "lf_in_header_value": (_req(GET11, HOST, b"X-A: a\nX-B: b"), b"400"),
-    "nul_in_header_value": (_req(GET11, HOST, b"X-A: a\x00b"), b"400"),
-    "space_in_header_name": (_req(GET11, HOST, b"X A: b"), b"400"),
-    "space_before_colon": (_req(GET11, b"Host : x"), b"400"),
-    "non_token_header_name": (_req(GET11, HOST, b"X(A): b"), b"400"),
-    "empty_header_name": (_req(GET11, HOST, b": b"), b"400"),
-    "http09_request_line": (_req(b"GET /"), b"400"),
-    "garbage_request_line": (_req(b"\x16\x03\x01\x02\x00\x01\x00"), b"400"),
-    "http2_version": (_req(b"GET / HTTP/2.0", HOST), b"505"),
-    "missing_host_http11": (_req(GET11, b"X-A: b"), b"400"),
-    "two_hosts": (_req(GET11, b"Host: a", b"Host: b"), b"400"),
-    "request_line_too_long": (_req(b"GET /" + b"a" * 300 + b" HTTP/1.1", HOST), b"414"),
-    "header_line_too_long": (_req(GET11, HOST, b"X-Big: " + b"b" * 300), b"431"),
-    "too_many_headers": (
-        _req(GET11, HOST, *(b"X-%d: v" % i for i in range(http_guard.MAX_HEADERS + 1))),
-        b"431",
-    ),
-}
-CLOSING_GOOD = _req(b"GET /ok HTTP/1.1", HOST, b"Connection: close")
+CLOSING_GOOD = request_bytes(b"GET /ok HTTP/1.1", HOST, b"Connection: close")
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +94,9 @@ def test_busy_connection_yields_to_others():
         assert served_on_a.count(b"HTTP/1.1 200") < 300
         a.close()
         b.close()
+
+
+def test_shared_cases_use_the_real_header_cap():
+    from tests.unit import _http_cases
+
+    assert _http_cases.MAX_HEADERS == http_guard.MAX_HEADERS

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from _wsgi_inproc import make_conf
 from oslo_config import cfg
 
+from tests.unit._wsgi_inproc import make_conf
 from wsgisvc import config, wsgi
 
 PASTE = """

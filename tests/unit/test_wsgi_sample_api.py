@@ -8,8 +8,8 @@ import pathlib
 
 import pytest
 import webob
-from _wsgi_inproc import connect, get, make_conf, read_response, running
 
+from tests.unit._wsgi_inproc import connect, get, make_conf, read_response, running
 from wsgisvc import wsgi
 from wsgisvc.sample import faultwrap
 

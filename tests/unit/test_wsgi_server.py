@@ -9,7 +9,9 @@ import stat
 
 import eventlet
 import pytest
-from _wsgi_inproc import (
+from eventlet.green import socket as green_socket
+
+from tests.unit._wsgi_inproc import (
     GOOD_REQUEST,
     RecordingApp,
     connect,
@@ -22,8 +24,6 @@ from _wsgi_inproc import (
     running,
     sleepy_app,
 )
-from eventlet.green import socket as green_socket
-
 from wsgisvc import wsgi
 
 
@@ -115,8 +115,20 @@ def test_stop_lets_in_flight_finish_closes_idle_and_refuses_new():
             green_socket.create_connection(("127.0.0.1", server.port), timeout=2)
         answer = read_until_closed(busy, timeout=5)
         assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"slept")
+        assert b"Connection: close" in answer
         with eventlet.Timeout(5):
             server.wait()
+
+
+@pytest.mark.timeout(30)
+def test_connection_accepted_just_before_stop_is_served_not_reset():
+    with running(make_conf(), hello_app) as server:
+        fresh = connect(server)
+        eventlet.sleep(0.05)  # accepted, but its request is not sent yet
+        server.stop()
+        fresh.sendall(GOOD_REQUEST)
+        answer = read_until_closed(fresh, timeout=5)
+        assert answer.startswith(b"HTTP/1.1 200") and b"Connection: close" in answer
 
 
 @pytest.mark.timeout(30)

@@ -6,10 +6,10 @@ import ssl
 import subprocess
 
 import pytest
-from _wsgi_inproc import RecordingApp, make_conf, running
 from eventlet.green import socket as green_socket
 from eventlet.green import ssl as green_ssl
 
+from tests.unit._wsgi_inproc import RecordingApp, make_conf, running
 from wsgisvc import sslutils, wsgi
 
 REQUEST = b"GET /tls HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"

@@ -23,12 +23,15 @@ def main() -> None:
     try:
         server = service.WSGIService("osapi")
     except STARTUP_ERRORS as exc:
-        LOG.error("wsgisvc-api cannot start: %s", exc)
-        if not _logs_to_stderr():
-            print(f"wsgisvc-api cannot start: {exc}", file=sys.stderr)
-        sys.exit(1)
-    service.serve(server, workers=server.workers)
-    sys.exit(service.wait())
+        error = f"wsgisvc-api cannot start: {exc}"
+    else:
+        service.serve(server, workers=server.workers)
+        sys.exit(service.wait())
+    # Logged outside the except block: oslo.log would append the exception.
+    LOG.error("%s", error)
+    if not _logs_to_stderr():
+        print(error, file=sys.stderr)
+    sys.exit(1)
 
 
 def _logs_to_stderr() -> bool:

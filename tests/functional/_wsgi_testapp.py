@@ -1,0 +1,45 @@
+"""A paste app the functional tests mount at /test next to the sample API.
+
+``/test/pool`` answers the serving worker's pool size and pid.
+
+``/test/slow?ms=N&marker=PATH`` creates PATH when the request starts (so a test
+can wait for "in flight" instead of sleeping), sleeps N ms, answers the pid.
+"""
+
+import json
+import os
+import urllib.parse
+
+import eventlet
+
+
+def test_app(environ, start_response):
+    if environ.get("PATH_INFO") == "/pool":
+        server = environ["wsgisvc.server"]
+        return _json(
+            start_response, {"pool_size": server.pool.size, "pid": os.getpid()}
+        )
+    return slow_app(environ, start_response)
+
+
+def _json(start_response, document):
+    body = json.dumps(document).encode()
+    start_response(
+        "200 OK",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
+def slow_app(environ, start_response):
+    query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+    marker = query.get("marker", [None])[0]
+    if marker:
+        with open(marker, "w") as handle:
+            handle.write(str(os.getpid()))
+    eventlet.sleep(int(query.get("ms", ["0"])[0]) / 1000.0)
+    return _json(start_response, {"pid": os.getpid()})
+
+
+def factory(global_conf, **local_conf):
+    return test_app

@@ -1,0 +1,50 @@
+"""Every malformed or ambiguous request against the real wsgisvc-api binary:
+the documented status, the connection closed, and both workers still serving."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from tests.functional._wsgi_util import api_server
+from tests.unit._http_cases import BAD_REQUESTS
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    with api_server(
+        tmp_path_factory.mktemp("api"), workers=2, extra="max_header_line = 256\n"
+    ) as server:
+        yield server
+
+
+def _raw(port: int, payload: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(payload)
+        data = b""
+        while chunk := sock.recv(65536):  # until the server closes
+            data += chunk
+        return data
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("case", sorted(BAD_REQUESTS))
+def test_bad_input_is_rejected_by_the_binary(api, case):
+    payload, status = BAD_REQUESTS[case]
+    workers = api.workers()
+
+    answer = _raw(api.port, payload)
+
+    assert answer.split(b" ", 2)[1] == status, answer
+    assert api.request("/v1/ping")[0] == 200
+    assert api.workers() == workers, "a worker died on bad input"
+
+
+@pytest.mark.timeout(60)
+def test_slow_client_is_cut_after_client_socket_timeout(tmp_path):
+    with api_server(tmp_path, workers=1, extra="client_socket_timeout = 1\n") as api:
+        with socket.create_connection(("127.0.0.1", api.port), timeout=15) as sock:
+            sock.sendall(b"GET /v1/ping HTTP/1.1\r\n")  # and nothing more
+            assert sock.recv(100) == b""  # closed by the server, not by timeout
+        assert api.request("/v1/ping")[0] == 200

@@ -1,0 +1,110 @@
+"""wsgisvc-api under signals: graceful SIGTERM, SIGHUP reload under load."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import threading
+
+import pytest
+
+from tests.functional._wsgi_util import api_server
+from tests.helpers import wait_for
+
+
+def _request_in_thread(api, path: str) -> dict:
+    """GET ``path`` in a thread; the dict gets 'status' or 'error' at the end."""
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["status"], outcome["headers"], outcome["body"] = api.request(path)
+        except OSError as exc:
+            outcome["error"] = exc
+
+    outcome["thread"] = threading.Thread(target=run, daemon=True)
+    outcome["thread"].start()
+    return outcome
+
+
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_lets_the_in_flight_request_finish(tmp_path, workers):
+    with api_server(tmp_path, workers=workers) as api:
+        marker = tmp_path / "in-flight"
+        slow = _request_in_thread(api, f"/test/slow?ms=2000&marker={marker}")
+        wait_for(marker.exists)
+
+        api.proc.send_signal(signal.SIGTERM)
+
+        wait_for(lambda: _refused(api.port), timeout=10)
+        assert slow["thread"].is_alive(), "refused only after the request ended"
+        slow["thread"].join(30)
+        assert slow.get("status") == 200, slow
+        assert api.proc.wait(timeout=30) == 0
+        assert "Traceback" not in api.log()
+
+
+@pytest.mark.timeout(120)
+def test_sighup_replaces_workers_without_a_failed_request(tmp_path):
+    with api_server(tmp_path, workers=2) as api:
+        old_workers = api.workers()
+        results: list = []
+        stop = threading.Event()
+
+        def client_loop():
+            while not stop.is_set():
+                try:
+                    status, _, body = api.request("/v1/ping", timeout=20)
+                    results.append((status, json.loads(body)["pid"]))
+                except (OSError, ValueError) as exc:
+                    results.append((exc, None))
+
+        client = threading.Thread(target=client_loop, daemon=True)
+        client.start()
+        try:
+            wait_for(lambda: len(results) >= 20)
+            api.proc.send_signal(signal.SIGHUP)
+            new_workers = wait_for(
+                lambda: (
+                    (w := api.workers()) and not (w & old_workers) and len(w) == 2 and w
+                )
+            )
+            wait_for(lambda: {pid for _, pid in results} & new_workers)
+            seen = len(results)
+            wait_for(lambda: len(results) >= seen + 20)
+        finally:
+            stop.set()
+            client.join(30)
+        failures = [r for r in results if r[0] != 200]
+        assert not failures, failures[:5]
+        assert api.proc.poll() is None
+
+
+@pytest.mark.timeout(120)
+def test_sighup_applies_a_changed_pool_size(tmp_path):
+    with api_server(tmp_path, workers=2, extra="wsgi_default_pool_size = 5\n") as api:
+        assert _pool_size(api) == 5
+        old_workers = api.workers()
+        conf = tmp_path / "wsgisvc.conf"
+        conf.write_text(conf.read_text().replace("pool_size = 5", "pool_size = 7"))
+
+        api.proc.send_signal(signal.SIGHUP)
+
+        wait_for(lambda: not (api.workers() & old_workers))
+        wait_for(lambda: _pool_size(api) == 7)
+
+
+def _pool_size(api) -> int:
+    status, _, body = api.request("/test/pool")
+    assert status == 200
+    return json.loads(body)["pool_size"]

@@ -1,0 +1,88 @@
+"""Malformed and ambiguous requests, as raw bytes, with the status each must get.
+
+Shared by the in-process tests (tests/unit/test_wsgi_http_guard.py) and the
+binary's (tests/functional/test_api_bad_input.py).
+Limits assume ``max_header_line = 256``.
+"""
+
+MAX_HEADERS = 100  # wsgisvc.http_guard.MAX_HEADERS
+
+
+def request_bytes(*lines: bytes, body: bytes = b"") -> bytes:
+    """A request from its request line and header lines, CRLF-joined."""
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+POST11, GET11, HOST = b"POST / HTTP/1.1", b"GET / HTTP/1.1", b"Host: x"
+TE_CHUNKED, LAST_CHUNK = b"Transfer-Encoding: chunked", b"0\r\n\r\n"
+
+BAD_REQUESTS = {
+    "content_length_and_transfer_encoding": (
+        request_bytes(POST11, HOST, b"Content-Length: 5", TE_CHUNKED, body=LAST_CHUNK),
+        b"400",
+    ),
+    "duplicate_content_length": (
+        request_bytes(
+            POST11, HOST, b"Content-Length: 2", b"Content-Length: 2", body=b"ab"
+        ),
+        b"400",
+    ),
+    "non_numeric_content_length": (
+        request_bytes(POST11, HOST, b"Content-Length: abc"),
+        b"400",
+    ),
+    "signed_content_length": (
+        request_bytes(POST11, HOST, b"Content-Length: +2", body=b"ab"),
+        b"400",
+    ),
+    "listed_content_length": (
+        request_bytes(POST11, HOST, b"Content-Length: 2, 2", body=b"ab"),
+        b"400",
+    ),
+    "transfer_encoding_gzip_chunked": (
+        request_bytes(
+            POST11, HOST, b"Transfer-Encoding: gzip, chunked", body=LAST_CHUNK
+        ),
+        b"400",
+    ),
+    "transfer_encoding_identity": (
+        request_bytes(POST11, HOST, b"Transfer-Encoding: identity"),
+        b"400",
+    ),
+    "transfer_encoding_twice": (
+        request_bytes(POST11, HOST, TE_CHUNKED, TE_CHUNKED, body=LAST_CHUNK),
+        b"400",
+    ),
+    "transfer_encoding_in_http10": (
+        request_bytes(b"POST / HTTP/1.0", TE_CHUNKED, body=LAST_CHUNK),
+        b"400",
+    ),
+    "obsolete_line_folding": (
+        request_bytes(GET11, HOST, b"X-Folded: a", b" b"),
+        b"400",
+    ),
+    "cr_in_header_value": (request_bytes(GET11, HOST, b"X-A: a\rb"), b"400"),
+    "lf_in_header_value": (request_bytes(GET11, HOST, b"X-A: a\nX-B: b"), b"400"),
+    "nul_in_header_value": (request_bytes(GET11, HOST, b"X-A: a\x00b"), b"400"),
+    "space_in_header_name": (request_bytes(GET11, HOST, b"X A: b"), b"400"),
+    "space_before_colon": (request_bytes(GET11, b"Host : x"), b"400"),
+    "non_token_header_name": (request_bytes(GET11, HOST, b"X(A): b"), b"400"),
+    "empty_header_name": (request_bytes(GET11, HOST, b": b"), b"400"),
+    "http09_request_line": (request_bytes(b"GET /"), b"400"),
+    "garbage_request_line": (request_bytes(b"\x16\x03\x01\x02\x00\x01\x00"), b"400"),
+    "http2_version": (request_bytes(b"GET / HTTP/2.0", HOST), b"505"),
+    "missing_host_http11": (request_bytes(GET11, b"X-A: b"), b"400"),
+    "two_hosts": (request_bytes(GET11, b"Host: a", b"Host: b"), b"400"),
+    "request_line_too_long": (
+        request_bytes(b"GET /" + b"a" * 300 + b" HTTP/1.1", HOST),
+        b"414",
+    ),
+    "header_line_too_long": (
+        request_bytes(GET11, HOST, b"X-Big: " + b"b" * 300),
+        b"431",
+    ),
+    "too_many_headers": (
+        request_bytes(GET11, HOST, *(b"X-%d: v" % i for i in range(MAX_HEADERS + 1))),
+        b"431",
+    ),
+}
