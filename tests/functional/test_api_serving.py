@@ -1,0 +1,107 @@
+"""wsgisvc-api serving: the port it reports, its workers, TLS."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+import subprocess
+
+import pytest
+
+from tests.functional._wsgi_util import api_server
+from tests.helpers import wait_for
+
+
+@pytest.mark.timeout(60)
+def test_port_zero_is_reported_and_reachable(tmp_path):
+    with api_server(tmp_path, workers=1) as api:
+        assert api.port > 0
+        assert f"osapi listening on http://127.0.0.1:{api.port}" in api.log()
+        status, headers, body = api.request("/")
+        assert status == 200
+        assert json.loads(body)["versions"][0]["id"] == "v1.0"
+        assert api.request("/healthcheck")[0] == 200
+
+
+@pytest.mark.timeout(60)
+def test_two_workers_both_serve(tmp_path):
+    with api_server(tmp_path, workers=2) as api:
+        workers = api.workers()
+        assert len(workers) == 2
+        seen: set[int] = set()
+
+        def both_answered():
+            seen.add(api.ping_pid())
+            return seen == workers
+
+        wait_for(both_answered, timeout=30)
+
+
+@pytest.mark.timeout(60)
+def test_sample_api_limits_through_the_binary(tmp_path):
+    extra = "[oslo_middleware]\nmax_request_body_size = 1000\n"
+    with api_server(tmp_path, workers=1, extra=extra) as api:
+        assert api.request("/v1/echo", "POST", b"[" + b"1," * 400 + b"1]")[0] == 200
+        status, _, body = api.request("/v1/echo", "POST", b"x" * 1001)
+        assert status == 413 and json.loads(body)["overLimit"]["code"] == 413
+        chunks = iter([b"x" * 600, b"x" * 600])
+        conn = http.client.HTTPConnection("127.0.0.1", api.port, timeout=10)
+        conn.request(
+            "POST",
+            "/v1/echo",
+            body=chunks,
+            encode_chunked=True,
+            headers={"Transfer-Encoding": "chunked"},
+        )
+        assert conn.getresponse().status == 413
+        conn.close()
+
+
+def _openssl(*args: str, cwd) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.mark.timeout(90)
+def test_tls_round_trip_through_the_binary(tmp_path):
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.pem",
+        cwd=tmp_path,
+    )
+    extra = (
+        "osapi_use_ssl = true\n[ssl]\n"
+        f"cert_file = {tmp_path / 'server.pem'}\nkey_file = {tmp_path / 'server.key'}\n"
+    )
+    with api_server(tmp_path, workers=2, extra=extra) as api:
+        assert api.scheme == "https"
+        context = ssl.create_default_context(cafile=str(tmp_path / "server.pem"))
+
+        def tls_ping():
+            conn = http.client.HTTPSConnection(
+                "127.0.0.1", api.port, context=context, timeout=10
+            )
+            try:
+                conn.request("GET", "/v1/ping")
+                response = conn.getresponse()
+                return response.status, json.loads(response.read())
+            except OSError:
+                return None
+            finally:
+                conn.close()
+
+        status, document = wait_for(tls_ping, timeout=30)
+        assert status == 200 and document["ping"] == "pong"
