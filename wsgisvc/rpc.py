@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,7 +25,7 @@ from oslo_config import cfg
 from oslo_messaging import opts as messaging_opts
 from oslo_messaging.rpc import dispatcher
 
-from wsgisvc import opts
+from wsgisvc import loopingcall, opts
 
 LOG = logging.getLogger(__name__)
 
@@ -82,6 +83,58 @@ def broker_reachable(conf: cfg.ConfigOpts, timeout: float = 2.0) -> bool:
     return False
 
 
+class BrokerWatch:
+    """Says once that the broker went away and once that it came back.
+
+    oslo.messaging reconnects by itself but logs every retry; an operator
+    wants one line when the service lost its broker and one when it has it
+    back, with how long it was gone. The service keeps running meanwhile.
+    """
+
+    def __init__(self, conf: cfg.ConfigOpts, interval: float):
+        self.conf = conf
+        self.interval = interval
+        self._lost_since: float | None = None
+        self._loop: loopingcall.FixedIntervalLoopingCall | None = None
+
+    @property
+    def reachable(self) -> bool:
+        return self._lost_since is None
+
+    def start(self) -> None:
+        self._loop = loopingcall.FixedIntervalLoopingCall(self.check)
+        self._loop.start(self.interval, initial_delay=self.interval)
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.stop()
+            self._loop.wait()
+            self._loop = None
+
+    def check(self) -> None:
+        reachable = broker_reachable(self.conf, timeout=min(2.0, self.interval))
+        if not reachable and self._lost_since is None:
+            self._lost_since = time.monotonic()
+            LOG.error(
+                "Lost the message broker %s; the service keeps running and RPC "
+                "resumes when it is back",
+                _broker_hosts(self.conf),
+            )
+        elif reachable and self._lost_since is not None:
+            LOG.warning(
+                "Message broker %s reachable again after %.1f s",
+                _broker_hosts(self.conf),
+                time.monotonic() - self._lost_since,
+            )
+            self._lost_since = None
+
+
+def _broker_hosts(conf: cfg.ConfigOpts) -> str:
+    url = messaging.TransportURL.parse(conf, conf.transport_url or "rabbit://")
+    hosts = ",".join(f"{h.hostname}:{h.port}" for h in url.hosts) or "localhost"
+    return f"{url.transport}://{hosts}"
+
+
 class HiddenMethodsPolicy(dispatcher.RPCAccessPolicyBase):
     """Private methods and those an endpoint names in ``rpc_hidden`` (a
     manager's lifecycle hooks) cannot be called over RPC."""
@@ -103,8 +156,10 @@ class RPCServer:
         host: str,
         endpoints: Iterable[Any],
         transport: messaging.Transport | None = None,
+        watch_interval: float | None = None,
     ):
         conf.register_opts(opts.launcher_opts)
+        self._watch = BrokerWatch(conf, watch_interval) if watch_interval else None
         self.conf = conf
         self.target = messaging.Target(topic=topic, server=host)
         self.endpoints = list(endpoints)
@@ -122,6 +177,8 @@ class RPCServer:
             access_policy=HiddenMethodsPolicy,
         )
         self._server.start()
+        if self._watch is not None:
+            self._watch.start()
         LOG.info(
             "RPC server consuming %s, %s.%s and fanout on %s",
             self.target.topic,
@@ -132,6 +189,8 @@ class RPCServer:
 
     def stop(self) -> None:
         """Stop taking new messages; calls in progress go on."""
+        if self._watch is not None:
+            self._watch.stop()
         if self._server is not None:
             self._server.stop()
 

@@ -350,7 +350,13 @@ class Service(ServiceBase):
         self._start_timers()
 
     def _start_rpc_server(self) -> None:
-        self.rpcserver = rpc.RPCServer(self.conf, self.topic, self.host, [self.manager])
+        self.rpcserver = rpc.RPCServer(
+            self.conf,
+            self.topic,
+            self.host,
+            [self.manager],
+            watch_interval=self.report_interval,
+        )
         self.rpcserver.start()
 
     def _start_timers(self) -> None:

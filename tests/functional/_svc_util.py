@@ -67,30 +67,48 @@ def backend_port(backend: str) -> int:
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:<port> to a real server until ``cut()``: then every
-    open connection is closed and new ones are closed on arrival, as when the
-    server goes away; ``restore()`` forwards again."""
+    """Forwards 127.0.0.1:<port> to a real server until ``cut()``: then the
+    listening socket closes (new connections are refused) and every open
+    connection is shut down, as when the server goes away; ``restore()``
+    listens on the same port again."""
 
     def __init__(self, target_port: int, target_host: str = "127.0.0.1"):
         self.target = (target_host, target_port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.connected = threading.Event()
-        self._cut = False
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
-        self._closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.port = 0
+        self.listener: socket.socket | None = None
+        self.restore()
 
-    def _accept(self) -> None:
-        while not self._closed:
+    def restore(self) -> None:
+        if self.listener is not None:
+            return
+        self.listener = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(
+            target=self._accept, args=(self.listener,), daemon=True
+        ).start()
+
+    def cut(self) -> None:
+        listener, self.listener = self.listener, None
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+        with self._lock:
+            sockets = list(self._open)
+        for s in sockets:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    close = cut
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
             try:
-                client, _ = self.listener.accept()
+                client, _ = listener.accept()
             except OSError:
                 return
-            if self._cut:
-                client.close()
-                continue
             try:
                 upstream = socket.create_connection(self.target, 5)
             except OSError:
@@ -98,7 +116,6 @@ class TcpProxy:
                 continue
             with self._lock:
                 self._open.update((client, upstream))
-            self.connected.set()
             for src, dst in ((client, upstream), (upstream, client)):
                 threading.Thread(
                     target=self._pump, args=(src, dst), daemon=True
@@ -114,26 +131,10 @@ class TcpProxy:
             for s in (src, dst):
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                s.close()
             with self._lock:
                 self._open.discard(src)
                 self._open.discard(dst)
-
-    def cut(self) -> None:
-        self._cut = True
-        with self._lock:
-            sockets = list(self._open)
-        for s in sockets:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-
-    def restore(self) -> None:
-        self._cut = False
-
-    def close(self) -> None:
-        self._closed = True
-        self.cut()
-        self.listener.close()
+            src.close()
 
 
 def green_wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what=""):

@@ -38,6 +38,9 @@ class WorkerManager(manager.Manager):
 
     def sleep(self, ctxt: dict, ms: int) -> dict[str, Any]:
         """Hold the call for ``ms`` milliseconds (greenly), then answer."""
+        LOG.info(
+            "Worker %s on %s sleeping %d ms for a call", os.getpid(), self.host, ms
+        )
         eventlet.sleep(ms / 1000.0)
         return {"slept_ms": ms, **self._whoami()}
 
