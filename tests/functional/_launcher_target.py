@@ -1,0 +1,79 @@
+"""A service binary for the launcher tests; it records what happens to it.
+
+Each event is one line ``PID EVENT VALUE`` appended to [target] events_file, so
+a test can see which process started, reset, stopped and finished.
+
+    python _launcher_target.py --config-file F
+"""
+
+import os
+import sys
+
+import eventlet
+from oslo_config import cfg
+
+import wsgisvc.cmd  # noqa: F401  (filters eventlet's warnings, monkey patches)
+from wsgisvc import config, service
+
+target_opts = [
+    cfg.StrOpt("events_file", required=True),
+    cfg.StrOpt("greeting", default="hello", mutable=True),
+    cfg.FloatOpt("stop_delay", default=0.0, help="wait() lasts this long"),
+    cfg.BoolOpt("raise_at_start", default=False),
+    cfg.IntOpt("exit_at_start", help="os._exit(N) in start()"),
+    cfg.IntOpt("workers"),
+    cfg.StrOpt("restart_method", default="reload"),
+]
+
+
+def record(conf, event: str, value: object = "-") -> None:
+    line = f"{os.getpid()} {event} {value}\n".encode()
+    fd = os.open(conf.target.events_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+class RecordingService(service.ServiceBase):
+    def __init__(self, conf):
+        self.conf = conf
+        self._stopped = None
+
+    def start(self):
+        target = self.conf.target
+        if target.exit_at_start is not None:
+            os._exit(target.exit_at_start)
+        if target.raise_at_start:
+            raise RuntimeError("start failed on purpose")
+        self._stopped = eventlet.event.Event()
+        record(self.conf, "start", target.greeting)
+
+    def stop(self):
+        record(self.conf, "stop")
+
+    def wait(self):
+        record(self.conf, "wait-begin")
+        eventlet.sleep(self.conf.target.stop_delay)
+        record(self.conf, "wait-end")
+
+    def reset(self):
+        record(self.conf, "reset", self.conf.target.greeting)
+
+
+def main():
+    conf = config.CONF
+    conf.register_opts(target_opts, group="target")
+    config.parse_args(sys.argv)
+    launcher = service.launch(
+        conf,
+        RecordingService(conf),
+        workers=conf.target.workers,
+        restart_method=conf.target.restart_method,
+    )
+    record(conf, "launcher", type(launcher).__name__)
+    sys.exit(launcher.wait())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Shared test helpers: waiting for conditions and owning the processes we start."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def wait_for(
+    predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02
+) -> T:
+    """Return the first truthy value of ``predicate()``; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s: {predicate}")
+        time.sleep(interval)
+
+
+def spawn(args: list[str], log_path, **kwargs) -> subprocess.Popen:
+    """Start ``args`` in a session of its own, stdout and stderr to ``log_path``."""
+    log = open(log_path, "ab")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **kwargs.pop("env", {}))
+    return subprocess.Popen(
+        args,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        env=env,
+        **kwargs,
+    )
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """End ``proc``'s whole process group (by its PGID, which is its PID)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=10)
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def children(pid: int) -> list[int]:
+    """Live child PIDs of ``pid``."""
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task") if alive(pid) else []:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found += [int(p) for p in f.read().split()]
+        except FileNotFoundError:
+            pass
+    return [p for p in found if alive(p)]
+
+
+PYTHON = sys.executable
+BIN = os.path.dirname(sys.executable)
