@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.functional._gunicorn_util import SAMPLE_PASTE, gunicorn_master, run_gunicorn
-from tests.helpers import wait_for
+from tests.helpers import alive, wait_for
 
 # gunicorn's default access_log_format: h l u t "r" s b "f" "a".
 ACCESS_LINE = re.compile(
@@ -248,6 +248,15 @@ def test_hup_replaces_workers_without_failing_a_request(tmp_path):
         failures = [r for r in results if r != 200]
         assert failures == []
         assert master.workers().isdisjoint(old)
+
+
+@pytest.mark.timeout(60)
+def test_workers_exit_when_the_master_is_killed(tmp_path):
+    with gunicorn_master(tmp_path, "-w", "2") as master:
+        workers = wait_for(lambda: len(master.workers()) == 2 and master.workers())
+        master.signal(signal.SIGKILL)
+        master.wait_exit(timeout=10)
+        wait_for(lambda: not any(alive(pid) for pid in workers), timeout=15)
 
 
 @pytest.mark.timeout(60)
