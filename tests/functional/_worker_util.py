@@ -45,8 +45,12 @@ class Worker:
     def workers(self) -> list[int]:
         return children(self.proc.pid)
 
-    def client(self, **kwargs) -> rpc.RPCClient:
+    def client(self, direct: bool = False, **kwargs) -> rpc.RPCClient:
+        """A client on the worker's exchange; ``direct`` skips any proxy in
+        the worker's transport_url and talks to RabbitMQ itself."""
         kwargs.setdefault("timeout", 20)
+        if direct:
+            kwargs["transport"] = rpc.get_transport(self.conf, url=RABBIT_URL)
         c = rpc.RPCClient(self.conf, "worker", **kwargs)
         self._clients.append(c)
         return c
@@ -65,13 +69,16 @@ class Worker:
     def close(self) -> None:
         for c in self._clients:
             c.close()
+            c.transport.cleanup()
 
 
-def write_config(tmp_path: Path, host: str, workers: int, extra: str) -> Path:
+def write_config(
+    tmp_path: Path, host: str, workers: int, extra: str, transport_url: str
+) -> Path:
     conf = tmp_path / "worker.conf"
     conf.write_text(
         "[DEFAULT]\n"
-        f"transport_url = {RABBIT_URL}\n"
+        f"transport_url = {transport_url}\n"
         f"control_exchange = wsgisvc_test_{uuid.uuid4().hex[:10]}\n"
         f"host = {host}\n"
         f"state_path = {tmp_path / 'state'}\n"
@@ -85,11 +92,17 @@ def write_config(tmp_path: Path, host: str, workers: int, extra: str) -> Path:
 
 
 @contextlib.contextmanager
-def worker_process(tmp_path: Path, workers: int = 2, extra: str = "", db_url=None):
+def worker_process(
+    tmp_path: Path,
+    workers: int = 2,
+    extra: str = "",
+    db_url: str | None = None,
+    transport_url: str = RABBIT_URL,
+):
     """A started wsgisvc-worker whose workers all consume; killed on exit."""
     require("127.0.0.1", 5672, "RabbitMQ")
     host = f"host-{uuid.uuid4().hex[:8]}"
-    conf = write_config(tmp_path, host, workers, extra)
+    conf = write_config(tmp_path, host, workers, extra, transport_url)
     db_url = db_url or f"sqlite:///{tmp_path / 'state' / 'wsgisvc.sqlite'}"
     log_path = tmp_path / "worker.log"
     proc = spawn(
