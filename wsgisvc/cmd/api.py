@@ -12,15 +12,20 @@ import sys
 
 from oslo_log import log as logging
 
-from wsgisvc import config, service, sslutils, wsgi
+from wsgisvc import config, registry, service, sslutils, wsgi
 
 LOG = logging.getLogger(__name__)
-STARTUP_ERRORS = (wsgi.StartupError, sslutils.TLSConfigError)
+STARTUP_ERRORS = (
+    wsgi.StartupError,
+    sslutils.TLSConfigError,
+    registry.DatabaseSyncError,
+)
 
 
 def main() -> None:
     config.parse_args(sys.argv)
     try:
+        registry.sync_default_database(config.CONF)  # the services table, issue 5
         server = service.WSGIService("osapi")
     except STARTUP_ERRORS as exc:
         error = f"wsgisvc-api cannot start: {exc}"

@@ -22,7 +22,7 @@ def main() -> None:
     try:
         registry.sync_default_database(conf)
         server = service.Service.create(binary="wsgisvc-worker", topic="worker")
-    except service.ServiceConfigError as error:
+    except (service.ServiceConfigError, registry.DatabaseSyncError) as error:
         LOG.error("wsgisvc-worker cannot start: %s", error)
         sys.exit(1)
     service.serve(server, workers=conf.worker_workers or os.cpu_count() or 1)

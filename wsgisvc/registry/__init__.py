@@ -9,9 +9,15 @@ service's row fresh.
 from wsgisvc.registry.api import is_up
 from wsgisvc.registry.engine import connection_url, create_engine
 from wsgisvc.registry.heartbeat import Heartbeat
-from wsgisvc.registry.migration import db_sync, db_version, sync_default_database
+from wsgisvc.registry.migration import (
+    DatabaseSyncError,
+    db_sync,
+    db_version,
+    sync_default_database,
+)
 
 __all__ = [
+    "DatabaseSyncError",
     "Heartbeat",
     "connection_url",
     "create_engine",

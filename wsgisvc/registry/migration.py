@@ -72,8 +72,18 @@ def sync_default_database(conf: cfg.ConfigOpts) -> None:
     registry_engine.register_opts(conf)
     if conf.database.connection:
         return
-    engine = registry_engine.create_engine(conf)
     try:
-        db_sync(engine)
-    finally:
-        engine.dispose()
+        engine = registry_engine.create_engine(conf)
+        try:
+            db_sync(engine)
+        finally:
+            engine.dispose()
+    except (OSError, sa.exc.SQLAlchemyError) as error:
+        url = registry_engine.connection_url(conf)
+        raise DatabaseSyncError(
+            f"cannot create the services table in {url}: {error}"
+        ) from error
+
+
+class DatabaseSyncError(RuntimeError):
+    """The default database could not be brought up to date at start."""

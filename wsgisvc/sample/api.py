@@ -17,6 +17,7 @@ import routes
 import webob
 import webob.exc
 
+from wsgisvc.sample import rpc_api
 from wsgisvc.sample.faultwrap import fault_response
 
 MAX_SLEEP_MS = 60000
@@ -36,6 +37,7 @@ class V1App:
             ("echo", "POST"): self.echo,
             ("sleep", "GET"): self.sleep,
         }
+        rpc_api.add_routes(self._mapper, self._handlers)  # /services, /rpc/echo
 
     def __call__(self, environ, start_response):
         request = webob.Request(environ)
