@@ -169,6 +169,7 @@ class Launcher:
         self.services.add(service)
 
     def stop(self) -> None:
+        systemd.notify("STOPPING=1")
         self.services.stop()
 
     def restart(self) -> None:
@@ -200,8 +201,6 @@ class Launcher:
         except _StartFailed:
             self.stop()
             return STATUS_FAILED
-        finally:
-            systemd.notify("STOPPING=1")
         return STATUS_OK
 
     def _run_until_stop_signal(self) -> None:

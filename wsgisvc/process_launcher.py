@@ -87,7 +87,9 @@ class ProcessLauncher:
         self._stop_deadline: float | None = None
         self._status = launcher.STATUS_OK
         self._stopping = False
-        self._notified_ready = False
+        self._readiness = (
+            systemd.ReadinessRelay() if os.environ.get("NOTIFY_SOCKET") else None
+        )
         self._death_read_fd, self._death_write_fd = os.pipe()
         self._signals = signals.SignalHandler(
             (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)
@@ -107,18 +109,28 @@ class ProcessLauncher:
         """Supervise until every worker is gone after a stop; return the status."""
         launcher.log_start(self.conf)
         while not (self._stopping and not self.workers and not self.retiring):
-            received, _ = self._signals.wait(self._sleep_time())
+            received, _ = self._signals.wait(self._sleep_time(), self._watched_fds())
             for signo in received:
                 self._handle_signal(signo)
             self._reap()
             self._refill_slots()
             self._enforce_stop_deadline()
-            if not self._notified_ready and not self._stopping:
-                self._notified_ready = True
-                systemd.notify("READY=1")
-        systemd.notify("STOPPING=1")
+            self._relay_readiness()
         LOG.info("all workers stopped; exiting with status %d", self._status)
         return self._status
+
+    def _watched_fds(self) -> tuple[int, ...]:
+        return () if self._readiness is None else (self._readiness.fileno(),)
+
+    def _relay_readiness(self) -> None:
+        """READY=1 to systemd once every first worker has started its service."""
+        if self._readiness is None:
+            return
+        self._readiness.collect()
+        expected = sum(wrapper.workers for wrapper in self.wrappers)
+        if self._readiness.ready_count >= expected:
+            systemd.notify("READY=1")
+            self._readiness = None  # said once; later respawns need no news
 
     def _sleep_time(self) -> float:
         deadlines = [
@@ -164,7 +176,10 @@ class ProcessLauncher:
             os.close(self._death_write_fd)
             self._signals.close()
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            os.environ.pop("NOTIFY_SOCKET", None)  # only the parent talks to systemd
+            if self._readiness is not None:  # tell the parent, not systemd
+                os.environ["NOTIFY_SOCKET"] = self._readiness.address
+            else:
+                os.environ.pop("NOTIFY_SOCKET", None)
             eventlet.hubs.use_hub()  # a fresh hub: never share the parent's epoll
             worker = launcher.ServiceLauncher(
                 self.conf,
@@ -229,6 +244,7 @@ class ProcessLauncher:
     def _begin_stop(self, signo: int, grace: float | None) -> None:
         """Close our copies of the listeners, pass ``signo`` on, set a deadline."""
         if not self._stopping:
+            systemd.notify("STOPPING=1")
             self.stop_services()
         self._stopping = True
         self._signal_all(signo, [*self.workers, *self.retiring])

@@ -21,3 +21,33 @@ def notify(state: str) -> None:
             sock.sendall(state.encode())
     except OSError as exc:
         LOG.warning("could not notify systemd of %s: %s", state, exc)
+
+
+class ReadinessRelay:
+    """Lets a ProcessLauncher say READY=1 only once its workers have started.
+
+    The workers' NOTIFY_SOCKET points at this datagram socket instead of
+    systemd's, so the same ``notify("READY=1")`` a single process sends reaches
+    the parent, which counts them.
+    """
+
+    def __init__(self) -> None:
+        name = f"wsgisvc-notify-{os.getpid()}-{os.urandom(4).hex()}"
+        self.address = "@" + name
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind("\0" + name)
+        self._sock.setblocking(False)
+        self.ready_count = 0
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def collect(self) -> None:
+        """Count the READY=1 messages waiting on the socket."""
+        while True:
+            try:
+                message = self._sock.recv(4096)
+            except BlockingIOError:
+                return
+            if b"READY=1" in message.split(b"\n"):
+                self.ready_count += 1

@@ -21,7 +21,9 @@ NAMESPACES = [
 @pytest.mark.parametrize("namespace", NAMESPACES)
 def test_every_namespace_lists_documented_options(namespace):
     listed = generator._list_opts([namespace])
-    opts = [opt for _, groups in listed for _, group_opts in groups for opt in group_opts]
+    opts = [
+        opt for _, groups in listed for _, group_opts in groups for opt in group_opts
+    ]
     assert opts, namespace
     assert all(opt.help for opt in opts), [o.name for o in opts if not o.help]
 
