@@ -57,41 +57,62 @@ def default_message(code: int) -> str:
 
 
 class FaultWrapper:
-    """WSGI filter: JSON faults for everything below it."""
+    """WSGI filter: JSON faults for everything below it.
+
+    Plain WSGI rather than webob on the way through: a successful response
+    passes untouched, and only an error costs a webob object.
+    """
 
     def __init__(self, application) -> None:
         self.application = application
 
     def __call__(self, environ, start_response):
-        request = webob.Request(environ)
-        try:
-            response = request.get_response(self.application)
-        except webob.exc.HTTPException as exc:
-            response = fault_response(exc.code, exc.detail or default_message(exc.code))
-        except Exception:
-            response = self._internal_error(request)
-        else:
-            if (
-                response.status_int >= 400
-                and response.content_type != "application/json"
-            ):
-                allow = (
-                    [("Allow", response.headers["Allow"])]
-                    if "Allow" in response.headers
-                    else ()
-                )
-                response = fault_response(
-                    response.status_int, default_message(response.status_int), allow
-                )
-        return response(environ, start_response)
+        captured = []
 
-    @staticmethod
-    def _internal_error(request: webob.Request) -> webob.Response:
-        LOG.exception("%s %s failed", request.method, request.path_qs)
-        message = default_message(500)
-        if request.environ.get("wsgisvc.debug"):
-            message += "\n" + traceback.format_exc()
-        return fault_response(500, message)
+        def capture(status, headers, exc_info=None):
+            captured[:] = [status, headers]
+            return _no_write
+
+        try:
+            body = b"".join(self.application(environ, capture))
+        except webob.exc.HTTPException as exc:
+            fault = fault_response(exc.code, exc.detail or default_message(exc.code))
+            return fault(environ, start_response)
+        except Exception:
+            return _internal_error(environ)(environ, start_response)
+        status, headers = captured
+        if status[0] in "45" and not _is_json(headers):
+            return _replace_error(status, headers)(environ, start_response)
+        start_response(status, headers)
+        return [body]
+
+
+def _no_write(data: bytes) -> None:
+    raise RuntimeError("faultwrap does not support the WSGI write() callable")
+
+
+def _is_json(headers) -> bool:
+    for name, value in headers:
+        if name.lower() == "content-type":
+            return value.startswith("application/json")
+    return False
+
+
+def _replace_error(status: str, headers) -> webob.Response:
+    """A non-JSON error from a filter (e.g. sizelimit's 413) as a JSON fault."""
+    code = int(status.split(" ", 1)[0])
+    allow = [(k, v) for k, v in headers if k.lower() == "allow"]
+    return fault_response(code, default_message(code), allow)
+
+
+def _internal_error(environ) -> webob.Response:
+    LOG.exception(
+        "%s %s failed", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")
+    )
+    message = default_message(500)
+    if environ.get("wsgisvc.debug"):
+        message += "\n" + traceback.format_exc()
+    return fault_response(500, message)
 
 
 def filter_factory(global_conf, **local_conf):
