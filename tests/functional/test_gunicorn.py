@@ -191,6 +191,17 @@ def test_256_concurrent_requests_in_flight_on_one_worker(tmp_path):
 
 
 @pytest.mark.timeout(60)
+def test_worker_connections_bounds_the_greenpool(tmp_path):
+    with gunicorn_master(tmp_path, "-w", "1", "--worker-connections", "10") as master:
+        with ThreadPoolExecutor(20) as pool:
+            statuses = list(
+                pool.map(lambda _: master.get("/sleep?ms=300")[0], range(20))
+            )
+        assert statuses == [200] * 20  # the other 10 waited in the backlog
+        assert master.get("/stats")[1]["peak"] == 10
+
+
+@pytest.mark.timeout(60)
 def test_term_finishes_in_flight_request_and_master_exits_0(tmp_path):
     with gunicorn_master(tmp_path, "-w", "1", "--graceful-timeout", "20") as master:
         slow = _request_in_thread(master, "/sleep?ms=2000")
