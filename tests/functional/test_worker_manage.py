@@ -23,6 +23,7 @@ def manage(tmp_path):
             capture_output=True,
             text=True,
             timeout=60,
+            start_new_session=True,  # forks nothing; run() kills it on timeout
         )
         assert done.returncode == status, done.stdout + done.stderr
         return done.stdout

@@ -73,6 +73,7 @@ def test_heartbeat_rows_advance_and_periodic_task_runs(tmp_path):
             capture_output=True,
             text=True,
             timeout=60,
+            start_new_session=True,  # forks nothing; run() kills it on timeout
         )
         assert listing.returncode == 0, listing.stderr
         line = next(x for x in listing.stdout.splitlines() if worker.host in x)
