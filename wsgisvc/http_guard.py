@@ -54,13 +54,36 @@ class BadRequest(Exception):
         self.reason = reason
 
 
-def read_headers(rfile, max_line: int) -> http.client.HTTPMessage:
+class Headers(http.client.HTTPMessage):
+    """The ``HTTPMessage`` eventlet expects, with lookups by a dict.
+
+    ``email.message.Message.get`` scans every header and lowercases each name;
+    eventlet and the framing checks call it about ten times per request.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._by_name: dict[str, list[str]] = {}
+
+    def add(self, name: str, value: str) -> None:
+        self.set_raw(name, value)
+        self._by_name.setdefault(name.lower(), []).append(value)
+
+    def get(self, name, failobj=None):
+        values = self._by_name.get(name.lower())
+        return values[0] if values else failobj
+
+    def get_all(self, name, failobj=None):
+        return list(self._by_name.get(name.lower(), ())) or failobj
+
+
+def read_headers(rfile, max_line: int) -> Headers:
     """Read and validate the header block that follows a request line.
 
     Returns an ``HTTPMessage`` built directly from the validated lines (the
-    same type ``http.server`` would produce, which eventlet reads).
+    type ``http.server`` would produce, which eventlet reads).
     """
-    headers = http.client.HTTPMessage()
+    headers = Headers()
     for _ in range(MAX_HEADERS + 1):
         line = rfile.readline(max_line + 1)
         if len(line) > max_line:
@@ -77,7 +100,7 @@ def read_headers(rfile, max_line: int) -> http.client.HTTPMessage:
         if match is None:
             raise BadRequest("400 Bad Request", _describe_bad_header(line))
         name, value = match.groups()
-        headers.set_raw(name.decode("ascii"), value.strip(b" \t").decode("latin-1"))
+        headers.add(name.decode("ascii"), value.strip(b" \t").decode("latin-1"))
     raise BadRequest("431 Request Header Fields Too Large", "too many header lines")
 
 
@@ -93,15 +116,15 @@ def _describe_bad_header(line: bytes) -> str:
     return "control character in a header value"
 
 
-def check_framing(headers: http.client.HTTPMessage, http11: bool) -> None:
+def check_framing(headers: Headers, http11: bool) -> None:
     """Reject any request whose body length two parsers could read differently.
 
     RFC 9112 section 6: Content-Length with Transfer-Encoding, more than one
     Content-Length, a Content-Length that is not plain digits, and any
     Transfer-Encoding but a single ``chunked`` are all grounds for smuggling.
     """
-    lengths = headers.get_all("Content-Length") or []
-    codings = headers.get_all("Transfer-Encoding") or []
+    lengths = headers.get_all("content-length", ())
+    codings = headers.get_all("transfer-encoding", ())
     if lengths and codings:
         raise BadRequest("400 Bad Request", "both Content-Length and Transfer-Encoding")
     if len(lengths) > 1:
@@ -115,7 +138,7 @@ def check_framing(headers: http.client.HTTPMessage, http11: bool) -> None:
             )
         if len(codings) > 1 or codings[0].lower() != "chunked":
             raise BadRequest("400 Bad Request", "Transfer-Encoding other than chunked")
-    hosts = headers.get_all("Host") or []
+    hosts = headers.get_all("host", ())
     if len(hosts) > 1 or (http11 and not hosts):
         raise BadRequest("400 Bad Request", "HTTP/1.1 needs exactly one Host header")
 
