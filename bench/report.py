@@ -22,16 +22,16 @@ UWSGI = "uwsgi"
 COLUMNS = {
     "W": [("rps", "req/s", "{:.0f}"), ("p50_ms", "p50 ms", "{:.2f}"),
           ("p99_ms", "p99 ms", "{:.2f}"), ("errors", "errors", "{:.0f}"),
-          ("non2xx", "non-2xx", "{:.0f}")],
+          ("non2xx", "non-2xx", "{:.0f}"), ("cpu_us_per_req", "CPU us/req", "{:.0f}")],
     "R": [("rps", "req/s", "{:.0f}"), ("p99_ms", "p99 ms", "{:.2f}"),
           ("max_ms", "max ms", "{:.1f}"), ("errors", "errors", "{:.0f}"),
           ("non2xx", "non-2xx", "{:.0f}"), ("alive_after", "alive", "{}")],
     "G": [("finished", "finished", "{:.0f}"), ("in_flight", "in flight", "{:.0f}"),
-          ("all_finished", "all, every round", "{}"),
+          ("all_finished", "all done", "{}"),
           ("exit_s", "exit s", "{:.2f}"), ("exit_status", "exit status", "{}")],
     "S": [("seconds", "seconds", "{:.3f}"), ("min_seconds", "best", "{:.3f}")],
     "M": [("rss_mib", "RSS MiB", "{:.1f}"), ("pss_mib", "PSS MiB", "{:.1f}"),
-          ("peak_rss_mib", "peak RSS MiB", "{:.1f}"), ("processes", "procs", "{:.0f}")],
+          ("peak_rss_mib", "peak MiB", "{:.1f}"), ("processes", "procs", "{:.0f}")],
 }  # fmt: skip
 
 
@@ -79,14 +79,14 @@ def format_table(medians: dict, workloads: list[str], servers: list[str]) -> str
             continue
         columns = COLUMNS[workload[0]]
         lines.append(f"{workload}: {DESCRIPTIONS[workload]}")
-        header = f"  {'server':<18}" + "".join(f"{c[1]:>17}" for c in columns)
+        header = f"  {'server':<18}" + "".join(f"{c[1]:>12}" for c in columns)
         lines.append(header)
         for server in servers:
             row = medians[workload].get(server)
             if row is None:
                 continue
             cells = "".join(
-                f"{_cell(fmt, row.get(key)):>17}" for key, _, fmt in columns
+                f"{_cell(fmt, row.get(key)):>12}" for key, _, fmt in columns
             )
             lines.append(f"  {server:<18}{cells}")
         lines.append("")

@@ -297,7 +297,24 @@ class RunningServer:
                     return
                 time.sleep(0.05)
 
-    # --- memory ----------------------------------------------------------------
+    # --- CPU and memory --------------------------------------------------------
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds used so far by the live processes of the group.
+
+        CPU per request is the figure that survives a noisy shared machine: other
+        load slows a server down but does not make its requests cost more CPU.
+        """
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in group_pids(self.pid):
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            fields = stat.rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / tick
 
     def memory(self) -> dict[str, float]:
         """RSS, PSS and peak RSS (VmHWM) in MiB, summed over the process group."""

@@ -91,7 +91,13 @@ def warm_up(server: RunningServer, load: wrk.Load, settings: Settings) -> None:
 def run_wrk(server: RunningServer, load: wrk.Load, settings: Settings) -> dict:
     """Warm up (not recorded), then measure one wrk run."""
     warm_up(server, load, settings)
-    return wrk.run(server.url, load, settings.duration, settings.wrk_threads)
+    cpu_before = server.cpu_seconds()
+    result = wrk.run(server.url, load, settings.duration, settings.wrk_threads)
+    cpu = server.cpu_seconds() - cpu_before
+    result["cpu_us_per_req"] = (
+        cpu * 1e6 / result["requests"] if result["requests"] else None
+    )
+    return result
 
 
 def run_reload(server: RunningServer, settings: Settings) -> dict:
