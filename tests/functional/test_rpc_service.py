@@ -147,3 +147,31 @@ def test_start_order_periodic_heartbeat_stop_and_kill(tmp_path):
     svc.kill()
     assert api.get(engine, service_id).deleted == service_id
     engine.dispose()
+
+
+def test_first_periodic_run_waits_a_random_fuzzy_delay(tmp_path, monkeypatch):
+    require("127.0.0.1", 5672, "RabbitMQ")
+    conf = make_conf(tmp_path, "periodic_fuzzy_delay = 3600\n")
+    registry.sync_default_database(conf)
+    drawn = []
+
+    def uniform(low, high):
+        drawn.append((low, high))
+        return high  # the longest delay the option allows
+
+    monkeypatch.setattr(service.random, "uniform", uniform)
+    svc = service.Service(
+        conf.host, "wsgisvc-hooked", "hooked", HookedManager, conf=conf
+    )
+    svc.start()
+    try:
+        engine = registry.create_engine(conf)
+        green_wait_for(
+            lambda: api.get(engine, svc.service_id).report_count >= 2, what="heartbeats"
+        )
+        engine.dispose()
+        assert drawn == [(0, 3600)]
+        assert svc.manager.runs == 0  # still inside the delay
+    finally:
+        svc.stop()
+        svc.wait()

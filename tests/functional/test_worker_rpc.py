@@ -107,3 +107,33 @@ def test_manager_hooks_are_not_callable_over_rpc(tmp_path):
     with worker_process(tmp_path, workers=1) as worker:
         with pytest.raises(messaging.RemoteError, match="NoSuchMethod"):
             worker.client().call({}, "init_host")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sighup_restarts_the_service_and_rpc_still_answers(tmp_path, workers):
+    with worker_process(tmp_path, workers=workers) as worker:
+        client = worker.client()
+        assert client.call({}, "echo", payload="before")["payload"] == "before"
+        consuming_before = len(worker.lines("RPC server consuming"))
+        worker.proc.send_signal(signal.SIGHUP)
+        # Every worker's RPC server comes up again.
+        wait_for(
+            lambda: (
+                len(worker.lines("RPC server consuming")) >= consuming_before + workers
+            ),
+            timeout=60,
+        )
+        wait_for(lambda: _echo_ok(client), timeout=60, interval=0.2)
+        assert worker.proc.poll() is None
+        row = worker.rows()[0]
+        wait_for(
+            lambda: worker.rows()[0]["report_count"] > row["report_count"], timeout=30
+        )
+
+
+def _echo_ok(client) -> bool:
+    try:
+        return client.call({}, "echo", timeout=3, payload="after")["payload"] == "after"
+    except messaging.MessagingTimeout:
+        return False
