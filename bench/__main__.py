@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             for spec in order:
                 try:
                     got = run_group(spec, group, args, settings, ctx, rnd)
-                except (servers.ServerError, RuntimeError) as exc:
+                except (servers.ServerError, RuntimeError, OSError) as exc:
                     log(f"[round {rnd + 1}] {group} {spec.name}: FAILED: {exc}")
                     failures.append(
                         {

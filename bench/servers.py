@@ -144,7 +144,10 @@ def _needs(*names: str):
     def available() -> str | None:
         missing = [n for n in names if not (VENV_BIN / n).exists()]
         if missing:
-            return f"{', '.join(missing)} not installed in {VENV_BIN.parent}"
+            return (
+                f"{', '.join(missing)} not installed in {VENV_BIN.parent} "
+                "(pip install -e . and pip install -r bench/requirements.txt)"
+            )
         return None
 
     return available
@@ -177,13 +180,19 @@ SERVERS: dict[str, ServerSpec] = {
             "gunicorn-wsgisvc",
             _gunicorn("wsgisvc.gunicorn.Worker"),
             _GUNICORN_PORT,
-            available=_needs_module("wsgisvc.gunicorn", "wsgisvc/gunicorn.py"),
+            available=_needs("gunicorn"),
         ),
-        ServerSpec("gunicorn-sync", _gunicorn("sync"), _GUNICORN_PORT),
+        ServerSpec(
+            "gunicorn-sync",
+            _gunicorn("sync"),
+            _GUNICORN_PORT,
+            available=_needs("gunicorn"),
+        ),
         ServerSpec(
             "gunicorn-gthread",
             _gunicorn("gthread", "--threads", str(THREADS)),
             _GUNICORN_PORT,
+            available=_needs("gunicorn"),
         ),
         ServerSpec("uwsgi", _uwsgi, None, available=_needs("uwsgi")),
         ServerSpec(
@@ -191,7 +200,9 @@ SERVERS: dict[str, ServerSpec] = {
             _waitress,
             r"Serving on http://127\.0\.0\.1:(?P<port>\d+)",
             reloads_on_hup=False,
-            available=_needs_module("waitress", "pip install waitress"),
+            available=_needs_module(
+                "waitress", "pip install -r bench/requirements.txt"
+            ),
         ),
     ]
 }
