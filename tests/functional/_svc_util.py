@@ -151,17 +151,3 @@ def green_wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, wha
                 f"timed out after {timeout} s waiting for {what or predicate}"
             )
         eventlet.sleep(interval)
-
-
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what=""):
-    """Wait for ``predicate()`` in a plain (not green) test."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"timed out after {timeout} s waiting for {what or predicate}"
-            )
-        time.sleep(interval)

@@ -13,7 +13,8 @@ import oslo_messaging as messaging
 import pytest
 from oslo_config import cfg
 
-from tests.functional._svc_util import RABBIT_URL, require, wait_for
+from tests.functional._svc_util import RABBIT_URL, require
+from tests.helpers import wait_for
 from wsgisvc import rpc
 from wsgisvc.sample.manager import WorkerManager
 
@@ -82,7 +83,7 @@ def test_call_to_an_absent_host_times_out(servers, client):
 def test_fanout_cast_reaches_every_server(servers, client):
     managers = [servers(host)[1] for host in ("host-a", "host-b", "host-c")]
     client.cast({}, "ping", fanout=True, token="t1")
-    wait_for(lambda: all(m.pings == ["t1"] for m in managers), what="fanout")
+    wait_for(lambda: all(m.pings == ["t1"] for m in managers))
 
 
 def test_lifecycle_hooks_are_not_rpc_endpoints(servers, client):
