@@ -10,6 +10,7 @@ parent dies, even by SIGKILL.
 from __future__ import annotations
 
 import dataclasses
+import logging as stdlib_logging
 import os
 import signal
 import time
@@ -181,6 +182,7 @@ class ProcessLauncher:
             else:
                 os.environ.pop("NOTIFY_SOCKET", None)
             eventlet.hubs.use_hub()  # a fresh hub: never share the parent's epoll
+            _give_log_handlers_fresh_locks()
             worker = launcher.ServiceLauncher(
                 self.conf,
                 restart_method=self.restart_method,
@@ -313,6 +315,27 @@ class ProcessLauncher:
                 self._signal_all(signal.SIGKILL, stragglers)
 
         eventlet.spawn_after(timeout, kill_stragglers)
+
+
+def _give_log_handlers_fresh_locks() -> None:
+    """Replace, in a new worker, every log handler's lock inherited from the parent.
+
+    Under eventlet, oslo.log gives each handler a mutex made of a pipe holding
+    one token byte. Inherited across fork it would be one mutex shared by the
+    parent and every worker: workers would queue for each other's log lines,
+    and a process killed while writing one (the parent by SIGKILL, say) would
+    keep the token forever and hang every sibling at its next log line.
+    """
+    manager = stdlib_logging.Logger.manager
+    loggers = [stdlib_logging.getLogger(), *manager.loggerDict.values()]
+    handlers = {
+        handler
+        for logger in loggers
+        if isinstance(logger, stdlib_logging.Logger)
+        for handler in logger.handlers
+    }
+    for handler in handlers:
+        handler.createLock()
 
 
 def _describe_exit(status: int) -> str:
