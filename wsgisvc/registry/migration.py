@@ -13,7 +13,6 @@ import os
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from oslo_config import cfg
 
@@ -22,6 +21,7 @@ from wsgisvc.registry import engine as registry_engine
 LOG = logging.getLogger(__name__)
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
+VERSION_TABLE = "alembic_version"  # alembic's default name
 
 
 def _alembic_config(connection: sa.Connection | None = None) -> Config:
@@ -36,9 +36,18 @@ def head_revision() -> str:
 
 
 def db_version(engine: sa.Engine) -> str | None:
-    """The revision the database is at; ``None`` for an empty database."""
+    """The revision the database is at; ``None`` for an empty database.
+
+    Read directly (not through alembic's MigrationContext, which logs two
+    INFO lines each time) because every binary asks at start.
+    """
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not sa.inspect(connection).has_table(VERSION_TABLE):
+            return None
+        revisions = connection.execute(
+            sa.text(f"SELECT version_num FROM {VERSION_TABLE}")
+        ).scalars()
+        return next(iter(revisions), None)
 
 
 def db_sync(engine: sa.Engine, revision: str = "head") -> str | None:
