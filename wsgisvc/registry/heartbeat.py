@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 
+import eventlet
 import sqlalchemy as sa
 from oslo_config import cfg
 from sqlalchemy import exc
@@ -78,9 +79,13 @@ class Heartbeat:
         )
 
     def stop(self) -> None:
+        """Stop beating. A beat in progress may finish, but a database that
+        stopped answering must not hold up a service's shutdown: the wait
+        for it is bounded."""
         if self._timer is not None:
             self._timer.stop()
-            self._timer.wait()
+            with eventlet.Timeout(2 * self.conf.database.connect_timeout, False):
+                self._timer.wait()
             self._timer = None
         if self._engine is not None:
             self._engine.dispose()
