@@ -26,6 +26,9 @@ HERE = Path(__file__).resolve().parent
 TEST_PASTE = HERE / "_gunicorn_app.ini"
 SAMPLE_PASTE = ROOT / "etc" / "api-paste.ini"
 WORKER = "wsgisvc.gunicorn.Worker"
+#: Generous: a worker imports the paste app (oslo.middleware and friends) on a
+#: machine shared with other test runs.
+BOOT_TIMEOUT = 30.0
 LISTENING = re.compile(r"Listening at: https?://127\.0\.0\.1:(\d+)")
 
 
@@ -121,13 +124,14 @@ def gunicorn_master(
     master = Master(proc, log_path)
     try:
         match = wait_for(
-            lambda: proc.poll() is not None or LISTENING.search(master.log())
+            lambda: proc.poll() is not None or LISTENING.search(master.log()),
+            timeout=BOOT_TIMEOUT,
         )
         if proc.poll() is not None:
             raise AssertionError(f"gunicorn exited {proc.returncode}:\n{master.log()}")
         master.port = int(match.group(1))
         if plain_http:
-            wait_for(lambda: _serving(master))
+            wait_for(lambda: _serving(master), timeout=BOOT_TIMEOUT)
         yield master
     finally:
         kill_group(proc)

@@ -76,7 +76,7 @@ def _answering_pid_of_each_worker(master, path: str) -> dict[int, int]:
 @pytest.mark.timeout(60)
 def test_both_workers_serve_requests(tmp_path):
     with gunicorn_master(tmp_path, "-w", "2") as master:
-        answers = _answering_pid_of_each_worker(master, "/pid")
+        answers = _answering_pid_of_each_worker(master, "/sleep?ms=1")
         assert all(worker == pid for worker, pid in answers.items())
         log = master.log()
     # Importing the worker class goes through wsgisvc/__init__.py's filters.
