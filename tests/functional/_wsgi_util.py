@@ -89,6 +89,7 @@ def write_config(tmp_path: Path, workers: int, extra: str = "") -> Path:
         "osapi_listen_port = 0\n"
         f"osapi_workers = {workers}\n"
         f"api_paste_config = {paste}\n"
+        f"state_path = {tmp_path}\n"  # the services table's SQLite file, per test
         "graceful_shutdown_timeout = 30\n" + extra
     )
     return conf
