@@ -108,3 +108,23 @@ def _pool_size(api) -> int:
     status, _, body = api.request("/test/pool")
     assert status == 200
     return json.loads(body)["pool_size"]
+
+
+@pytest.mark.timeout(90)
+def test_sighup_in_a_single_process_serves_again_on_the_same_port(tmp_path):
+    with api_server(tmp_path, workers=1) as api:
+        pid = api.ping_pid()
+        restarts = api.log().count("osapi stopped accepting")
+
+        api.proc.send_signal(signal.SIGHUP)
+
+        wait_for(lambda: api.log().count("osapi stopped accepting") > restarts)
+
+        def serving():
+            try:
+                return api.ping_pid()
+            except OSError:
+                return None
+
+        assert wait_for(serving, timeout=30) == pid  # same process, same port
+        assert api.proc.poll() is None
