@@ -103,6 +103,11 @@ from wsgisvc import wsgi as _wsgi  # noqa: E402
 
 __all__ += ["WSGIService"]
 
+# Clients beyond the workers' greenpools wait in the listen backlog (see
+# wsgisvc.wsgi); 128 overflows under a few hundred clients, and an overflow
+# costs the client a 1 s SYN retransmit. The kernel caps it at somaxconn.
+WSGI_BACKLOG = 4096
+
 
 class WSGIService(ServiceBase):
     """A paste application served over HTTP(S) by :class:`wsgisvc.wsgi.Server`.
@@ -138,6 +143,7 @@ class WSGIService(ServiceBase):
             port=self.conf[f"{name}_listen_port"],
             use_ssl=self.use_ssl,
             max_url_len=max_url_len,
+            backlog=WSGI_BACKLOG,
         )
         self.host, self.port = self.server.host, self.server.port
 

@@ -28,7 +28,7 @@ import warnings
 
 import eventlet
 import greenlet
-from eventlet import greenio, patcher
+from eventlet import greenio, hubs, patcher
 from eventlet import wsgi as eventlet_wsgi
 from eventlet.green import socket as green_socket
 from oslo_config import cfg
@@ -368,6 +368,29 @@ class Server:
             pass  # stop() killed the loop
 
     def _serve_connection(self, client, address) -> None:
+        """Serve ``client``, then, while clients wait, the next one in line.
+
+        A greenthread whose connection ended takes the next waiting connection
+        itself: through the accept loop the slot would wait a whole hub round
+        (the loop yields after each accept), and under load the backlog would
+        grow a tail of seconds.
+        """
+        while client is not None:
+            self._serve_one(client, address)
+            client, address = self._accept_waiting()
+
+    def _accept_waiting(self):
+        """A connection from the backlog, or (None, None); never blocks."""
+        if self.stopping or self._socket is None or self.pool.free() < 0:
+            return None, None
+        try:
+            client, address = self._socket.fd.accept()
+        except OSError:  # EAGAIN: nobody waits (or a sibling was quicker)
+            return None, None
+        hubs.notify_opened(client.fileno())
+        return green_socket.socket(client), address
+
+    def _serve_one(self, client, address) -> None:
         conn_state = [address, client, eventlet_wsgi.STATE_IDLE]
         key = id(conn_state)
         self._connections[key] = conn_state

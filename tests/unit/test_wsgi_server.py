@@ -201,6 +201,26 @@ def test_full_pool_sheds_keep_alive_for_a_waiting_client():
 
 
 @pytest.mark.timeout(30)
+def test_freed_greenthread_takes_the_next_waiting_client_itself():
+    """The slot passes from a closing connection straight to a waiting one,
+    not through the accept loop (stopped here to prove it)."""
+    with running(make_conf(), hello_app, pool_size=1) as server:
+        first = connect(server)
+        first.sendall(GOOD_REQUEST)
+        read_response(first)
+        waiting = connect(server)
+        waiting.sendall(GOOD_REQUEST)
+        server._acceptor.kill()  # from now on, only a hand-off can serve it
+
+        first.sendall(GOOD_REQUEST)
+        assert b"Connection: close" in read_response(first)
+
+        assert read_response(waiting).startswith(b"HTTP/1.1 200")
+        first.close()
+        waiting.close()
+
+
+@pytest.mark.timeout(30)
 def test_client_socket_timeout_cuts_a_slow_client():
     with running(make_conf(client_socket_timeout=1), hello_app) as server:
         slow = connect(server)
