@@ -222,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     print(report.format_table(medians, args.workloads, names))
     print("targets (issue 6 item 4):")
     print(report.format_targets(targets))
+    cpu_ratios = report.evaluate_cpu_ratios(medians)
+    print("\nthe same req/s targets by server CPU per request (noise-resistant):")
+    print(report.format_targets(cpu_ratios))
     out = args.out or RESULTS / f"bench-{began:%Y%m%dT%H%M%SZ}.json"
     meta = {
         "started": began.isoformat(),
@@ -242,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     report.write_json(
         out,
+        cpu_ratios=cpu_ratios,
         meta=meta,
         medians=medians,
         targets=targets,

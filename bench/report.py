@@ -27,6 +27,7 @@ COLUMNS = {
           ("max_ms", "max ms", "{:.1f}"), ("errors", "errors", "{:.0f}"),
           ("non2xx", "non-2xx", "{:.0f}"), ("alive_after", "alive", "{}")],
     "G": [("finished", "finished", "{:.0f}"), ("in_flight", "in flight", "{:.0f}"),
+          ("queued_at_signal", "queued", "{:.0f}"),
           ("all_finished", "all done", "{}"),
           ("exit_s", "exit s", "{:.2f}"), ("exit_status", "exit status", "{}")],
     "S": [("seconds", "seconds", "{:.3f}"), ("min_seconds", "best", "{:.3f}")],
@@ -162,6 +163,34 @@ def evaluate_targets(medians: dict) -> list[dict]:
         targets.append({"target": "S <= 0.5 s", "status": status, "detail": detail})
     targets += [_ratio_target(medians, *spec) for spec in LATE_RATIO_TARGETS]
     return targets
+
+
+def evaluate_cpu_ratios(medians: dict) -> list[dict]:
+    """The req/s targets of the CPU-bound workloads again, by CPU per request.
+
+    On a shared machine a server's req/s says as much about its neighbours as
+    about itself; the CPU it spends per request does not. capacity ~ 1/CPU, so
+    "ours >= k x peer" in req/s becomes "peer CPU/req / ours >= k". W3 is left
+    out: its peers are bound by threads, not by CPU.
+    """
+    ratios = []
+    for label, workload, key, ours, peer, factor, _higher in (
+        RATIO_TARGETS + LATE_RATIO_TARGETS
+    ):
+        if key != "rps" or workload == "W3":
+            continue
+        # swap ours and peer: a lower CPU per request is the better figure
+        target = _ratio_target(
+            medians,
+            label + " [by CPU/req]",
+            workload,
+            "cpu_us_per_req",
+            peer,
+            ours,
+            factor,
+        )
+        ratios.append(target)
+    return ratios
 
 
 def format_targets(targets: list[dict]) -> str:

@@ -308,6 +308,25 @@ class RunningServer:
                     return
                 time.sleep(0.05)
 
+    def accept_queue(self) -> int | None:
+        """Connections waiting in the listener's accept queue (None: not found).
+
+        For a listening socket the kernel reports the accept backlog as rx_queue
+        in /proc/net/tcp: a request sent on such a connection is not in flight
+        yet, the server has not taken it.
+        """
+        local = f"0100007F:{self.port:04X}"
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                lines = Path(table).read_text().splitlines()[1:]
+            except FileNotFoundError:
+                continue
+            for line in lines:
+                fields = line.split()
+                if fields[1] == local and fields[3] == "0A":
+                    return int(fields[4].partition(":")[2], 16)
+        return None
+
     # --- CPU and memory --------------------------------------------------------
 
     def cpu_seconds(self) -> float:

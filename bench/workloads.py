@@ -169,6 +169,21 @@ class InFlight:
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
+def _wait_accepted(server: RunningServer, timeout: float) -> int | None:
+    """Wait until the server has accepted every waiting connection (the accept
+    queue is empty), then a little longer for it to read the requests; return the
+    queue length at the end. Servers with one request per worker never drain it
+    while busy: for them the wait ends at ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        queued = server.accept_queue()
+        if not queued or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    time.sleep(0.1)
+    return server.accept_queue()
+
+
 def run_graceful(server: RunningServer, settings: Settings) -> dict:
     """G: SIGTERM while 1 s requests are in flight; how many of them finish."""
     background = wrk.Load("/v1/sleep?ms=20", G_BACKGROUND_CONNECTIONS)
@@ -177,7 +192,7 @@ def run_graceful(server: RunningServer, settings: Settings) -> dict:
     client = InFlight(server.port, G_IN_FLIGHT, G_SLEEP_MS)
     client.start()
     client.wait_sent(timeout=30)
-    time.sleep(0.25)  # give the server time to accept what was sent
+    queued = _wait_accepted(server, timeout=5.0)
     sent = client.sent
     signalled = time.monotonic()
     server.signal_master(signal.SIGTERM)
@@ -188,6 +203,7 @@ def run_graceful(server: RunningServer, settings: Settings) -> dict:
     failures = sorted({o for o in client.outcomes if o != "ok"})
     return {
         "in_flight": sent,
+        "queued_at_signal": queued,
         "finished": client.outcomes.count("ok"),
         "failures": failures,
         "all_finished": sent == G_IN_FLIGHT and client.outcomes.count("ok") == sent,
