@@ -22,7 +22,8 @@ UWSGI = "uwsgi"
 COLUMNS = {
     "W": [("rps", "req/s", "{:.0f}"), ("p50_ms", "p50 ms", "{:.2f}"),
           ("p99_ms", "p99 ms", "{:.2f}"), ("errors", "errors", "{:.0f}"),
-          ("non2xx", "non-2xx", "{:.0f}"), ("cpu_us_per_req", "CPU us/req", "{:.0f}")],
+          ("non2xx", "non-2xx", "{:.0f}"), ("cpu_us_per_req", "CPU us/req", "{:.0f}"),
+          ("cores", "cores", "{:.2f}")],
     "R": [("rps", "req/s", "{:.0f}"), ("p99_ms", "p99 ms", "{:.2f}"),
           ("max_ms", "max ms", "{:.1f}"), ("errors", "errors", "{:.0f}"),
           ("non2xx", "non-2xx", "{:.0f}"), ("alive_after", "alive", "{}")],

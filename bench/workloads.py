@@ -94,6 +94,8 @@ def run_wrk(server: RunningServer, load: wrk.Load, settings: Settings) -> dict:
     cpu_before = server.cpu_seconds()
     result = wrk.run(server.url, load, settings.duration, settings.wrk_threads)
     cpu = server.cpu_seconds() - cpu_before
+    # cores the server got: well under 2 means the machine was busy elsewhere
+    result["cores"] = cpu / (result["raw"]["duration_us"] / 1e6 or 1.0)
     result["cpu_us_per_req"] = (
         cpu * 1e6 / result["requests"] if result["requests"] else None
     )
