@@ -93,8 +93,23 @@ def test_lifecycle_hooks_are_not_rpc_endpoints(servers, client):
             client.call({}, method)
 
 
-def test_stop_lets_an_in_flight_call_finish(servers, client):
-    server, _manager = servers("host-a")
+class TellingManager(WorkerManager):
+    """Says when a ``sleep`` call has arrived, so the test stops the server
+    while the call is known to be in flight."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sleeping = threading.Event()
+
+    def sleep(self, ctxt, ms):
+        self.sleeping.set()
+        return super().sleep(ctxt, ms)
+
+
+def test_stop_lets_an_in_flight_call_finish(conf, client):
+    manager = TellingManager("host-a", conf=conf)
+    server = rpc.RPCServer(conf, "worker", "host-a", [manager])
+    server.start()
     result = {}
 
     def slow_call():
@@ -102,8 +117,7 @@ def test_stop_lets_an_in_flight_call_finish(servers, client):
 
     caller = threading.Thread(target=slow_call)
     caller.start()
-    # The call is in flight once the server's executor picked it up.
-    time.sleep(0.5)
+    assert manager.sleeping.wait(15), "the call never reached the server"
     server.stop()
     server.wait()
     caller.join(15)
