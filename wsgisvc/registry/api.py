@@ -37,13 +37,21 @@ def get_or_create(
     insert race gets an IntegrityError from the unique key and simply reads
     the winner's row, so the outcome is one row and no error.
     """
+    race: exc.DBAPIError | None = None
     for _attempt in range(3):
         row = _find(engine, host, binary)
         if row is None:
             try:
                 return _insert(engine, host, binary, topic, cluster_name, version)
-            except exc.IntegrityError:
+            except exc.IntegrityError as error:
                 LOG.debug("Service %s on %s created by a sibling", binary, host)
+                race = error
+                continue
+            except exc.OperationalError as error:
+                # InnoDB may pick a racing inserter as a deadlock victim.
+                if "deadlock" not in str(error).lower():
+                    raise
+                race = error
                 continue
         if (row.topic, row.cluster_name, row.version) != (topic, cluster_name, version):
             _update(
@@ -51,7 +59,7 @@ def get_or_create(
             )
             row = _find(engine, host, binary) or row
         return row
-    raise RuntimeError(f"could not create the service row of {binary} on {host}")
+    raise race  # three lost races in a row: let the caller's retry handle it
 
 
 def _find(engine: sa.Engine, host: str, binary: str) -> Service | None:
