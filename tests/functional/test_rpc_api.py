@@ -55,7 +55,9 @@ def test_echo_services_and_timeout(tmp_path):
             by_binary = {s["binary"]: s for s in services}
             assert by_binary["wsgisvc-worker"]["state"] == "up"
             assert by_binary["wsgisvc-worker"]["topic"] == "worker"
+            # The API registers and heartbeats its own row too.
             assert by_binary["wsgisvc-osapi"]["host"] == worker.host
+            assert by_binary["wsgisvc-osapi"]["state"] == "up"
 
 
 @pytest.mark.timeout(90)

@@ -10,7 +10,7 @@ import oslo_messaging as messaging
 import pytest
 
 from tests.functional._worker_util import worker_process
-from tests.helpers import BIN, wait_for
+from tests.helpers import BIN, kill_group, spawn, wait_for
 
 MANAGE = os.path.join(BIN, "wsgisvc-manage")
 
@@ -137,3 +137,20 @@ def _echo_ok(client) -> bool:
         return client.call({}, "echo", timeout=3, payload="after")["payload"] == "after"
     except messaging.MessagingTimeout:
         return False
+
+
+@pytest.mark.timeout(60)
+def test_unusable_state_path_is_one_clear_line_and_exit_1(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    conf = tmp_path / "bad.conf"
+    conf.write_text(f"[DEFAULT]\nstate_path = {blocker}/state\n")
+    log = tmp_path / "bad.log"
+    proc = spawn([f"{BIN}/wsgisvc-worker", "--config-file", str(conf)], log)
+    try:
+        assert proc.wait(timeout=45) == 1
+    finally:
+        kill_group(proc)
+    errors = [line for line in log.read_text().splitlines() if " ERROR " in line]
+    assert len(errors) == 1, log.read_text()
+    assert "wsgisvc-worker cannot start" in errors[0] and str(blocker) in errors[0]
