@@ -57,7 +57,7 @@ def _register_global_only_opts(conf: cfg.ConfigOpts) -> None:
 
 def _default_transport_opts() -> list[cfg.Opt]:
     """transport_url and its [DEFAULT] siblings, as oslo.messaging lists them."""
-    return next(opts for group, opts in messaging_opts.list_opts() if group is None)
+    return next(found for group, found in messaging_opts.list_opts() if group is None)
 
 
 def get_transport(conf: cfg.ConfigOpts, url: str | None = None) -> messaging.Transport:
