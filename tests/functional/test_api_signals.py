@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import signal
 import socket
@@ -40,6 +41,9 @@ def _refused(port: int) -> bool:
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sigterm_lets_the_in_flight_request_finish(tmp_path, workers):
     with api_server(tmp_path, workers=workers) as api:
+        idle = http.client.HTTPConnection("127.0.0.1", api.port, timeout=30)
+        idle.request("GET", "/v1/ping")  # keep-alive, then left idle
+        assert idle.getresponse().read()
         marker = tmp_path / "in-flight"
         slow = _request_in_thread(api, f"/test/slow?ms=2000&marker={marker}")
         wait_for(marker.exists)
@@ -50,8 +54,9 @@ def test_sigterm_lets_the_in_flight_request_finish(tmp_path, workers):
         assert slow["thread"].is_alive(), "refused only after the request ended"
         slow["thread"].join(30)
         assert slow.get("status") == 200, slow
-        assert api.proc.wait(timeout=30) == 0
+        assert api.proc.wait(timeout=30) == 0  # the idle connection held nothing
         assert "Traceback" not in api.log()
+        idle.close()
 
 
 @pytest.mark.timeout(120)
