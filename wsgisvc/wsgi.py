@@ -21,25 +21,21 @@ Lifecycle, and why it is shaped this way:
 import errno
 import logging
 import os
-import socket
-import stat
-import time
 import warnings
 
 import eventlet
 import greenlet
-from eventlet import greenio, hubs, patcher
+from eventlet import greenio, hubs
 from eventlet import wsgi as eventlet_wsgi
 from eventlet.green import socket as green_socket
 from oslo_config import cfg
 from paste import deploy
 
-from wsgisvc import http_guard, opts, sslutils
+from wsgisvc import http_guard, listeners, opts, sslutils
 
 LOG = logging.getLogger(__name__)
 ACCESS_LOG = logging.getLogger("eventlet.wsgi.server")
 
-_select = patcher.original("select")
 _IDLE = eventlet_wsgi.STATE_IDLE
 
 # Errors from accept() that concern one client, not the listener.
@@ -181,78 +177,31 @@ class Server:
         return f"{self.scheme}://{host}:{self.port}"
 
     def _bind(self):
-        if self._socket_file:
-            sock = self._bind_unix()
-            self.host, self.port = self._socket_file, None
-        else:
-            sock = self._bind_tcp(*self._requested)
-            self.host, self.port = sock.getsockname()[:2]
-            # a rebind (reset() after stop()) keeps the port the kernel chose
-            self._requested = (self._requested[0], self.port)
-        return sock
-
-    def _bind_tcp(self, host: str, port: int):
         try:
-            family, _, _, _, address = socket.getaddrinfo(
-                host, port, socket.AF_UNSPEC, socket.SOCK_STREAM
-            )[0]
-        except socket.gaierror as exc:
-            raise BindError(f"{self.name}: cannot resolve {host!r}: {exc}") from exc
-        deadline = time.monotonic() + self.bind_retry_seconds
-        while True:
-            sock = green_socket.socket(family, socket.SOCK_STREAM)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind(address)
-                sock.listen(self._backlog)
-                break
-            except OSError as exc:
-                sock.close()
-                if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
-                    raise BindError(
-                        f"{self.name}: cannot listen on {host}:{port}: {exc.strerror}"
-                    ) from exc
-                time.sleep(0.2)  # the previous owner may be exiting; before fork
-        self._set_tcp_options(sock)
-        return sock
-
-    def _set_tcp_options(self, sock) -> None:
-        """Options accepted sockets inherit from the listener (Linux)."""
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if hasattr(socket, "TCP_KEEPIDLE"):
-            sock.setsockopt(
-                socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, self.conf.tcp_keepidle
+            if self._socket_file:
+                sock = listeners.unix_listener(
+                    self._socket_file, self._socket_mode, self._backlog
+                )
+                self.host, self.port = self._socket_file, None
+                return sock
+            host, port = self._requested
+            sock = listeners.tcp_listener(
+                host,
+                port,
+                self._backlog,
+                self.conf.tcp_keepidle,
+                self.bind_retry_seconds,
             )
-
-    def _bind_unix(self):
-        path = self._socket_file
-        if os.path.exists(path):
-            if not stat.S_ISSOCK(os.stat(path).st_mode):
-                raise BindError(f"{self.name}: {path} exists and is not a socket")
-            if _unix_socket_alive(path):
-                raise BindError(f"{self.name}: {path} is in use by another server")
-            os.unlink(path)  # stale: left by a process that died
-        sock = green_socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.bind(path)
-            if self._socket_mode is not None:
-                mode = self._socket_mode
-                os.chmod(path, int(mode, 8) if isinstance(mode, str) else mode)
-            sock.listen(self._backlog)
-        except OSError as exc:
-            sock.close()
-            raise BindError(f"{self.name}: cannot listen on {path}: {exc}") from exc
+        except listeners.ListenError as exc:
+            raise BindError(f"{self.name}: {exc}") from exc
+        self.host, self.port = sock.getsockname()[:2]
+        # a rebind (reset() after stop()) keeps the port the kernel chose
+        self._requested = (host, self.port)
         return sock
 
     def backlog_pending(self) -> bool:
         """True when a client waits in the listener's accept queue."""
-        sock = self._socket
-        if sock is None:
-            return False
-        poller = _select.poll()
-        poller.register(sock.fileno(), _select.POLLIN)
-        return bool(poller.poll(0))
+        return self._socket is not None and listeners.pending(self._socket)
 
     # --- ServiceBase -----------------------------------------------------------
 
@@ -423,14 +372,3 @@ def _close_if_idle(connections: list[list]) -> None:
     for conn_state in connections:
         if conn_state[2] == _IDLE:
             greenio.shutdown_safe(conn_state[1])
-
-
-def _unix_socket_alive(path: str) -> bool:
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(path)
-        return True
-    except OSError:
-        return False
-    finally:
-        probe.close()

@@ -1,0 +1,99 @@
+"""Listening sockets for the WSGI server: TCP (IPv4/IPv6) and unix.
+
+Bound before any fork (see ``wsgisvc.wsgi``), so every worker accepts on the
+same socket. The TCP options set here are inherited by accepted sockets on
+Linux, so nothing is set per connection.
+"""
+
+import errno
+import os
+import socket
+import stat
+import time
+
+from eventlet import patcher
+from eventlet.green import socket as green_socket
+
+_select = patcher.original("select")
+
+
+class ListenError(RuntimeError):
+    """The address cannot be listened on; the message says which and why."""
+
+
+def tcp_listener(
+    host: str, port: int, backlog: int, keepidle: int, retry_seconds: float
+):
+    """A green listening socket on ``host``:``port`` (0: the kernel's choice).
+
+    ``EADDRINUSE`` is retried for ``retry_seconds``: the previous owner of the
+    port may still be exiting (a quick restart).
+    """
+    try:
+        family, _, _, _, address = socket.getaddrinfo(
+            host, port, socket.AF_UNSPEC, socket.SOCK_STREAM
+        )[0]
+    except socket.gaierror as exc:
+        raise ListenError(f"cannot resolve {host!r}: {exc}") from exc
+    deadline = time.monotonic() + retry_seconds
+    while True:
+        sock = green_socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(backlog)
+            break
+        except OSError as exc:
+            sock.close()
+            if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                raise ListenError(
+                    f"cannot listen on {host}:{port}: {exc.strerror}"
+                ) from exc
+            time.sleep(0.2)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if hasattr(socket, "TCP_KEEPIDLE"):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, keepidle)
+    return sock
+
+
+def unix_listener(path: str, mode: int | str | None, backlog: int):
+    """A green listening unix socket at ``path``, chmod-ed to ``mode``.
+
+    A socket file nobody listens on (left by a server that died) is replaced;
+    one in use is an error.
+    """
+    if os.path.exists(path):
+        if not stat.S_ISSOCK(os.stat(path).st_mode):
+            raise ListenError(f"{path} exists and is not a socket")
+        if _unix_socket_alive(path):
+            raise ListenError(f"{path} is in use by another server")
+        os.unlink(path)
+    sock = green_socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        if mode is not None:
+            os.chmod(path, int(mode, 8) if isinstance(mode, str) else mode)
+        sock.listen(backlog)  # after chmod: no client connects with the wrong mode
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"cannot listen on {path}: {exc}") from exc
+    return sock
+
+
+def pending(sock) -> bool:
+    """True when a client waits in ``sock``'s accept queue (never blocks)."""
+    poller = _select.poll()
+    poller.register(sock.fileno(), _select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def _unix_socket_alive(path: str) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
