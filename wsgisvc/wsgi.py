@@ -308,7 +308,10 @@ class Server:
                         eventlet.sleep(0.1)
                         continue
                     raise
-                pool.spawn_n(self._serve_connection, client, address)
+                # spawn, not spawn_n: a GreenThread can be linked, so green
+                # threading.current_thread() (every log record calls it) caches
+                # its answer instead of enumerating all threads each time.
+                pool.spawn(self._serve_connection, client, address)
                 # Let the new connection run first: a busy worker then comes
                 # back to accept() later than an idle sibling, which balances
                 # connections across the workers sharing this socket.
@@ -358,8 +361,8 @@ class Server:
         finally:
             del self._connections[key]
             conn_state[2] = eventlet_wsgi.STATE_CLOSE
-            greenio.shutdown_safe(client)
-            client.close()
+            if client.fileno() != -1:  # eventlet's finish() usually closed it
+                client.close()
 
     def _close_listener(self) -> None:
         sock, self._socket = self._socket, None
