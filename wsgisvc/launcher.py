@@ -12,6 +12,7 @@ import abc
 import os
 import signal
 import time
+from typing import NoReturn
 
 import eventlet
 from oslo_config import cfg
@@ -107,10 +108,8 @@ class Services:
         for service in self.services:
             service.reset()
 
-    def restart(self) -> None:
-        """Stop, wait, reset and start every service again (SIGHUP, reload)."""
-        self.stop()
-        self.wait()
+    def start_again(self) -> None:
+        """Reset and start every stopped service again (SIGHUP, reload)."""
         self.reset()
         self._stopped = False
         for service in self.services:
@@ -177,7 +176,10 @@ class Launcher:
         applies mutable options in place and only resets the services."""
         if self.restart_method == "reload":
             self.conf.reload_config_files()
-            self.services.restart()
+            self.services.stop()
+            if not self._drain():
+                LOG.warning("restarting with work still in flight")
+            self.services.start_again()
         else:
             self.conf.mutate_config_files()
             self.services.reset()
@@ -201,16 +203,19 @@ class Launcher:
         except _StartFailed:
             self.stop()
             return STATUS_FAILED
-        return STATUS_OK
 
-    def _run_until_stop_signal(self) -> None:
+    def _wait_for_signal(self, timeout: float | None = None) -> list[int]:
+        """Sleep until signals arrive or ``timeout``; raise _ParentDied."""
         watch = () if self._parent_death_fd is None else (self._parent_death_fd,)
+        received, ready_fds = self._signals.wait(timeout, watch)
+        if ready_fds:
+            raise _ParentDied()
+        return received
+
+    def _run_until_stop_signal(self) -> NoReturn:
         while True:
             self._check_services()
-            received, ready_fds = self._signals.wait(None, watch)
-            if ready_fds:
-                raise _ParentDied()
-            for signo in received:
+            for signo in self._wait_for_signal():
                 if signals.action_for(signo) is Action.RESTART:
                     LOG.info("pid %d got SIGHUP: %s", os.getpid(), self.restart_method)
                     self.restart()
@@ -225,11 +230,19 @@ class Launcher:
             systemd.notify("READY=1")
 
     def _stop_gracefully(self) -> int:
-        """Stop, then wait for in-flight work up to graceful_shutdown_timeout.
-
-        A SIGINT while waiting cuts the wait short.
-        """
         self.stop()
+        try:
+            return STATUS_OK if self._drain() else STATUS_FAILED
+        except SignalExit:
+            LOG.warning("SIGINT during graceful stop: stopping at once")
+            return STATUS_FAILED
+
+    def _drain(self) -> bool:
+        """Wait for stopped services' in-flight work, up to
+        graceful_shutdown_timeout; False when it ran out.
+
+        A SIGINT cuts the wait short (SignalExit); the parent's death too.
+        """
         waiter = eventlet.spawn(self.services.wait)
         waiter.link(lambda _: self._signals.nudge())
         timeout = shutdown_timeout(self.conf)
@@ -238,15 +251,14 @@ class Launcher:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 LOG.error(
-                    "services did not stop within graceful_shutdown_timeout=%ss",
+                    "in-flight work did not finish within "
+                    "graceful_shutdown_timeout=%ss",
                     timeout,
                 )
-                return STATUS_FAILED
-            received, _ = self._signals.wait(remaining)
-            if signal.SIGINT in received:
-                LOG.warning("SIGINT during graceful stop: stopping at once")
-                return STATUS_FAILED
-        return STATUS_OK
+                return False
+            if signal.SIGINT in self._wait_for_signal(remaining):
+                raise SignalExit(signal.SIGINT)
+        return True
 
 
 class ServiceLauncher(Launcher):
