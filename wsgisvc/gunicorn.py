@@ -29,9 +29,11 @@ Process model, and why each piece sits where it does:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
+import socket
 import time
 
 import eventlet
@@ -56,13 +58,50 @@ HEARTBEAT_INTERVAL = 1.0
 
 
 class _GreenConnection(GreenSocket):
-    """A green socket whose ``sendfile()`` waits in the hub instead of failing.
+    """A client connection: green, with a working ``sendfile()`` and corked heads.
 
-    gunicorn answers ``wsgi.file_wrapper`` responses with ``sock.sendfile()``;
-    the standard one refuses non-blocking sockets, and every green socket is
-    non-blocking underneath. Accepting through this class makes every client
-    connection one of these (``GreenSocket.accept`` returns ``type(self)``).
+    * gunicorn answers ``wsgi.file_wrapper`` responses with ``sock.sendfile()``;
+      the standard one refuses non-blocking sockets, and every green socket is
+      non-blocking underneath, so this one waits in the hub instead.
+    * gunicorn writes a response head and its body with two ``sendall()`` calls,
+      which on a ``TCP_NODELAY`` socket are two segments (and two wake-ups of
+      the client). ``cork_response()`` holds the first two writes back and sends
+      them as one; a lone ``send()`` (gunicorn's ``100 Continue``) and the end
+      of the request release the cork, so nothing waits for more than that.
+
+    Accepting through this class makes every client connection one of these
+    (``GreenSocket.accept`` returns ``type(self)``).
     """
+
+    _corked = False
+    _writes_before_uncork = 0
+
+    def cork_response(self) -> None:
+        """Coalesce the next two writes (head, first body piece) into one segment."""
+        if self.fd.family in (socket.AF_INET, socket.AF_INET6):
+            self.fd.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+            self._corked, self._writes_before_uncork = True, 2
+
+    def uncork(self) -> None:
+        """Send whatever the cork holds, now."""
+        if self._corked:
+            self._corked = False
+            with contextlib.suppress(OSError):  # the peer may be gone already
+                self.fd.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+
+    def send(self, data, flags: int = 0) -> int:
+        sent = GreenSocket.send(self, data, flags)
+        self.uncork()
+        return sent
+
+    def sendall(self, data, flags: int = 0) -> None:
+        view, sent = memoryview(data), 0
+        while sent < len(view):
+            sent += GreenSocket.send(self, view[sent:], flags)
+        if self._corked:
+            self._writes_before_uncork -= 1
+            if not self._writes_before_uncork:
+                self.uncork()
 
     def sendfile(self, file, offset: int = 0, count: int | None = None) -> int:
         """``os.sendfile`` from ``offset``; yields to the hub while the peer lags."""
@@ -217,7 +256,10 @@ class Worker(AsyncWorker):
         super().handle(listener, client, addr)
 
     def handle_request(self, listener_name, req, sock, addr):
-        """Serve one request, then let every other connection have its turn.
+        """Serve one request, corked, then let every other connection have its turn.
+
+        The response head and the first piece of body leave as one segment (see
+        ``_GreenConnection``): half the segments per small response on loopback.
 
         A green socket only yields when it would block, so a keep-alive client
         that always has its next request ready would keep the hub to itself and
@@ -229,9 +271,14 @@ class Worker(AsyncWorker):
         hub is unsafe) spares a recycled worker up to a heartbeat of accepting
         connections it will only close again.
         """
+        corked = isinstance(sock, _GreenConnection)
+        if corked:
+            sock.cork_response()
         try:
             return super().handle_request(listener_name, req, sock, addr)
         finally:
+            if corked:
+                sock.uncork()
             if not self.alive and not self._winding_down.ready():
                 self._winding_down.send()
             eventlet.sleep(0)

@@ -9,6 +9,7 @@ Each route shows one property of the worker from the inside:
                          on the client starting them all within M ms
 * ``/stats``             in-flight count now and its peak in this process
 * ``/block?s=N``         a call that never yields (the unpatched ``time.sleep``)
+* ``/echo``              the request body's length (reads ``wsgi.input``)
 * ``/error``             an app exception, for gunicorn's error log
 * ``/patched``           what eventlet monkey patched in this process
 * ``/file?path=P``       file P (default: this module) through
@@ -52,8 +53,10 @@ def _gather(count: int) -> bool:
         return _lock.wait_for(lambda: _inflight >= count, GATHER_TIMEOUT)
 
 
-def _route(path: str, query: dict) -> tuple[str, object]:
+def _route(path: str, query: dict, environ) -> tuple[str, object]:
     arg = {key: values[0] for key, values in query.items()}
+    if path == "/echo":
+        return "200 OK", {"length": len(environ["wsgi.input"].read())}
     if path == "/pid":
         return "200 OK", os.getpid()
     if path == "/sleep":
@@ -88,7 +91,7 @@ def application(environ, start_response):
         _enter()
     try:
         query = parse_qs(environ.get("QUERY_STRING", ""))
-        status, payload = _route(environ["PATH_INFO"], query)
+        status, payload = _route(environ["PATH_INFO"], query, environ)
     finally:
         if not is_stats:
             _leave()
