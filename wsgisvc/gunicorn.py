@@ -52,6 +52,10 @@ _ACCEPT_TRANSIENT_ERRNOS = frozenset(
 #: instead of spinning, and let in-flight connections close theirs.
 _ACCEPT_EXHAUSTED_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS})
 
+#: Linux's TCP_CORK (None elsewhere: responses then go out uncorked).
+_TCP_CORK = getattr(socket, "TCP_CORK", None)
+_TCP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
+
 #: How often the main greenthread heartbeats the arbiter; gunicorn's smallest
 #: useful ``timeout`` is a few seconds, so once a second keeps it meaningful.
 HEARTBEAT_INTERVAL = 1.0
@@ -78,8 +82,10 @@ class _GreenConnection(GreenSocket):
 
     def cork_response(self) -> None:
         """Coalesce the next two writes (head, first body piece) into one segment."""
-        if self.fd.family in (socket.AF_INET, socket.AF_INET6):
-            self.fd.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+        if _TCP_CORK is None or self.fd.family not in _TCP_FAMILIES:
+            return  # not Linux, or a Unix socket: nothing to coalesce
+        with contextlib.suppress(OSError):  # the peer may be gone already
+            self.fd.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, 1)
             self._corked, self._writes_before_uncork = True, 2
 
     def uncork(self) -> None:
@@ -87,7 +93,7 @@ class _GreenConnection(GreenSocket):
         if self._corked:
             self._corked = False
             with contextlib.suppress(OSError):  # the peer may be gone already
-                self.fd.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+                self.fd.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, 0)
 
     def send(self, data, flags: int = 0) -> int:
         sent = GreenSocket.send(self, data, flags)

@@ -13,6 +13,7 @@ import re
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import threading
 import time
@@ -158,6 +159,31 @@ def _read_until(sock: socket.socket, marker: bytes) -> bytes:
             break
         data += chunk
     return data
+
+
+def _segments_received(sock: socket.socket) -> int:
+    """tcpi_segs_in of Linux's struct tcp_info: segments this socket received."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 232)
+    return struct.unpack_from("I", info, 140)[0]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not hasattr(socket, "TCP_INFO"), reason="needs Linux TCP_INFO")
+def test_small_response_arrives_in_one_segment(tmp_path):
+    with gunicorn_master(tmp_path, "-w", "1") as master:
+        conn = http.client.HTTPConnection("127.0.0.1", master.port, timeout=10)
+        try:
+            conn.request("GET", "/pid")
+            conn.getresponse().read()
+            before = _segments_received(conn.sock)
+            for _ in range(20):
+                conn.request("GET", "/pid")
+                conn.getresponse().read()
+            per_response = (_segments_received(conn.sock) - before) / 20
+        finally:
+            conn.close()
+    # gunicorn writes the head and the body separately: two segments uncorked.
+    assert per_response < 1.5, per_response
 
 
 @pytest.mark.timeout(60)
