@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import ssl
@@ -391,6 +392,7 @@ def test_max_requests_recycles_workers_and_no_request_fails(tmp_path):
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl command")
 def test_tls_through_gunicorn_certfile_and_keyfile(tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
