@@ -21,6 +21,7 @@ instead of the email package's feed parser, which is cheaper per request.
 import http.client
 import logging
 import re
+import time
 
 import eventlet
 from eventlet import wsgi as eventlet_wsgi
@@ -152,6 +153,10 @@ class GuardedProtocol(eventlet_wsgi.HttpProtocol):
 
     max_header_line = 16384
 
+    def setup(self) -> None:
+        self.opened_at = time.monotonic()
+        super().setup()
+
     def handle(self) -> None:
         """Serve requests on one connection, yielding to the hub between them."""
         self.close_connection = True
@@ -188,7 +193,9 @@ class GuardedProtocol(eventlet_wsgi.HttpProtocol):
             self.close_connection = True
         else:
             self.close_connection = not (http11 or connection == "keep-alive")
-        if not self.close_connection and self.server.should_shed_connection():
+        if not self.close_connection and self.server.should_shed_connection(
+            self.opened_at
+        ):
             self.close_connection = True
         return True
 

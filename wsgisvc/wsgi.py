@@ -7,9 +7,10 @@ Lifecycle, and why it is shaped this way:
 - ``start()`` spawns one accept loop. It accepts a connection only when the
   pool has a free greenthread: beyond ``pool_size`` connections, clients wait in
   the kernel's backlog, where any sibling worker with room can take them. When
-  the pool is full and the backlog is not empty, a keep-alive connection is
-  closed after its current response (``Connection: close``), so long-lived
-  connections cannot starve those waiting.
+  the pool is full and the backlog is not empty, a keep-alive connection that
+  has had its turn (``keepalive_turn``) is closed after its current response
+  (``Connection: close``), so long-lived connections cannot starve those
+  waiting.
 - ``stop()`` closes the listener in this process, resizes the pool to 0 and
   closes idle keep-alive connections (after ``idle_close_grace``); a request in
   flight is never cut, and its connection closes once the response is sent.
@@ -21,6 +22,7 @@ Lifecycle, and why it is shaped this way:
 import errno
 import logging
 import os
+import time
 import warnings
 
 import eventlet
@@ -110,12 +112,16 @@ class _WsgiServer(eventlet_wsgi.Server):
         super().__init__(*args, **kwargs)
         self.owner = owner
 
-    def should_shed_connection(self) -> bool:
-        """True when the pool is full and a connection waits in the backlog."""
+    def should_shed_connection(self, opened_at: float) -> bool:
+        """True when this connection (opened at ``opened_at``, monotonic) had
+        its turn: the pool is full, it has been served for ``keepalive_turn``
+        seconds, and a client waits in the backlog."""
         owner = self.owner
         if owner.stopping:
             return True
         if owner.pool.free() > 0:
+            return False
+        if time.monotonic() - opened_at < owner.keepalive_turn:
             return False
         return owner.backlog_pending()
 
@@ -128,6 +134,10 @@ class Server:
     # client that connected just before stop() may not have sent its request
     # yet; it gets served (with Connection: close) instead of a reset.
     idle_close_grace = 0.5
+    # With the pool full and clients waiting, a keep-alive connection is closed
+    # after this long: waiting clients get a turn, but a reconnect (accept,
+    # set-up, close) is paid once per turn, not once per request.
+    keepalive_turn = 0.5
 
     def __init__(
         self,

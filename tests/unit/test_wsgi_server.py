@@ -182,6 +182,7 @@ def test_full_pool_sheds_keep_alive_for_a_waiting_client():
     """Pool of 2, two keep-alive clients: a third waits in the backlog until one
     of them gets ``Connection: close`` with its next response."""
     with running(make_conf(), hello_app, pool_size=2) as server:
+        server.keepalive_turn = 0
         first, second = connect(server), connect(server)
         for sock in (first, second):
             sock.sendall(GOOD_REQUEST)
@@ -201,10 +202,32 @@ def test_full_pool_sheds_keep_alive_for_a_waiting_client():
 
 
 @pytest.mark.timeout(30)
+def test_a_keep_alive_connection_keeps_its_slot_for_its_turn():
+    """Shedding is per turn, not per request: reconnects cost CPU."""
+    with running(make_conf(), hello_app, pool_size=1) as server:
+        server.keepalive_turn = 60
+        first = connect(server)
+        first.sendall(GOOD_REQUEST)
+        read_response(first)
+        waiting = connect(server)
+        waiting.sendall(GOOD_REQUEST)
+        first.sendall(GOOD_REQUEST)
+        assert b"Connection: close" not in read_response(first)  # turn not over
+
+        server.keepalive_turn = 0
+        first.sendall(GOOD_REQUEST)
+        assert b"Connection: close" in read_response(first)
+        assert read_response(waiting).startswith(b"HTTP/1.1 200")
+        first.close()
+        waiting.close()
+
+
+@pytest.mark.timeout(30)
 def test_freed_greenthread_takes_the_next_waiting_client_itself():
     """The slot passes from a closing connection straight to a waiting one,
     not through the accept loop (stopped here to prove it)."""
     with running(make_conf(), hello_app, pool_size=1) as server:
+        server.keepalive_turn = 0
         first = connect(server)
         first.sendall(GOOD_REQUEST)
         read_response(first)
