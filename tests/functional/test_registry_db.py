@@ -78,6 +78,11 @@ def test_db_sync_creates_the_table_and_is_idempotent(db):
     } <= columns
 
 
+def test_head_constant_is_alembics_head():
+    # migration.HEAD spares binaries the alembic import; it must not go stale.
+    assert migration.HEAD == migration.head_revision()
+
+
 @pytest.mark.timeout(60)
 def test_migrations_match_the_models(synced):
     from alembic.autogenerate import compare_metadata
