@@ -20,8 +20,10 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(opts.service_opts)
     conf.register_opts(opts.wsgi_opts)
     conf.register_opts(opts.periodic_task_opts)
-    conf.register_opts(opts.ssl_opts, group=opts.ssl_group)
-    conf.register_opts(opts.database_opts, group=opts.database_group)
+    # By name: oslo.config keeps overrides in the OptGroup object, so sharing
+    # opts' group objects would leak overrides between ConfigOpts instances.
+    conf.register_opts(opts.ssl_opts, group=opts.ssl_group.name)
+    conf.register_opts(opts.database_opts, group=opts.database_group.name)
     opts.register_wsgi_service_opts(conf, "osapi")
 
 
@@ -38,6 +40,9 @@ def parse_args(
     """
     register_opts(conf)
     logging.register_options(conf)
+    logging.set_defaults(
+        default_log_levels=logging.get_default_log_levels() + ["alembic=WARN"]
+    )
     conf(
         argv[1:],
         project=PROJECT,

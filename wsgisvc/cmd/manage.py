@@ -17,7 +17,6 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 from oslo_config import cfg
-from oslo_log import log as logging
 
 from wsgisvc import config, registry
 from wsgisvc.registry import api, migration
@@ -140,10 +139,6 @@ category_opt = cfg.SubCommandOpt(
 def main() -> None:
     conf = config.CONF
     conf.register_cli_opt(category_opt)
-    # Command output goes to stdout, as do oslo.log's lines: keep alembic quiet.
-    logging.set_defaults(
-        default_log_levels=logging.get_default_log_levels() + ["alembic=WARN"]
-    )
     config.parse_args(sys.argv)
     engine = registry.create_engine(conf)
     try:
