@@ -65,8 +65,11 @@ def _free_port() -> int:
 def _wsgisvc_conf(ctx: Context) -> Path:
     """Write the --config-file wsgisvc-api runs with; port 0 is logged back."""
     conf = ctx.workdir / "wsgisvc-bench.conf"
+    state = ctx.workdir / "state"  # a private SQLite services table per run
+    state.mkdir(exist_ok=True)
     conf.write_text(
         "[DEFAULT]\n"
+        f"state_path = {state}\n"
         "osapi_listen = 127.0.0.1\n"
         "osapi_listen_port = 0\n"
         f"osapi_workers = {WORKERS}\n"
