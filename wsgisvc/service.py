@@ -5,9 +5,17 @@
 The process machinery lives in ``launcher``, ``process_launcher`` and ``signals``.
 """
 
-from oslo_config import cfg
+import importlib
+import math
+import os
+import random
+import sys
+from typing import Any
 
-from wsgisvc import config
+from oslo_config import cfg
+from oslo_log import log as logging
+
+from wsgisvc import config, loopingcall, opts, registry, rpc, wsgi
 from wsgisvc.launcher import (
     Launcher,
     ServiceBase,
@@ -15,8 +23,11 @@ from wsgisvc.launcher import (
     Services,
     check_service,
 )
+from wsgisvc.manager import Manager
 from wsgisvc.process_launcher import ProcessLauncher, ServerWrapper
 from wsgisvc.signals import SignalExit
+
+LOG = logging.getLogger(__name__)
 
 __all__ = [
     "Launcher",
@@ -24,8 +35,11 @@ __all__ = [
     "ServerWrapper",
     "ServiceBase",
     "ServiceLauncher",
+    "Service",
+    "ServiceConfigError",
     "Services",
     "SignalExit",
+    "WSGIService",
     "get_launcher",
     "launch",
     "process_launcher",
@@ -90,23 +104,18 @@ def wait() -> int:
     return get_launcher().wait()
 
 
-# --- WSGIService (issue 4) below this line ------------------------------------
-
-# This section's imports stay with it so the sections can be edited apart.
-import os as _os  # noqa: E402
-
-from oslo_config import cfg as _cfg  # noqa: E402
-
-from wsgisvc import config as _config  # noqa: E402
-from wsgisvc import opts as _opts  # noqa: E402
-from wsgisvc import wsgi as _wsgi  # noqa: E402
-
-__all__ += ["WSGIService"]
+# --- WSGIService: a paste app over HTTP ---------------------------------------
 
 # Clients beyond the workers' greenpools wait in the listen backlog (see
 # wsgisvc.wsgi); 128 overflows under a few hundred clients, and an overflow
 # costs the client a 1 s SYN retransmit. The kernel caps it at somaxconn.
 WSGI_BACKLOG = 4096
+
+
+def _api_heartbeat(conf: cfg.ConfigOpts, name: str) -> registry.Heartbeat:
+    """The row an API keeps in the services table: binary ``wsgisvc-<name>``.
+    Created in start(), in the worker, so no engine crosses a fork."""
+    return registry.Heartbeat(conf, conf.host, f"wsgisvc-{name}")
 
 
 class WSGIService(ServiceBase):
@@ -121,21 +130,21 @@ class WSGIService(ServiceBase):
     def __init__(
         self,
         name: str,
-        loader: _wsgi.Loader | None = None,
+        loader: wsgi.Loader | None = None,
         use_ssl: bool = False,
         max_url_len: int | None = None,
         *,
-        conf: _cfg.ConfigOpts | None = None,
+        conf: cfg.ConfigOpts | None = None,
     ) -> None:
-        self.conf = conf if conf is not None else _config.CONF
+        self.conf = conf if conf is not None else config.CONF
         self.name = name
-        self.conf.register_opts(_opts.wsgi_opts)
-        _opts.register_wsgi_service_opts(self.conf, name)
+        self.conf.register_opts(opts.wsgi_opts)
+        opts.register_wsgi_service_opts(self.conf, name)
         self.workers = self._read_workers()
         self.use_ssl = use_ssl or self.conf[f"{name}_use_ssl"]
-        self.loader = loader or _wsgi.Loader(self.conf)
+        self.loader = loader or wsgi.Loader(self.conf)
         self.app = self.loader.load_app(name)
-        self.server = _wsgi.Server(
+        self.server = wsgi.Server(
             self.conf,
             name,
             self.app,
@@ -154,9 +163,9 @@ class WSGIService(ServiceBase):
         option = f"{self.name}_workers"
         workers = self.conf[option]
         if workers is None:
-            return _os.cpu_count() or 1
+            return os.cpu_count() or 1
         if workers < 1:
-            raise _wsgi.StartupError(f"{option} must be at least 1, got {workers}")
+            raise wsgi.StartupError(f"{option} must be at least 1, got {workers}")
         return workers
 
     def start(self) -> None:
@@ -176,29 +185,7 @@ class WSGIService(ServiceBase):
         self.server.reset()
 
 
-# --- Service (RPC, issue 5) below this line -----------------------------------
-
-# This section's imports stay with it so the sections can be edited apart.
-import importlib  # noqa: E402
-import logging  # noqa: E402
-import math  # noqa: E402
-import os  # noqa: E402
-import random  # noqa: E402
-import sys  # noqa: E402
-from typing import Any  # noqa: E402
-
-from wsgisvc import loopingcall, opts, registry, rpc  # noqa: E402
-from wsgisvc.manager import Manager  # noqa: E402
-
-__all__ += ["Service", "ServiceConfigError"]
-
-_LOG = logging.getLogger(__name__)
-
-
-def _api_heartbeat(conf: cfg.ConfigOpts, name: str) -> registry.Heartbeat:
-    """The row an API keeps in the services table: binary ``wsgisvc-<name>``.
-    Created in start(), in the worker, so no engine crosses a fork."""
-    return registry.Heartbeat(conf, conf.host, f"wsgisvc-{name}")
+# --- Service: a manager behind RPC, with periodic tasks and a heartbeat -------
 
 
 class ServiceConfigError(RuntimeError):
@@ -336,7 +323,7 @@ class Service(ServiceBase):
             raise ServiceConfigError(f"state_path {state_path} is not writable")
         least = math.ceil(2.5 * self.report_interval)
         if self.conf.service_down_time < least:
-            _LOG.warning(
+            LOG.warning(
                 "service_down_time %s s is less than 2.5 x report_interval (%s s); "
                 "using %s s so a live service is never reported down",
                 self.conf.service_down_time,
