@@ -98,7 +98,9 @@ def run_group(spec, group: str, args, settings, ctx, rnd: int) -> list[dict]:
     try:
         started = server.wait_ready()
         if "S" in args.workloads:
-            samples.append({**base, "workload": "S", "seconds": started})
+            start_cpu = server.cpu_seconds()  # noise-resistant twin of the wall time
+            sample = {"workload": "S", "seconds": started, "cpu_seconds": start_cpu}
+            samples.append({**base, **sample})
         if group in ("W1", "W2", "W3", "W4"):
             load = workloads.loads(settings)[group]
             result = workloads.run_wrk(server, load, settings)
