@@ -62,7 +62,8 @@ _TCP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 #: unevenly as 12/52 over two workers. Yielding after every accept
 #: spread them evenly (28/36 at worst) but, when a burst meets busy workers,
 #: admits one connection per hub round: a median W3 p99 of about 6 s against
-#: 0.9 s greedy. Batches of 4 measured 21/43 at worst and about 1.3 s.
+#: 0.9 s greedy. Batches of 4 measured 21/43 at worst (mostly within 27/37) and
+#: about 1.3 s. Figures from doc/source/gunicorn.rst's busy 2-core machine.
 ACCEPT_BATCH = 4
 
 #: How often the main greenthread heartbeats the arbiter; gunicorn's smallest
