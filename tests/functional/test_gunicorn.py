@@ -342,6 +342,21 @@ def test_hup_replaces_workers_without_failing_a_request(tmp_path):
 
 
 @pytest.mark.timeout(60)
+def test_usr1_reopens_the_access_log(tmp_path):
+    access_log = tmp_path / "access.log"
+    with gunicorn_master(tmp_path, "-w", "1", "--access-logfile", str(access_log)) as m:
+        wait_for(lambda: access_log.exists() and access_log.read_text())
+        access_log.rename(tmp_path / "access.log.1")  # what logrotate does
+        m.signal(signal.SIGUSR1)
+
+        def logged_to_new_file():
+            assert m.get("/pid")[0] == 200
+            return access_log.exists() and '"GET /pid ' in access_log.read_text()
+
+        wait_for(logged_to_new_file)
+
+
+@pytest.mark.timeout(60)
 def test_workers_exit_when_the_master_is_killed(tmp_path):
     with gunicorn_master(tmp_path, "-w", "2") as master:
         workers = wait_for(lambda: len(master.workers()) == 2 and master.workers())
