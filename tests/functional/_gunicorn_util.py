@@ -50,7 +50,14 @@ class Master:
 
     def workers(self) -> set[int]:
         """PIDs of the master's live children (its workers)."""
-        return set(children(self.pid))
+        for _ in range(10):
+            try:
+                return set(children(self.pid))
+            except ProcessLookupError:
+                # tests.helpers.alive() reads /proc/PID/stat; a worker that exits
+                # between the open and the read makes that read fail with ESRCH.
+                continue
+        raise AssertionError("workers kept exiting while being listed")
 
     def signal(self, signum: int) -> None:
         os.kill(self.pid, signum)
