@@ -19,7 +19,7 @@ from pathlib import Path
 
 import gunicorn.config
 
-from tests.helpers import children, kill_group, wait_for
+from tests.helpers import alive, children, kill_group, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -34,6 +34,14 @@ LISTENING = re.compile(r"Listening at: https?://127\.0\.0\.1:(\d+)")
 
 def _has_setting(name: str) -> bool:
     return any(setting.name == name for setting in gunicorn.config.KNOWN_SETTINGS)
+
+
+def exited(pid: int) -> bool:
+    """True once ``pid`` is gone or a zombie (a read racing its exit counts)."""
+    try:
+        return not alive(pid)
+    except ProcessLookupError:  # exited between opening and reading /proc/PID/stat
+        return True
 
 
 class Master:

@@ -24,8 +24,13 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.functional._gunicorn_util import SAMPLE_PASTE, gunicorn_master, run_gunicorn
-from tests.helpers import alive, wait_for
+from tests.functional._gunicorn_util import (
+    SAMPLE_PASTE,
+    exited,
+    gunicorn_master,
+    run_gunicorn,
+)
+from tests.helpers import wait_for
 
 # gunicorn's default access_log_format: h l u t "r" s b "f" "a".
 ACCESS_LINE = re.compile(
@@ -362,7 +367,7 @@ def test_workers_exit_when_the_master_is_killed(tmp_path):
         workers = wait_for(lambda: len(master.workers()) == 2 and master.workers())
         master.signal(signal.SIGKILL)
         master.wait_exit(timeout=10)
-        wait_for(lambda: not any(alive(pid) for pid in workers), timeout=15)
+        wait_for(lambda: all(exited(pid) for pid in workers), timeout=15)
 
 
 @pytest.mark.timeout(60)
