@@ -63,7 +63,11 @@ def alive(pid: int) -> bool:
 def children(pid: int) -> list[int]:
     """Live child PIDs of ``pid``."""
     found = []
-    for task in os.listdir(f"/proc/{pid}/task") if alive(pid) else []:
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return []
+    for task in tasks:
         try:
             with open(f"/proc/{pid}/task/{task}/children") as f:
                 found += [int(p) for p in f.read().split()]
