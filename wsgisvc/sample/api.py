@@ -83,7 +83,9 @@ class V1App:
 
     def echo(self, request: webob.Request) -> dict | webob.Response:
         try:
-            body = request.body  # reads through sizelimit's limiting reader
+            # One read through sizelimit's limiting reader; request.body would
+            # first copy a body over 10 KiB into a temporary file on disk.
+            body = request.body_file.read()
         except webob.exc.HTTPRequestEntityTooLarge:
             return fault_response(413, default_message(413))
         try:
