@@ -14,17 +14,26 @@ T = TypeVar("T")
 
 
 def wait_for(
-    predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02
+    predicate: Callable[[], T],
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    sleep: Callable[[float], None] = time.sleep,
+    what: str = "",
 ) -> T:
-    """Return the first truthy value of ``predicate()``; fail after ``timeout``."""
+    """Return the first truthy value of ``predicate()``; fail after ``timeout``.
+
+    Pass ``sleep=eventlet.sleep`` to let greenthreads run while waiting.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s: {predicate}")
-        time.sleep(interval)
+            raise AssertionError(
+                f"condition not met within {timeout} s: {what or predicate}"
+            )
+        sleep(interval)
 
 
 def spawn(args: list[str], log_path, **kwargs) -> subprocess.Popen:

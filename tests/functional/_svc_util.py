@@ -7,11 +7,12 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
 import uuid
 
 import pytest
 import sqlalchemy as sa
+
+from tests.helpers import wait_for
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
@@ -141,13 +142,4 @@ def green_wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, wha
     """Wait for ``predicate()`` while letting greenthreads run."""
     import eventlet
 
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"timed out after {timeout} s waiting for {what or predicate}"
-            )
-        eventlet.sleep(interval)
+    return wait_for(predicate, timeout, interval, sleep=eventlet.sleep, what=what)
