@@ -10,6 +10,7 @@ parent dies, even by SIGKILL.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging as stdlib_logging
 import os
 import signal
@@ -164,6 +165,10 @@ class ProcessLauncher:
     def _fork(self, wrapper: ServerWrapper, slot: WorkerSlot) -> None:
         slot.respawn_at = None
         slot.forked_at = time.monotonic()
+        # What the parent built (the app, the config, imported modules) is never
+        # garbage: out of the collector's sight, a worker's full collections stay
+        # short and leave those pages shared with the parent (copy-on-write).
+        gc.freeze()
         pid = os.fork()
         if pid == 0:
             os._exit(self._run_worker(wrapper.service))
