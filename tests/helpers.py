@@ -87,3 +87,50 @@ def children(pid: int) -> list[int]:
 
 PYTHON = sys.executable
 BIN = os.path.dirname(sys.executable)
+
+
+def openssl(*args: str, cwd) -> None:
+    """Run the ``openssl`` command in ``cwd``; fail the test on error."""
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def self_signed_cert(directory, name: str, cn: str, ip: str | None = None):
+    """``name``.pem and ``name``.key in ``directory``: a self-signed certificate
+    for ``cn`` (and ``ip`` as subjectAltName); returns (cert path, key path)."""
+    san = ["-addext", f"subjectAltName=IP:{ip}"] if ip else []
+    openssl(
+        *("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
+        *("-subj", f"/CN={cn}", *san),
+        *("-keyout", f"{name}.key", "-out", f"{name}.pem"),
+        cwd=directory,
+    )
+    return directory / f"{name}.pem", directory / f"{name}.key"
+
+
+def run_in_session(args: list[str], timeout: float, grace: float = 30, **kwargs):
+    """Run ``args`` to completion in a session of its own: (exit status, output).
+
+    Past ``timeout`` it gets SIGTERM and ``grace`` seconds to clean up; whatever
+    is left of its process group is then killed.
+    """
+    proc = subprocess.Popen(
+        args,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        **kwargs,
+    )
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=grace)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    return proc.returncode, output

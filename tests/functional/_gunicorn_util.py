@@ -19,7 +19,7 @@ from pathlib import Path
 
 import gunicorn.config
 
-from tests.helpers import alive, children, kill_group, wait_for
+from tests.helpers import alive, children, kill_group, run_in_session, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -161,17 +161,4 @@ def _serving(master: Master) -> bool:
 
 def run_gunicorn(tmp_path: Path, *extra: str, timeout: float = 30.0):
     """Run gunicorn to completion (for start-up refusals): (exit status, output)."""
-    proc = subprocess.Popen(
-        gunicorn_args(TEST_PASTE, *extra),
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        output, _ = proc.communicate(timeout=timeout)
-        return proc.returncode, output
-    finally:
-        kill_group(proc)
+    return run_in_session(gunicorn_args(TEST_PASTE, *extra), timeout, cwd=ROOT)

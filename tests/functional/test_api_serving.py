@@ -5,12 +5,11 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
-import subprocess
 
 import pytest
 
 from tests.functional._wsgi_util import api_server
-from tests.helpers import wait_for
+from tests.helpers import self_signed_cert, wait_for
 
 
 @pytest.mark.timeout(60)
@@ -58,30 +57,9 @@ def test_sample_api_limits_through_the_binary(tmp_path):
         conn.close()
 
 
-def _openssl(*args: str, cwd) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
 @pytest.mark.timeout(90)
 def test_tls_round_trip_through_the_binary(tmp_path):
-    _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.pem",
-        cwd=tmp_path,
-    )
+    self_signed_cert(tmp_path, "server", cn="127.0.0.1", ip="127.0.0.1")
     extra = (
         "osapi_use_ssl = true\n[ssl]\n"
         f"cert_file = {tmp_path / 'server.pem'}\nkey_file = {tmp_path / 'server.key'}\n"

@@ -8,10 +8,7 @@ that figures were produced, not what they are: the machine is shared.
 """
 
 import json
-import os
 import shutil
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,6 +19,7 @@ if str(REPO) not in sys.path:  # bench/ is a top-level directory, not installed
     sys.path.insert(0, str(REPO))
 
 from bench import report, workloads, wrk  # noqa: E402
+from tests.helpers import run_in_session  # noqa: E402
 
 needs_wrk = pytest.mark.skipif(
     shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)"
@@ -30,24 +28,14 @@ needs_wrk = pytest.mark.skipif(
 
 def _run_bench(tmp_path: Path, *args: str, timeout: float = 60) -> tuple[int, dict]:
     out = tmp_path / "bench.json"
-    proc = subprocess.Popen(
+    # On a timeout, SIGTERM lets the bench stop the servers it started.
+    status, output = run_in_session(
         [sys.executable, "-m", "bench", "--rounds", "1", "--out", str(out), *args],
+        timeout,
         cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
     )
-    try:
-        output, _ = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            # SIGTERM lets the bench stop the servers it started (own sessions)
-            os.kill(proc.pid, signal.SIGTERM)
-            proc.wait(30)
-            os.killpg(proc.pid, signal.SIGKILL)
     assert out.exists(), output
-    return proc.returncode, json.loads(out.read_text())
+    return status, json.loads(out.read_text())
 
 
 @needs_wrk

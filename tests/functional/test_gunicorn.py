@@ -15,7 +15,6 @@ import signal
 import socket
 import ssl
 import struct
-import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +29,7 @@ from tests.functional._gunicorn_util import (
     gunicorn_master,
     run_gunicorn,
 )
-from tests.helpers import wait_for
+from tests.helpers import self_signed_cert, wait_for
 
 # gunicorn's default access_log_format: h l u t "r" s b "f" "a".
 ACCESS_LINE = re.compile(
@@ -414,13 +413,7 @@ def test_max_requests_recycles_workers_and_no_request_fails(tmp_path):
 @pytest.mark.timeout(60)
 @pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl command")
 def test_tls_through_gunicorn_certfile_and_keyfile(tmp_path):
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        + ["-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed_cert(tmp_path, "cert", cn="127.0.0.1")
     tls = ("--certfile", str(cert), "--keyfile", str(key))
     with gunicorn_master(tmp_path, "-w", "1", *tls, plain_http=False) as master:
         context = ssl.create_default_context(cafile=str(cert))

@@ -3,45 +3,26 @@
 from __future__ import annotations
 
 import ssl
-import subprocess
 
 import pytest
 from eventlet.green import socket as green_socket
 from eventlet.green import ssl as green_ssl
 
+from tests.helpers import openssl, self_signed_cert
 from tests.unit._wsgi_inproc import RecordingApp, make_conf, running
 from wsgisvc import sslutils, wsgi
 
 REQUEST = b"GET /tls HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 
 
-def _openssl(*args: str, cwd) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory):
     """A CA, a server cert for 127.0.0.1 and a client cert, made with openssl."""
     d = tmp_path_factory.mktemp("certs")
-    _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=test-ca",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        cwd=d,
-    )
+    self_signed_cert(d, "ca", cn="test-ca")
     (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
     for name in ("server", "client"):
-        _openssl(
+        openssl(
             "req",
             "-newkey",
             "rsa:2048",
@@ -54,7 +35,7 @@ def certs(tmp_path_factory):
             f"{name}.csr",
             cwd=d,
         )
-        _openssl(
+        openssl(
             "x509",
             "-req",
             "-in",
