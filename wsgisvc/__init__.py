@@ -18,3 +18,5 @@ if os.environ.get("WSGISVC_EVENTLET_WARNINGS") != "1":
     warnings.filterwarnings(
         "ignore", message=r"Using fork\(\) is a bad idea", category=DeprecationWarning
     )
+
+from wsgisvc import backend  # noqa: E402,F401  (read WSGISVC_BACKEND once, first)
