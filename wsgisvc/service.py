@@ -25,7 +25,6 @@ from wsgisvc.launcher import (
 )
 from wsgisvc.manager import Manager
 from wsgisvc.process_launcher import ProcessLauncher, ServerWrapper
-from wsgisvc.signals import SignalExit
 
 LOG = logging.getLogger(__name__)
 
@@ -38,7 +37,6 @@ __all__ = [
     "Service",
     "ServiceConfigError",
     "Services",
-    "SignalExit",
     "WSGIService",
     "get_launcher",
     "launch",
