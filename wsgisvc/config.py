@@ -5,6 +5,8 @@ servers and services take the ``ConfigOpts`` they work with as an argument, and
 register the options they read on it. Binaries pass ``config.CONF``.
 """
 
+from importlib import metadata
+
 from oslo_config import cfg
 from oslo_log import log as logging
 
@@ -46,6 +48,7 @@ def parse_args(
     conf(
         argv[1:],
         project=PROJECT,
+        version=metadata.version(PROJECT),
         default_config_files=default_config_files,
         default_config_dirs=default_config_dirs,
     )
