@@ -5,9 +5,11 @@ import importlib
 import pathlib
 import re
 import runpy
+import shutil
 
 import pytest
 
+from tests.helpers import BIN, run_in_session
 from tests.unit.test_opts import generator_namespaces
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -52,3 +54,31 @@ def test_readme_commands_run_from_the_clone():
         if word.startswith(VENV_COMMANDS)
     ]  # fmt: skip
     assert not bare, f"README.md: binaries not called as .venv/bin/NAME: {bare}"
+
+
+def systemd_unit() -> str:
+    """The unit file of doc/source/systemd.rst, as an operator would copy it."""
+    text = (SOURCE / "systemd.rst").read_text()
+    match = re.search(r"\.\. code-block:: ini\n\n((?:   .*\n|\n)+)", text)
+    assert match, "systemd.rst has no unit file"
+    lines = match[1].rstrip().splitlines()
+    return "\n".join(line.removeprefix("   ") for line in lines) + "\n"
+
+
+def test_systemd_unit_stops_reloads_and_notifies_as_documented():
+    unit = systemd_unit()
+    for line in ("Type=notify", "KillMode=mixed", "ExecReload=kill -HUP $MAINPID"):
+        assert f"\n{line}\n" in unit, line
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="no systemd-analyze")
+def test_systemd_unit_is_valid(tmp_path):
+    """systemd-analyze names every unknown key or bad value (and still exits 0)."""
+    unit = re.sub(r"ExecStart=\S+", f"ExecStart={BIN}/wsgisvc-api", systemd_unit())
+    path = tmp_path / "myproj-api.service"
+    path.write_text(unit)
+    status, output = run_in_session(
+        ["systemd-analyze", "verify", str(path)], timeout=50
+    )
+    assert status == 0 and not output.strip(), output
