@@ -320,3 +320,6 @@ class Worker(AsyncWorker):
             self.notify()
             with eventlet.Timeout(min(HEARTBEAT_INTERVAL, remaining), False):
                 pool.waitall()
+
+
+__all__ = ["Worker"]

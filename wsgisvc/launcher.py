@@ -349,3 +349,6 @@ def check_service(service: object) -> None:
         raise TypeError(
             f"service must be a wsgisvc ServiceBase, got {type(service).__name__}"
         )
+
+
+__all__ = ["Launcher", "ServiceBase", "ServiceLauncher", "Services"]

@@ -372,3 +372,14 @@ def _close_if_idle(connections: list[list]) -> None:
     for conn_state in connections:
         if conn_state[2] == _IDLE:
             greenio.shutdown_safe(conn_state[1])
+
+
+__all__ = [
+    "BindError",
+    "Loader",
+    "PasteAppNotFound",
+    "PasteConfigNotFound",
+    "PasteLoadError",
+    "Server",
+    "StartupError",
+]

@@ -137,7 +137,7 @@ def test_500_logs_the_traceback_and_sends_it_only_in_debug(caplog, debug):
     request = webob.Request.blank("/v1/x", environ={"wsgisvc.debug": debug})
     response = request.get_response(faultwrap.FaultWrapper(_boom))
     assert response.status_int == 500
-    fault = json.loads(response.body)["computeFault"]
+    fault = json.loads(response.body)["sampleFault"]
     assert fault["code"] == 500
     assert ("hunter2" in fault["message"]) is debug
     assert "Traceback" in caplog.text and "hunter2" in caplog.text
