@@ -51,6 +51,7 @@ PUBLIC_MODULES = [
     "wsgisvc.loopingcall",
     "wsgisvc.registry",
     "wsgisvc.gunicorn",
+    "wsgisvc.errors",
 ]
 
 
