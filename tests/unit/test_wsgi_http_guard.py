@@ -14,7 +14,7 @@ from tests.unit._wsgi_inproc import (
     read_response,
     running,
 )
-from wsgisvc import http_guard
+from wsgisvc.http import guard as http_guard
 
 GOOD = b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n"
 
