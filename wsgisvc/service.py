@@ -10,12 +10,12 @@ import math
 import os
 import random
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from wsgisvc import config, loopingcall, opts, registry, rpc, wsgi
+from wsgisvc import config, loopingcall, opts, registry, wsgi
 from wsgisvc.launcher import (
     Launcher,
     ServiceBase,
@@ -23,9 +23,12 @@ from wsgisvc.launcher import (
     Services,
     check_service,
 )
-from wsgisvc.manager import Manager
 from wsgisvc.process_launcher import ProcessLauncher, ServerWrapper
 from wsgisvc.signals import SignalExit
+
+if TYPE_CHECKING:  # oslo.messaging only for RPC services, not for an API binary
+    from wsgisvc import rpc
+    from wsgisvc.manager import Manager
 
 LOG = logging.getLogger(__name__)
 
@@ -213,7 +216,7 @@ class Service(ServiceBase):
         host: str,
         binary: str,
         topic: str,
-        manager: str | type[Manager],
+        manager: "str | type[Manager]",
         report_interval: float | None = None,
         periodic_enable: bool | None = None,
         periodic_interval: float | None = None,
@@ -263,7 +266,7 @@ class Service(ServiceBase):
         host: str | None = None,
         binary: str | None = None,
         topic: str | None = None,
-        manager: str | type[Manager] | None = None,
+        manager: "str | type[Manager] | None" = None,
         report_interval: float | None = None,
         periodic_enable: bool | None = None,
         periodic_interval: float | None = None,
@@ -343,6 +346,8 @@ class Service(ServiceBase):
         self._start_timers()
 
     def _start_rpc_server(self) -> None:
+        from wsgisvc import rpc  # oslo.messaging and kombu: only RPC services
+
         self.rpcserver = rpc.RPCServer(
             self.conf,
             self.topic,
