@@ -10,6 +10,7 @@ oslo.log shows where its context format string puts request ids.
 """
 
 import logging
+import threading
 import time
 from email.utils import formatdate
 
@@ -22,6 +23,11 @@ class AccessLog:
     def __init__(self, log_format: str) -> None:
         self.log_format = log_format
         self._wants_date = "date_time" in log_format
+        template = logging.LogRecord(
+            LOGGER.name, logging.INFO, __file__, 0, log_format, None, None
+        )
+        template.request_id = ""
+        self._template = template.__dict__
 
     def write(
         self,
@@ -45,13 +51,24 @@ class AccessLog:
         }
         if self._wants_date:
             values["date_time"] = time.strftime("%d/%b/%Y %H:%M:%S")
-        record = logging.LogRecord(
-            logger.name, logging.INFO, __file__, 0, self.log_format, None, None
-        )
-        record.args = values  # a mapping: formatted only by a handler that emits
+        record = _Record.__new__(_Record)
+        fields = record.__dict__
+        fields.update(self._template)
+        now = time.time()
+        template_created = fields["created"]
+        fields["created"] = now
+        fields["msecs"] = (now - int(now)) * 1000
+        fields["relativeCreated"] += (now - template_created) * 1000
+        fields["thread"] = threading.get_ident()
+        fields["threadName"] = threading.current_thread().name
+        fields["args"] = values  # a mapping: formatted by a handler that emits
         if request_id:
-            record.request_id = request_id
+            fields["request_id"] = request_id
         logger.handle(record)
+
+
+class _Record(logging.LogRecord):
+    """A LogRecord filled from the template instead of by ``__init__``."""
 
 
 _date = [0, ""]
