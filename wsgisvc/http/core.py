@@ -211,13 +211,13 @@ class Connection:
         self.deadline = None
         started = time.monotonic()
         try:
-            environ = self._environ_for(message)
+            environ, wants_keep = self._environ_for(message)
         except BadRequest as exc:
             self.reject(exc)
             return False
         target = message.target.decode("latin-1")
         line = f"{message.method} {target} HTTP/{message.version}"
-        response = _Response(self, message, environ)
+        response = _Response(self, message, environ, wants_keep)
         try:
             self.sock.settimeout(core.socket_timeout)
             response.run(core.app)
@@ -255,7 +255,8 @@ class Connection:
                 return False
         return True
 
-    def _environ_for(self, message: Message) -> dict:
+    def _environ_for(self, message: Message) -> tuple[dict, bool]:
+        """The environ, and whether the client asked to keep the connection."""
         environ = self._environ.copy()
         lengths, codings, hosts = [], [], []
         expect = connection = ""
@@ -297,9 +298,7 @@ class Connection:
         environ["wsgi.input"] = Input(
             self, message, http11 and expect.lower() == "100-continue"
         )
-        environ["wsgisvc.keep"] = message_keep and not message.upgrade
-        environ["wsgisvc.http10_keepalive"] = not http11 and message_keep
-        return environ
+        return environ, message_keep and not message.upgrade
 
     # --- reading more of a body, refusing, closing -----------------------------
 
@@ -453,14 +452,16 @@ class _Response:
         "input",
     )
 
-    def __init__(self, conn: Connection, message: Message, environ: dict) -> None:
+    def __init__(
+        self, conn: Connection, message: Message, environ: dict, wants_keep: bool
+    ) -> None:
         self.conn = conn
         self.message = message
         self.environ = environ
         self.status = "500"
         self.headers: list | None = None
         self.head_sent = False
-        self.keep = environ["wsgisvc.keep"] and conn.core.keep_alive
+        self.keep = wants_keep and conn.core.keep_alive
         self.sent = 0
         self.chunked = False
         self.length: int | None = None
@@ -623,7 +624,7 @@ class _Response:
             self.keep = False
         if not self.keep:
             lines.append("Connection: close\r\n")
-        elif self.environ["wsgisvc.http10_keepalive"]:
+        elif self.message.version == "1.0":  # it asked for keep-alive: say yes
             lines.append("Connection: keep-alive\r\n")
         lines.append(accesslog.date_header())
         lines.append("\r\n")

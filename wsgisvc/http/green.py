@@ -29,7 +29,7 @@ LOG = logging.getLogger(__name__)
 
 def make_slots(size: int) -> Slots:
     lock = green_threading.Lock()
-    return Slots(size, green_threading.Condition(lock), green_threading.Condition(lock))
+    return Slots(size, *(green_threading.Condition(lock) for _ in range(3)))
 
 
 class Scheduler:
@@ -95,6 +95,7 @@ class Scheduler:
     def _accept_loop(self, listener) -> None:
         try:
             while True:
+                self.slots.wait_room()
                 if len(self._connections) >= self.max_connections:
                     self._room = green_event.Event()
                     self._room.wait()  # meanwhile the kernel's backlog holds them
@@ -113,6 +114,9 @@ class Scheduler:
                 thread = eventlet.spawn(self._run, client, address)
                 self._threads.add(thread)
                 thread.link(self._threads.discard)
+                # Let the new connection run first: a busy worker comes back to
+                # accept() later than an idle sibling, which spreads connections.
+                eventlet.sleep(0)
         except greenlet.GreenletExit:
             pass  # stop() killed the loop
 
