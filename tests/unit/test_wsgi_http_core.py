@@ -20,7 +20,7 @@ from eventlet.green import socket as green_socket
 
 from tests.helpers import wait_for
 from tests.unit._http_cases import BAD_BODIES, HOST, POST11, request_bytes
-from tests.unit._wsgi_inproc import (
+from tests.unit._wsgi_inproc import (  # noqa: F401  (scheduler: a fixture)
     RecordingApp,
     connect,
     hello_app,
@@ -29,6 +29,7 @@ from tests.unit._wsgi_inproc import (
     read_response,
     read_until_closed,
     running,
+    scheduler,
 )
 from wsgisvc.http import core
 
@@ -88,15 +89,13 @@ def test_valid_extensions_and_trailers_pass_and_frame_the_next_request(server, a
     chunked = request_bytes(POST11, HOST, b"Transfer-Encoding: chunked") + (
         b'3;name=value;flag\r\nabc\r\n2;q="quoted"\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n'
     )
-    following = b"POST /next HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nfg"
-    sock = connect(server)
-    try:
-        sock.sendall(chunked + following)  # pipelined: framing must not slip
-        first, second = read_response(sock), read_response(sock)
-    finally:
-        sock.close()
-    assert first.startswith(b"HTTP/1.1 200") and first.endswith(b"abcde")
-    assert second.startswith(b"HTTP/1.1 200") and second.endswith(b"fg")
+    following = request_bytes(
+        b"POST /next HTTP/1.1", HOST, b"Content-Length: 2", b"Connection: close"
+    )
+    answer = raw(server, chunked + following + b"fg")  # pipelined: framing holds
+    first, _, second = answer.partition(b"abcde")
+    assert first.startswith(b"HTTP/1.1 200"), answer
+    assert second.startswith(b"HTTP/1.1 200") and second.endswith(b"fg"), answer
     assert app.calls[-1]["PATH_INFO"] == "/next"
 
 

@@ -11,7 +11,7 @@ import eventlet
 import pytest
 from eventlet.green import socket as green_socket
 
-from tests.unit._wsgi_inproc import (
+from tests.unit._wsgi_inproc import (  # noqa: F401  (scheduler: a fixture)
     GOOD_REQUEST,
     RecordingApp,
     connect,
@@ -22,6 +22,7 @@ from tests.unit._wsgi_inproc import (
     read_response,
     read_until_closed,
     running,
+    scheduler,
     sleepy_app,
 )
 from wsgisvc import wsgi
@@ -133,13 +134,20 @@ def test_connection_accepted_just_before_stop_is_served_not_reset():
 
 @pytest.mark.timeout(30)
 def test_wait_returns_only_when_in_flight_requests_are_done():
-    with running(make_conf(), sleepy_app) as server:
+    finished = []
+
+    def app(environ, start_response):
+        answer = sleepy_app(environ, start_response)
+        finished.append(environ["PATH_INFO"])  # the response is ready
+        return answer
+
+    with running(make_conf(), app) as server:
         results = []
         client = eventlet.spawn(lambda: results.append(get(server, "/?s=0.5")))
         eventlet.sleep(0.1)
         server.stop()
         server.wait()
-        assert client.dead or results, "wait() returned before the request ended"
+        assert finished, "wait() returned before the request ended"
         client.wait()
         assert results[0][0] == 200
 
