@@ -2,9 +2,14 @@
 
 The parent does nothing but supervise. It sleeps in one loop that SIGCHLD,
 SIGTERM, SIGINT and SIGHUP wake through the wakeup pipe, or a deadline (the next
-respawn, the end of a graceful stop). Each worker watches the read end of a pipe
-whose only writer is the parent, so it sees EOF, and exits, the moment the
-parent dies, even by SIGKILL.
+respawn, the end of a graceful stop or of a replaced worker's drain), and acts
+on the queued signals in order. Each worker watches the read end of a pipe whose
+only writer is the parent, so it sees EOF, and exits, the moment the parent
+dies, even by SIGKILL.
+
+A stop signals the workers and sets the deadline first; the services' own
+stop() in the parent (closing its copies of the listeners) then runs on a
+thread of its own, so nothing a service does there can delay the SIGKILL.
 """
 
 from __future__ import annotations
@@ -16,11 +21,10 @@ import os
 import signal
 import time
 
-import eventlet.hubs
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from wsgisvc import launcher, signals, systemd
+from wsgisvc import backend, launcher, signals, systemd
 from wsgisvc.signals import Action
 
 LOG = logging.getLogger(__name__)
@@ -32,6 +36,7 @@ RESPAWN_BACKOFF_START = 1.0
 RESPAWN_BACKOFF_MAX = 30.0
 # After SIGINT, workers get this long to stop before SIGKILL.
 FAST_STOP_GRACE = 1.0
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)
 
 
 @dataclasses.dataclass
@@ -85,7 +90,8 @@ class ProcessLauncher:
         self.restart_method = restart_method
         self.wrappers: list[ServerWrapper] = []
         self.workers: dict[int, tuple[ServerWrapper, WorkerSlot]] = {}
-        self.retiring: set[int] = set()  # replaced on SIGHUP, draining
+        # Workers replaced on SIGHUP, draining: pid -> when they get SIGKILL.
+        self.retiring: dict[int, float | None] = {}
         self._stop_deadline: float | None = None
         self._status = launcher.STATUS_OK
         self._stopping = False
@@ -93,9 +99,7 @@ class ProcessLauncher:
             systemd.ReadinessRelay() if os.environ.get("NOTIFY_SOCKET") else None
         )
         self._death_read_fd, self._death_write_fd = os.pipe()
-        self._signals = signals.SignalHandler(
-            (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)
-        )
+        self._signals = signals.SignalHandler(HANDLED_SIGNALS)
         self._signals.install()
 
     def launch_service(self, service: launcher.ServiceBase, workers: int = 1) -> None:
@@ -111,12 +115,13 @@ class ProcessLauncher:
         """Supervise until every worker is gone after a stop; return the status."""
         launcher.log_start(self.conf)
         while not (self._stopping and not self.workers and not self.retiring):
-            received, _ = self._signals.wait(self._sleep_time(), self._watched_fds())
-            for signo in received:
+            self._signals.wait(self._sleep_time(), self._watched_fds())
+            while (signo := self._signals.next()) is not None:
                 self._handle_signal(signo)
             self._reap()
             self._refill_slots()
             self._enforce_stop_deadline()
+            self._kill_stale_retiring()
             self._relay_readiness()
         LOG.info("all workers stopped; exiting with status %d", self._status)
         return self._status
@@ -143,6 +148,7 @@ class ProcessLauncher:
         ]
         if self._stop_deadline is not None:
             deadlines.append(self._stop_deadline)
+        deadlines += [at for at in self.retiring.values() if at is not None]
         if not deadlines:
             return self.wait_interval
         return min(min(deadlines) - time.monotonic(), self.wait_interval)
@@ -151,12 +157,21 @@ class ProcessLauncher:
         action = signals.action_for(signo)
         if action is Action.CHILD_EXITED:
             return  # _reap() runs after every wake-up
-        LOG.info("parent %d got %s", os.getpid(), signals.signal_name(signo))
-        if action is Action.RESTART:
+        pid, name = os.getpid(), signals.signal_name(signo)
+        if self._stopping and action is not Action.FAST_STOP:
+            LOG.info("parent %d got %s while stopping: ignored", pid, name)
+        elif action is Action.RELOAD:
+            how = "reloading" if self.restart_method == "reload" else "mutating"
+            LOG.info("parent %d got SIGHUP, not a terminal hang-up: %s", pid, how)
             self.restart()
+        elif action is Action.HANGUP:
+            LOG.info("parent %d: terminal hung up (SIGHUP); stopping", pid)
+            self._begin_stop(signal.SIGTERM, launcher.shutdown_timeout(self.conf))
         elif action is Action.GRACEFUL_STOP:
+            LOG.info("parent %d got %s: stopping gracefully", pid, name)
             self._begin_stop(signal.SIGTERM, launcher.shutdown_timeout(self.conf))
         else:
+            LOG.info("parent %d got %s: stopping at once", pid, name)
             self._status = launcher.STATUS_FAILED
             self._begin_stop(signal.SIGINT, FAST_STOP_GRACE)
 
@@ -169,30 +184,34 @@ class ProcessLauncher:
         # garbage: out of the collector's sight, a worker's full collections stay
         # short and leave those pages shared with the parent (copy-on-write).
         gc.freeze()
-        pid = os.fork()
+        pid, mask = signals.fork(HANDLED_SIGNALS)
         if pid == 0:
-            os._exit(self._run_worker(wrapper.service))
+            os._exit(self._run_worker(wrapper.service, mask))
         slot.pid = pid
         self.workers[pid] = (wrapper, slot)
         LOG.info("started worker %d for %s", pid, wrapper.service)
 
-    def _run_worker(self, service: launcher.ServiceBase) -> int:
-        """The whole life of a forked worker; returns its exit status."""
+    def _run_worker(self, service: launcher.ServiceBase, mask: set[int]) -> int:
+        """The whole life of a forked worker; returns its exit status.
+
+        Called with the handled signals blocked (see ``signals.fork``): they
+        are unblocked once the worker's own handlers are in place.
+        """
         try:
             os.close(self._death_write_fd)
-            self._signals.close()
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            self._signals.forget_in_child()
             if self._readiness is not None:  # tell the parent, not systemd
                 os.environ["NOTIFY_SOCKET"] = self._readiness.address
             else:
                 os.environ.pop("NOTIFY_SOCKET", None)
-            eventlet.hubs.use_hub()  # a fresh hub: never share the parent's epoll
+            backend.after_fork_in_child()
             _give_log_handlers_fresh_locks()
             worker = launcher.ServiceLauncher(
                 self.conf,
                 restart_method=self.restart_method,
                 parent_death_fd=self._death_read_fd,
             )
+            signals.unblock(mask)
             worker.launch_service(service)
             return worker.wait()
         except BaseException:
@@ -212,7 +231,7 @@ class ProcessLauncher:
     def _worker_exited(self, pid: int, status: int) -> None:
         how = _describe_exit(status)
         if pid in self.retiring:
-            self.retiring.discard(pid)
+            del self.retiring[pid]
             LOG.info("replaced worker %d %s", pid, how)
             return
         if pid not in self.workers:
@@ -249,19 +268,21 @@ class ProcessLauncher:
     # --- stop and restart -----------------------------------------------------
 
     def _begin_stop(self, signo: int, grace: float | None) -> None:
-        """Close our copies of the listeners, pass ``signo`` on, set a deadline."""
-        if not self._stopping:
-            systemd.notify("STOPPING=1")
-            self.stop_services()
-        self._stopping = True
+        """Pass ``signo`` on and set the deadline, then close our copies of the
+        listeners on a thread of their own: the loop goes on meanwhile."""
         self._signal_all(signo, [*self.workers, *self.retiring])
-        deadline = None if grace is None else time.monotonic() + grace
+        deadline = launcher.deadline_after(grace)
         if self._stop_deadline is None or (
             deadline is not None and deadline < self._stop_deadline
         ):
             self._stop_deadline = deadline
+        if not self._stopping:
+            self._stopping = True
+            systemd.notify("STOPPING=1")
+            backend.os_thread(self.stop_services, name="stop-services-in-parent")
 
     def stop_services(self) -> None:
+        """Each service's stop() in the parent (it closes listening sockets)."""
         for wrapper in self.wrappers:
             try:
                 wrapper.service.stop()
@@ -287,8 +308,10 @@ class ProcessLauncher:
 
     def restart(self) -> None:
         """SIGHUP. reload: re-read config files, reset() the services, replace
-        every worker (old ones drain, new ones take over the shared sockets).
-        mutate: apply mutable options and pass SIGHUP on; workers keep their PIDs.
+        every worker (old ones drain, new ones take over the shared sockets);
+        a replaced worker still running after graceful_shutdown_timeout gets
+        SIGKILL. mutate: apply mutable options and pass SIGHUP on; workers
+        keep their PIDs.
         """
         if self.restart_method == "mutate":
             self.conf.mutate_config_files()
@@ -297,29 +320,26 @@ class ProcessLauncher:
         self.conf.reload_config_files()
         for wrapper in self.wrappers:
             wrapper.service.reset()
+        kill_at = launcher.deadline_after(launcher.shutdown_timeout(self.conf))
         old = list(self.workers)
         for pid in old:
             _, slot = self.workers.pop(pid)
             slot.pid = None
             slot.respawn_at = time.monotonic()
-            self.retiring.add(pid)
+            self.retiring[pid] = kill_at
         self._signal_all(signal.SIGTERM, old)
         self._refill_slots()
-        self._watch_retiring(old)
 
-    def _watch_retiring(self, pids: list[int]) -> None:
-        """Replaced workers that outlive graceful_shutdown_timeout get SIGKILL."""
-        timeout = launcher.shutdown_timeout(self.conf)
-        if timeout is None:
-            return
-
-        def kill_stragglers():
-            stragglers = [pid for pid in pids if pid in self.retiring]
-            if stragglers:
-                LOG.error("replaced workers %s did not drain in time", stragglers)
-                self._signal_all(signal.SIGKILL, stragglers)
-
-        eventlet.spawn_after(timeout, kill_stragglers)
+    def _kill_stale_retiring(self) -> None:
+        now = time.monotonic()
+        stale = [
+            pid for pid, at in self.retiring.items() if at is not None and at <= now
+        ]
+        if stale:
+            LOG.error("replaced workers %s did not drain in time; killing them", stale)
+            self._signal_all(signal.SIGKILL, stale)
+            for pid in stale:
+                self.retiring[pid] = None  # killed; reaped by _reap()
 
 
 def _give_log_handlers_fresh_locks() -> None:

@@ -26,30 +26,17 @@ from oslo_config import cfg
 from paste import deploy
 
 from wsgisvc import backend, opts, sslutils
+from wsgisvc.errors import (  # noqa: F401  (re-exported: wsgi.StartupError ...)
+    BindError,
+    PasteAppNotFound,
+    PasteConfigNotFound,
+    PasteLoadError,
+    StartupError,
+)
 from wsgisvc.http import listeners
 from wsgisvc.http.core import Core
 
 LOG = logging.getLogger(__name__)
-
-
-class StartupError(RuntimeError):
-    """The server cannot start; the message is the one line an operator reads."""
-
-
-class PasteConfigNotFound(StartupError):
-    """``api_paste_config`` names no readable file."""
-
-
-class PasteAppNotFound(StartupError):
-    """The paste file has no application of the requested name."""
-
-
-class PasteLoadError(StartupError):
-    """The app exists but a section it uses or a factory it calls failed."""
-
-
-class BindError(StartupError):
-    """The address stayed in use (or unusable) for the whole retry window."""
 
 
 class Loader:
@@ -251,3 +238,14 @@ def _scheduling():
     from wsgisvc.http import green
 
     return green
+
+
+__all__ = [
+    "BindError",
+    "Loader",
+    "PasteAppNotFound",
+    "PasteConfigNotFound",
+    "PasteLoadError",
+    "Server",
+    "StartupError",
+]

@@ -95,11 +95,14 @@ def write_config(tmp_path: Path, workers: int, extra: str = "") -> Path:
     return conf
 
 
-def start_api(tmp_path: Path, conf: Path, *args: str) -> tuple[subprocess.Popen, Path]:
-    """Start the binary (not waiting for anything); the caller kills its group."""
+def start_api(
+    tmp_path: Path, conf: Path, *args: str, command: list[str] | None = None
+) -> tuple[subprocess.Popen, Path]:
+    """Start the binary, or ``command`` (not waiting for anything); the caller
+    kills its group."""
     log_path = tmp_path / "api.log"
     proc = spawn(
-        [BINARY, "--config-file", str(conf), *args],
+        [*(command or [BINARY]), "--config-file", str(conf), *args],
         log_path,
         env={"PYTHONPATH": str(ROOT)},
         cwd=tmp_path,
@@ -108,10 +111,16 @@ def start_api(tmp_path: Path, conf: Path, *args: str) -> tuple[subprocess.Popen,
 
 
 @contextlib.contextmanager
-def api_server(tmp_path: Path, workers: int = 2, extra: str = ""):
-    """A started wsgisvc-api whose workers all answer; killed on exit."""
+def api_server(
+    tmp_path: Path,
+    workers: int = 2,
+    extra: str = "",
+    command: list[str] | None = None,
+):
+    """A started wsgisvc-api (or ``command``) whose workers all answer; killed
+    on exit."""
     conf = write_config(tmp_path, workers, extra)
-    proc, log_path = start_api(tmp_path, conf)
+    proc, log_path = start_api(tmp_path, conf, command=command)
     api = Api(proc, log_path)
     try:
 
