@@ -9,7 +9,14 @@ import pathlib
 import pytest
 import webob
 
-from tests.unit._wsgi_inproc import connect, get, make_conf, read_response, running
+from tests.unit._wsgi_inproc import (  # noqa: F401
+    connect,
+    get,
+    make_conf,
+    read_response,
+    running,
+    scheduler,
+)
 from wsgisvc import wsgi
 from wsgisvc.sample import faultwrap
 
