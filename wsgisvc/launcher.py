@@ -167,16 +167,17 @@ class _Drain:
     """Services stopped; their wait() runs on a task until ``deadline``.
 
     ``stop`` is the reason when the process stops after the drain; None means
-    a SIGHUP reload, after which the services start again.
+    a SIGHUP reload, after which the services start again. ``done`` is set by
+    the task when wait() returned, before it wakes the loop.
     """
 
-    task: object
     deadline: float | None
     stop: Stop | None = None
+    done: object = dataclasses.field(default_factory=lambda: backend.Event())
 
     @property
     def finished(self) -> bool:
-        return self.task.done
+        return self.done.is_set()
 
     @property
     def expired(self) -> bool:
@@ -305,12 +306,14 @@ class Launcher:
         if self._drain is not None:
             self._drain.deadline, self._drain.stop = deadline, stop
             return
-        self._drain = _Drain(backend.spawn(self._wait_services), deadline, stop)
+        self._drain = _Drain(deadline, stop)
+        backend.spawn(self._wait_services, self._drain.done)
 
-    def _wait_services(self) -> None:
+    def _wait_services(self, done) -> None:
         try:
             self.services.wait()
         finally:
+            done.set()
             self._signals.nudge()
 
     def _end_drain(self) -> Stop | None:

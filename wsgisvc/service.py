@@ -5,17 +5,19 @@
 The process machinery lives in ``launcher``, ``process_launcher`` and ``signals``.
 """
 
+from __future__ import annotations
+
 import importlib
 import math
 import os
 import random
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from wsgisvc import config, loopingcall, opts, registry, rpc, wsgi
+from wsgisvc import config, loopingcall, opts, registry
 from wsgisvc.errors import ServiceConfigError, StartupError
 from wsgisvc.launcher import (
     Launcher,
@@ -24,8 +26,12 @@ from wsgisvc.launcher import (
     Services,
     check_service,
 )
-from wsgisvc.manager import Manager
 from wsgisvc.process_launcher import ProcessLauncher, ServerWrapper
+
+if TYPE_CHECKING:  # imported where used: an API needs no oslo.messaging, a
+    # worker no HTTP server
+    from wsgisvc import rpc, wsgi
+    from wsgisvc.manager import Manager
 
 LOG = logging.getLogger(__name__)
 
@@ -139,6 +145,8 @@ class WSGIService(ServiceBase):
         *,
         conf: cfg.ConfigOpts | None = None,
     ) -> None:
+        from wsgisvc import wsgi
+
         self.conf = conf if conf is not None else config.CONF
         self.name = name
         self.conf.register_opts(opts.wsgi_opts + opts.service_opts)
@@ -228,6 +236,8 @@ class Service(ServiceBase):
         cluster: str | None = None,
         conf: cfg.ConfigOpts | None = None,
     ):
+        from wsgisvc import rpc
+
         self.conf = conf if conf is not None else config.CONF
         self.conf.register_opts(opts.launcher_opts + opts.service_opts)
         rpc.register_opts(self.conf)
@@ -279,7 +289,7 @@ class Service(ServiceBase):
         service_name: str | None = None,
         cluster: str | None = None,
         conf: cfg.ConfigOpts | None = None,
-    ) -> "Service":
+    ) -> Service:
         """A Service with the binary's defaults: host from ``host``, binary
         from argv[0], topic = binary less ``wsgisvc-``, manager from
         ``<topic>_manager``, intervals from their options."""
@@ -349,6 +359,8 @@ class Service(ServiceBase):
         self._start_timers()
 
     def _start_rpc_server(self) -> None:
+        from wsgisvc import rpc
+
         self.rpcserver = rpc.RPCServer(
             self.conf,
             self.topic,

@@ -1,4 +1,5 @@
-"""The launchers as an operator meets them: real process trees, real signals."""
+"""The launchers as an operator meets them: real process trees, real signals,
+on both backends (each test runs on eventlet and on threading)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-def target(tmp_path):
-    t = Target(tmp_path)
+def target(tmp_path, backend):
+    t = Target(tmp_path, backend)
     yield t
     t.stop()
 
@@ -34,6 +35,8 @@ def test_one_worker_runs_in_process(target, workers, launcher):
     target.start(**options)
     wait_for(lambda: target.events("start"))
     assert target.events("launcher") == [(target.pid, "launcher", launcher)]
+    running_on = "native threads" if target.backend == "threading" else "eventlet"
+    assert f"pid {target.pid}: running on {running_on}" in target.log()
     assert target.started_pids() == [target.pid]
     assert target.workers() == []
     assert sigterm_and_wait(target) == 0
@@ -273,8 +276,8 @@ def _reaped(pid: int) -> list[int]:
 
 
 @pytest.fixture
-def pty_target(tmp_path):
-    t = PtyTarget(tmp_path)
+def pty_target(tmp_path, backend):
+    t = PtyTarget(tmp_path, backend)
     yield t
     t.stop()
 

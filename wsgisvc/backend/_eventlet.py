@@ -27,10 +27,6 @@ class Task:
     def __init__(self, fn: Callable, *args) -> None:
         self._thread = eventlet.spawn(fn, *args)
 
-    @property
-    def done(self) -> bool:
-        return self._thread.dead
-
     def wait(self):
         return self._thread.wait()
 

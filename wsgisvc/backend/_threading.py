@@ -30,10 +30,6 @@ class Task:
         except BaseException as error:
             self._error = error
 
-    @property
-    def done(self) -> bool:
-        return not self._thread.is_alive()
-
     def wait(self):
         self._thread.join()
         if self._error is not None:
