@@ -13,6 +13,7 @@ import abc
 import dataclasses
 import os
 import signal
+import threading
 import time
 
 from oslo_config import cfg
@@ -69,6 +70,9 @@ class Services:
         self._none_starting = backend.Event()
         self._none_starting.set()
         self._stopped = False
+        # start() runs on tasks of its own (threads, on threading): who stops
+        # a service that was starting is decided under this lock.
+        self._lock = threading.Lock()
         self._on_change = on_change
 
     @property
@@ -80,33 +84,40 @@ class Services:
         self._spawn_start(service)
 
     def _spawn_start(self, service: ServiceBase) -> None:
-        self._starting.add(id(service))
-        self._none_starting.clear()
+        with self._lock:
+            self._starting.add(id(service))
+            self._none_starting.clear()
         backend.spawn(self._start, service)
 
     def _start(self, service: ServiceBase) -> None:
+        stop_now = False
         try:
             service.start()
         except BaseException as exc:
             LOG.exception("%s failed to start", service)
             self.failed.append((service, exc))
         else:
-            if self._stopped:  # stop() came while we were starting
-                self._stop(service)
+            stop_now = True  # if a stop() came while we were starting
         finally:
-            self._starting.discard(id(service))
-            if not self._starting:
-                self._none_starting.set()
+            with self._lock:
+                self._starting.discard(id(service))
+                stop_now = stop_now and self._stopped
+            if stop_now:
+                self._stop(service)
+            with self._lock:  # wait() goes on once this service is stopped too
+                if not self._starting:
+                    self._none_starting.set()
             self._on_change()
 
     def stop(self) -> None:
         """Call each service's stop() once, however often this is called."""
-        if self._stopped:
-            return
-        self._stopped = True
-        for service in self.services:
-            if id(service) not in self._starting:
-                self._stop(service)
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            started = [s for s in self.services if id(s) not in self._starting]
+        for service in started:
+            self._stop(service)
 
     def _stop(self, service: ServiceBase) -> None:
         try:
@@ -129,7 +140,8 @@ class Services:
     def start_again(self) -> None:
         """Reset and start every stopped service again (SIGHUP, reload)."""
         self.reset()
-        self._stopped = False
+        with self._lock:
+            self._stopped = False
         for service in self.services:
             self._spawn_start(service)
 
