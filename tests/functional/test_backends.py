@@ -94,8 +94,11 @@ def test_an_unknown_backend_is_one_line_and_exit_1():
     )
 
 
-def test_the_in_process_unit_tests_pass_on_threads():
-    """Looping calls and the signal plumbing, run again on native threads."""
+@pytest.mark.timeout(300)
+def test_the_in_process_tests_pass_on_threads():
+    """Looping calls, the signal plumbing, the RPC Service (start order,
+    periodic tasks, heartbeat, stop, kill) and the heartbeat through database
+    outages, run again in a process on native threads."""
     status, output = run_in_session(
         [
             PYTHON,
@@ -106,8 +109,10 @@ def test_the_in_process_unit_tests_pass_on_threads():
             "no:cacheprovider",
             "tests/unit/test_loopingcall.py",
             "tests/unit/test_signals.py",
+            "tests/functional/test_rpc_service.py",
+            "tests/functional/test_registry_heartbeat.py",
         ],
-        timeout=100,
+        timeout=240,
         cwd=ROOT,
         env={"WSGISVC_BACKEND": "threading", "PATH": "/usr/bin:/bin"},
     )
