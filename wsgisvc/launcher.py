@@ -26,6 +26,9 @@ LOG = logging.getLogger(__name__)
 
 STATUS_OK = 0
 STATUS_FAILED = 1
+# A graceful stop whose loop is stuck (a service's stop() or wait() blocking in
+# a call no scheduler can preempt) still ends this long past its deadline.
+STUCK_STOP_GRACE = 1.0
 
 
 class ServiceBase(abc.ABC):
@@ -222,6 +225,7 @@ class Launcher:
         self._signals.install()
         self.services = Services(on_change=self._signals.nudge)
         self._drain: _Drain | None = None
+        self._watchdog = None
         self._notified_ready = False
 
     def launch_service(self, service: ServiceBase, workers: int | None = 1) -> None:
@@ -253,6 +257,8 @@ class Launcher:
         if self._parent_death_fd is None:  # a forked worker: the parent said it
             log_start(self.conf)
         stop = self._run()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         LOG.info("pid %d: %s; exit status %d", os.getpid(), stop.why, stop.status)
         return stop.status
 
@@ -306,6 +312,11 @@ class Launcher:
             LOG.info("pid %d: terminal hung up (SIGHUP); stopping", os.getpid())
         else:
             LOG.info("pid %d got %s: stopping gracefully", os.getpid(), name)
+        timeout = shutdown_timeout(self.conf)
+        if timeout is not None:  # armed first: stop() itself may block
+            self._watchdog = backend.os_thread(
+                self._exit_stuck_stop, "stop-watchdog", timeout + STUCK_STOP_GRACE
+            )
         self.stop()
         self._begin_drain(stop=Stop(f"stopped by {name}", STATUS_OK))
         return None
@@ -320,6 +331,18 @@ class Launcher:
             return
         self._drain = _Drain(deadline, stop)
         backend.spawn(self._wait_services, self._drain.done)
+
+    def _exit_stuck_stop(self) -> None:
+        """On a thread of its own, past the stop deadline: the loop could not
+        end the stop (a service's code blocks it), so this ends the process."""
+        LOG.error(
+            "pid %d: still stopping %.0f s past graceful_shutdown_timeout=%ss: "
+            "a service blocks; exiting with status 1",
+            os.getpid(),
+            STUCK_STOP_GRACE,
+            self.conf.graceful_shutdown_timeout,
+        )
+        os._exit(STATUS_FAILED)
 
     def _wait_services(self, done) -> None:
         try:

@@ -373,6 +373,20 @@ def test_service_launcher_sighup_during_a_reload_drain_is_one_reload(target):
     assert len(target.events("start")) == 2
 
 
+def test_service_launcher_stop_blocking_in_a_service_still_exits_1(target):
+    """stop() blocks the loop itself in an unpatched sleep of an hour: past
+    graceful_shutdown_timeout (2 s) and a second's grace, the process exits 1."""
+    target.start(block_in_stop=True, default={"graceful_shutdown_timeout": 2})
+    wait_for(lambda: target.events("start"))
+    began = time.monotonic()
+    target.signal(signal.SIGTERM)
+    assert target.exit_status(timeout=10) == 1
+    took = time.monotonic() - began
+    print(f"exited {took:.2f} s after SIGTERM")
+    assert 3 <= took <= 5
+    assert "a service blocks; exiting with status 1" in target.log()
+
+
 def test_service_launcher_start_failure_exits_1(target):
     target.start(raise_at_start=True)
     assert target.exit_status() == 1

@@ -9,10 +9,11 @@ first use, so reading ``NAME`` imports no scheduler, and under ``threading``
 nothing imports eventlet.
 
 The names: ``spawn(fn, *args)`` (a Task to ``wait()`` for),
-``spawn_after(seconds, fn)``, ``os_thread(fn, name)`` (a real OS thread on either
-backend), ``Event`` (``set``, ``is_set``, ``clear``, ``wait(timeout)``), ``sleep``,
-``wait_readable(fds, timeout)`` (the launchers' sleep: a select that lets the
-process's other work run), ``os_read``/``os_write`` (never parked by patching),
+``spawn_after(seconds, fn)``, ``os_thread(fn, name, delay)`` (a real OS thread on
+either backend, as a timer that can be cancelled), ``Event`` (``set``,
+``is_set``, ``clear``, ``wait(timeout)``), ``sleep``, ``wait_readable(fds,
+timeout)`` (the launchers' sleep: a select that lets the process's other work
+run), ``os_read``/``os_write`` (never parked by patching),
 ``after_fork_in_child()``, ``describe()`` (the line every launcher logs).
 """
 

@@ -51,8 +51,11 @@ def spawn_after(seconds: float, fn: Callable, *args) -> None:
     timer.start()
 
 
-def os_thread(fn: Callable, name: str) -> None:
-    threading.Thread(target=fn, name=name, daemon=True).start()
+def os_thread(fn: Callable, name: str, delay: float = 0.0) -> threading.Timer:
+    timer = threading.Timer(delay, fn)
+    timer.name, timer.daemon = name, True
+    timer.start()
+    return timer
 
 
 def wait_readable(fds: list[int], timeout: float | None) -> list[int]:
