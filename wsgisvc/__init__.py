@@ -7,7 +7,9 @@ its workers before any child uses the hub, then gives each child a fresh hub.
 Those two warnings are therefore expected here and would only teach operators to
 ignore warnings, so they are filtered by their exact text, here, before anything
 imports eventlet; every other warning is left alone. ``WSGISVC_EVENTLET_WARNINGS=1``
-shows them again, and each launcher logs the eventlet version at start.
+shows them again, and each launcher logs the backend (and eventlet's version) at
+start. ``WSGISVC_BACKEND=threading`` runs on native threads instead, and then
+nothing imports eventlet (see wsgisvc.backend and doc/source/backends.rst).
 """
 
 import os

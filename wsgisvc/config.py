@@ -47,7 +47,10 @@ def parse_args(
     register_opts(conf)
     logging.register_options(conf)
     logging.set_defaults(
-        default_log_levels=logging.get_default_log_levels() + ["alembic=WARN"]
+        # oslo.service says which backend it loaded in three INFO lines; each
+        # launcher says which backend it runs on in one.
+        default_log_levels=logging.get_default_log_levels()
+        + ["alembic=WARN", "oslo_service.backend=WARN"]
     )
     conf(
         argv[1:],

@@ -13,6 +13,7 @@ import abc
 import dataclasses
 import os
 import signal
+import threading
 import time
 
 from oslo_config import cfg
@@ -25,6 +26,9 @@ LOG = logging.getLogger(__name__)
 
 STATUS_OK = 0
 STATUS_FAILED = 1
+# A graceful stop whose loop is stuck (a service's stop() or wait() blocking in
+# a call no scheduler can preempt) still ends this long past its deadline.
+STUCK_STOP_GRACE = 1.0
 
 
 class ServiceBase(abc.ABC):
@@ -69,6 +73,9 @@ class Services:
         self._none_starting = backend.Event()
         self._none_starting.set()
         self._stopped = False
+        # start() runs on tasks of its own (threads, on threading): who stops
+        # a service that was starting is decided under this lock.
+        self._lock = threading.Lock()
         self._on_change = on_change
 
     @property
@@ -80,33 +87,40 @@ class Services:
         self._spawn_start(service)
 
     def _spawn_start(self, service: ServiceBase) -> None:
-        self._starting.add(id(service))
-        self._none_starting.clear()
+        with self._lock:
+            self._starting.add(id(service))
+            self._none_starting.clear()
         backend.spawn(self._start, service)
 
     def _start(self, service: ServiceBase) -> None:
+        stop_now = False
         try:
             service.start()
         except BaseException as exc:
             LOG.exception("%s failed to start", service)
             self.failed.append((service, exc))
         else:
-            if self._stopped:  # stop() came while we were starting
-                self._stop(service)
+            stop_now = True  # if a stop() came while we were starting
         finally:
-            self._starting.discard(id(service))
-            if not self._starting:
-                self._none_starting.set()
+            with self._lock:
+                self._starting.discard(id(service))
+                stop_now = stop_now and self._stopped
+            if stop_now:
+                self._stop(service)
+            with self._lock:  # wait() goes on once this service is stopped too
+                if not self._starting:
+                    self._none_starting.set()
             self._on_change()
 
     def stop(self) -> None:
         """Call each service's stop() once, however often this is called."""
-        if self._stopped:
-            return
-        self._stopped = True
-        for service in self.services:
-            if id(service) not in self._starting:
-                self._stop(service)
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            started = [s for s in self.services if id(s) not in self._starting]
+        for service in started:
+            self._stop(service)
 
     def _stop(self, service: ServiceBase) -> None:
         try:
@@ -129,7 +143,8 @@ class Services:
     def start_again(self) -> None:
         """Reset and start every stopped service again (SIGHUP, reload)."""
         self.reset()
-        self._stopped = False
+        with self._lock:
+            self._stopped = False
         for service in self.services:
             self._spawn_start(service)
 
@@ -167,16 +182,17 @@ class _Drain:
     """Services stopped; their wait() runs on a task until ``deadline``.
 
     ``stop`` is the reason when the process stops after the drain; None means
-    a SIGHUP reload, after which the services start again.
+    a SIGHUP reload, after which the services start again. ``done`` is set by
+    the task when wait() returned, before it wakes the loop.
     """
 
-    task: object
     deadline: float | None
     stop: Stop | None = None
+    done: object = dataclasses.field(default_factory=lambda: backend.Event())
 
     @property
     def finished(self) -> bool:
-        return self.task.done
+        return self.done.is_set()
 
     @property
     def expired(self) -> bool:
@@ -209,6 +225,7 @@ class Launcher:
         self._signals.install()
         self.services = Services(on_change=self._signals.nudge)
         self._drain: _Drain | None = None
+        self._watchdog = None
         self._notified_ready = False
 
     def launch_service(self, service: ServiceBase, workers: int | None = 1) -> None:
@@ -240,6 +257,8 @@ class Launcher:
         if self._parent_death_fd is None:  # a forked worker: the parent said it
             log_start(self.conf)
         stop = self._run()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         LOG.info("pid %d: %s; exit status %d", os.getpid(), stop.why, stop.status)
         return stop.status
 
@@ -293,6 +312,11 @@ class Launcher:
             LOG.info("pid %d: terminal hung up (SIGHUP); stopping", os.getpid())
         else:
             LOG.info("pid %d got %s: stopping gracefully", os.getpid(), name)
+        timeout = shutdown_timeout(self.conf)
+        if timeout is not None:  # armed first: stop() itself may block
+            self._watchdog = backend.os_thread(
+                self._exit_stuck_stop, "stop-watchdog", timeout + STUCK_STOP_GRACE
+            )
         self.stop()
         self._begin_drain(stop=Stop(f"stopped by {name}", STATUS_OK))
         return None
@@ -305,12 +329,26 @@ class Launcher:
         if self._drain is not None:
             self._drain.deadline, self._drain.stop = deadline, stop
             return
-        self._drain = _Drain(backend.spawn(self._wait_services), deadline, stop)
+        self._drain = _Drain(deadline, stop)
+        backend.spawn(self._wait_services, self._drain.done)
 
-    def _wait_services(self) -> None:
+    def _exit_stuck_stop(self) -> None:
+        """On a thread of its own, past the stop deadline: the loop could not
+        end the stop (a service's code blocks it), so this ends the process."""
+        LOG.error(
+            "pid %d: still stopping %.0f s past graceful_shutdown_timeout=%ss: "
+            "a service blocks; exiting with status 1",
+            os.getpid(),
+            STUCK_STOP_GRACE,
+            self.conf.graceful_shutdown_timeout,
+        )
+        os._exit(STATUS_FAILED)
+
+    def _wait_services(self, done) -> None:
         try:
             self.services.wait()
         finally:
+            done.set()
             self._signals.nudge()
 
     def _end_drain(self) -> Stop | None:

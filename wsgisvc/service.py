@@ -5,6 +5,8 @@
 The process machinery lives in ``launcher``, ``process_launcher`` and ``signals``.
 """
 
+from __future__ import annotations
+
 import importlib
 import math
 import os
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from wsgisvc import config, loopingcall, opts, registry, wsgi
+from wsgisvc import config, loopingcall, opts, registry
 from wsgisvc.errors import ServiceConfigError, StartupError
 from wsgisvc.launcher import (
     Launcher,
@@ -26,7 +28,9 @@ from wsgisvc.launcher import (
 )
 from wsgisvc.process_launcher import ProcessLauncher, ServerWrapper
 
-if TYPE_CHECKING:  # oslo.messaging only for RPC services, not for an API binary
+if TYPE_CHECKING:  # imported where used: an API needs no oslo.messaging, a
+    # worker no HTTP server
+    from wsgisvc import rpc, wsgi
     from wsgisvc.manager import Manager
 
 LOG = logging.getLogger(__name__)
@@ -141,6 +145,8 @@ class WSGIService(ServiceBase):
         *,
         conf: cfg.ConfigOpts | None = None,
     ) -> None:
+        from wsgisvc import wsgi
+
         self.conf = conf if conf is not None else config.CONF
         self.name = name
         self.conf.register_opts(opts.wsgi_opts + opts.service_opts)
@@ -219,7 +225,7 @@ class Service(ServiceBase):
         host: str,
         binary: str,
         topic: str,
-        manager: "str | type[Manager]",
+        manager: str | type[Manager],
         *,
         report_interval: float | None = None,
         periodic_enable: bool | None = None,
@@ -230,10 +236,10 @@ class Service(ServiceBase):
         cluster: str | None = None,
         conf: cfg.ConfigOpts | None = None,
     ):
+        from wsgisvc import rpc
+
         self.conf = conf if conf is not None else config.CONF
         self.conf.register_opts(opts.launcher_opts + opts.service_opts)
-        from wsgisvc import rpc  # oslo.messaging and kombu: only RPC services
-
         rpc.register_opts(self.conf)
         config.check_values(self.conf)  # RPC options too, before any fork
         self.host, self.binary, self.topic = host, binary, topic
@@ -273,7 +279,7 @@ class Service(ServiceBase):
         host: str | None = None,
         binary: str | None = None,
         topic: str | None = None,
-        manager: "str | type[Manager] | None" = None,
+        manager: str | type[Manager] | None = None,
         *,
         report_interval: float | None = None,
         periodic_enable: bool | None = None,
@@ -283,7 +289,7 @@ class Service(ServiceBase):
         service_name: str | None = None,
         cluster: str | None = None,
         conf: cfg.ConfigOpts | None = None,
-    ) -> "Service":
+    ) -> Service:
         """A Service with the binary's defaults: host from ``host``, binary
         from argv[0], topic = binary less ``wsgisvc-``, manager from
         ``<topic>_manager``, intervals from their options."""
@@ -353,7 +359,7 @@ class Service(ServiceBase):
         self._start_timers()
 
     def _start_rpc_server(self) -> None:
-        from wsgisvc import rpc  # oslo.messaging and kombu: only RPC services
+        from wsgisvc import rpc
 
         self.rpcserver = rpc.RPCServer(
             self.conf,

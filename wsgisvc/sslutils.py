@@ -11,7 +11,7 @@ import ssl
 
 from oslo_config import cfg
 
-from wsgisvc import opts
+from wsgisvc import backend, opts
 from wsgisvc.errors import TLSConfigError
 
 _VERSIONS = {
@@ -76,15 +76,20 @@ def make_context(conf: cfg.ConfigOpts) -> ssl.SSLContext:
 
 
 def wrap(conf: cfg.ConfigOpts, sock, context: ssl.SSLContext | None = None):
-    """Wrap an accepted (green) socket as the server side of a TLS connection.
+    """Wrap an accepted socket (green, on eventlet) as the server side of a TLS
+    connection.
 
-    The handshake runs on first I/O, in the connection's own greenthread, so a
-    slow or hostile client never holds up the accept loop.
+    The handshake runs on first I/O, in the connection's own greenthread or
+    thread, so a slow or hostile client never holds up the accept loop.
     """
-    from eventlet.green import ssl as green_ssl
-
     if context is None:
         context = make_context(conf)
+    if backend.NAME == "threading":
+        return context.wrap_socket(
+            sock, server_side=True, do_handshake_on_connect=False
+        )
+    from eventlet.green import ssl as green_ssl
+
     return green_ssl.GreenSSLSocket(
         sock, server_side=True, do_handshake_on_connect=False, _context=context
     )

@@ -15,7 +15,8 @@ TARGET = pathlib.Path(__file__).with_name("_launcher_target.py")
 class Target:
     """One launcher process tree, its config file, its events and its log."""
 
-    def __init__(self, tmp_path: pathlib.Path) -> None:
+    def __init__(self, tmp_path: pathlib.Path, backend: str = "eventlet") -> None:
+        self.backend = backend
         self.dir = tmp_path
         self.conf_file = tmp_path / "target.conf"
         self.events_file = tmp_path / "events"
@@ -35,7 +36,7 @@ class Target:
         self.proc = spawn(
             [PYTHON, str(TARGET), "--config-file", str(self.conf_file)],
             self.log_file,
-            env=env or {},
+            env={"WSGISVC_BACKEND": self.backend, **(env or {})},
         )
         return self
 

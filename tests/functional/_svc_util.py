@@ -139,7 +139,7 @@ class TcpProxy:
 
 
 def green_wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what=""):
-    """Wait for ``predicate()`` while letting greenthreads run."""
-    import eventlet
+    """Wait for ``predicate()`` while letting greenthreads (on eventlet) run."""
+    from wsgisvc import backend
 
-    return wait_for(predicate, timeout, interval, sleep=eventlet.sleep, what=what)
+    return wait_for(predicate, timeout, interval, sleep=backend.sleep, what=what)

@@ -98,8 +98,10 @@ def worker_process(
     extra: str = "",
     db_url: str | None = None,
     transport_url: str = RABBIT_URL,
+    backend: str = "eventlet",
 ):
-    """A started wsgisvc-worker whose workers all consume; killed on exit."""
+    """A started wsgisvc-worker (on ``backend``) whose workers all consume;
+    killed on exit."""
     require("127.0.0.1", 5672, "RabbitMQ")
     host = f"host-{uuid.uuid4().hex[:8]}"
     conf = write_config(tmp_path, host, workers, extra, transport_url)
@@ -108,7 +110,7 @@ def worker_process(
     proc = spawn(
         [BINARY, "--config-file", str(conf)],
         log_path,
-        env={"PYTHONPATH": str(ROOT)},
+        env={"PYTHONPATH": str(ROOT), "WSGISVC_BACKEND": backend},
         cwd=tmp_path,
     )
     worker = Worker(proc, conf, log_path, host, db_url)

@@ -10,7 +10,7 @@ import json
 import os
 import urllib.parse
 
-import eventlet
+from wsgisvc import backend
 
 
 def test_app(environ, start_response):
@@ -37,7 +37,7 @@ def slow_app(environ, start_response):
     if marker:
         with open(marker, "w") as handle:
             handle.write(str(os.getpid()))
-    eventlet.sleep(int(query.get("ms", ["0"])[0]) / 1000.0)
+    backend.sleep(int(query.get("ms", ["0"])[0]) / 1000.0)
     return _json(start_response, {"pid": os.getpid()})
 
 

@@ -96,15 +96,19 @@ def write_config(tmp_path: Path, workers: int, extra: str = "") -> Path:
 
 
 def start_api(
-    tmp_path: Path, conf: Path, *args: str, command: list[str] | None = None
+    tmp_path: Path,
+    conf: Path,
+    *args: str,
+    command: list[str] | None = None,
+    backend: str = "eventlet",
 ) -> tuple[subprocess.Popen, Path]:
-    """Start the binary, or ``command`` (not waiting for anything); the caller
-    kills its group."""
+    """Start the binary, or ``command``, on ``backend`` (not waiting for
+    anything); the caller kills its group."""
     log_path = tmp_path / "api.log"
     proc = spawn(
         [*(command or [BINARY]), "--config-file", str(conf), *args],
         log_path,
-        env={"PYTHONPATH": str(ROOT)},
+        env={"PYTHONPATH": str(ROOT), "WSGISVC_BACKEND": backend},
         cwd=tmp_path,
     )
     return proc, log_path
@@ -116,11 +120,12 @@ def api_server(
     workers: int = 2,
     extra: str = "",
     command: list[str] | None = None,
+    backend: str = "eventlet",
 ):
-    """A started wsgisvc-api (or ``command``) whose workers all answer; killed
-    on exit."""
+    """A started wsgisvc-api (or ``command``, on ``backend``) whose workers all
+    answer; killed on exit."""
     conf = write_config(tmp_path, workers, extra)
-    proc, log_path = start_api(tmp_path, conf, command=command)
+    proc, log_path = start_api(tmp_path, conf, command=command, backend=backend)
     api = Api(proc, log_path)
     try:
 

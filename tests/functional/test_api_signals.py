@@ -1,4 +1,5 @@
-"""wsgisvc-api under signals: graceful SIGTERM, SIGHUP reload under load."""
+"""wsgisvc-api under signals: graceful SIGTERM, SIGHUP reload under load, on
+both backends (threading once the WSGI server runs on threads)."""
 
 from __future__ import annotations
 
@@ -39,8 +40,8 @@ def _refused(port: int) -> bool:
 
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("workers", [1, 2])
-def test_sigterm_lets_the_in_flight_request_finish(tmp_path, workers):
-    with api_server(tmp_path, workers=workers) as api:
+def test_sigterm_lets_the_in_flight_request_finish(tmp_path, workers, backend):
+    with api_server(tmp_path, workers=workers, backend=backend) as api:
         idle = http.client.HTTPConnection("127.0.0.1", api.port, timeout=30)
         idle.request("GET", "/v1/ping")  # keep-alive, then left idle
         assert idle.getresponse().read()
@@ -60,8 +61,8 @@ def test_sigterm_lets_the_in_flight_request_finish(tmp_path, workers):
 
 
 @pytest.mark.timeout(120)
-def test_sighup_replaces_workers_without_a_failed_request(tmp_path):
-    with api_server(tmp_path, workers=2) as api:
+def test_sighup_replaces_workers_without_a_failed_request(tmp_path, backend):
+    with api_server(tmp_path, workers=2, backend=backend) as api:
         old_workers = api.workers()
         results: list = []
         stop = threading.Event()
@@ -96,8 +97,10 @@ def test_sighup_replaces_workers_without_a_failed_request(tmp_path):
 
 
 @pytest.mark.timeout(120)
-def test_sighup_applies_a_changed_pool_size(tmp_path):
-    with api_server(tmp_path, workers=2, extra="wsgi_default_pool_size = 5\n") as api:
+def test_sighup_applies_a_changed_pool_size(tmp_path, backend):
+    with api_server(
+        tmp_path, workers=2, extra="wsgi_default_pool_size = 5\n", backend=backend
+    ) as api:
         assert _pool_size(api) == 5
         old_workers = api.workers()
         conf = tmp_path / "wsgisvc.conf"
@@ -116,8 +119,8 @@ def _pool_size(api) -> int:
 
 
 @pytest.mark.timeout(90)
-def test_sighup_in_a_single_process_serves_again_on_the_same_port(tmp_path):
-    with api_server(tmp_path, workers=1) as api:
+def test_sighup_in_a_single_process_serves_again_on_the_same_port(tmp_path, backend):
+    with api_server(tmp_path, workers=1, backend=backend) as api:
         pid = api.ping_pid()
         restarts = api.log().count("osapi stopped accepting")
 

@@ -1,4 +1,5 @@
-"""The launchers as an operator meets them: real process trees, real signals."""
+"""The launchers as an operator meets them: real process trees, real signals,
+on both backends (each test runs on eventlet and on threading)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-def target(tmp_path):
-    t = Target(tmp_path)
+def target(tmp_path, backend):
+    t = Target(tmp_path, backend)
     yield t
     t.stop()
 
@@ -34,6 +35,8 @@ def test_one_worker_runs_in_process(target, workers, launcher):
     target.start(**options)
     wait_for(lambda: target.events("start"))
     assert target.events("launcher") == [(target.pid, "launcher", launcher)]
+    running_on = "native threads" if target.backend == "threading" else "eventlet"
+    assert f"pid {target.pid}: running on {running_on}" in target.log()
     assert target.started_pids() == [target.pid]
     assert target.workers() == []
     assert sigterm_and_wait(target) == 0
@@ -273,8 +276,8 @@ def _reaped(pid: int) -> list[int]:
 
 
 @pytest.fixture
-def pty_target(tmp_path):
-    t = PtyTarget(tmp_path)
+def pty_target(tmp_path, backend):
+    t = PtyTarget(tmp_path, backend)
     yield t
     t.stop()
 
@@ -368,6 +371,20 @@ def test_service_launcher_sighup_during_a_reload_drain_is_one_reload(target):
     assert [v for _, _, v in target.events("start")] == ["before", "after"]
     assert sigterm_and_wait(target) == 0
     assert len(target.events("start")) == 2
+
+
+def test_service_launcher_stop_blocking_in_a_service_still_exits_1(target):
+    """stop() blocks the loop itself in an unpatched sleep of an hour: past
+    graceful_shutdown_timeout (2 s) and a second's grace, the process exits 1."""
+    target.start(block_in_stop=True, default={"graceful_shutdown_timeout": 2})
+    wait_for(lambda: target.events("start"))
+    began = time.monotonic()
+    target.signal(signal.SIGTERM)
+    assert target.exit_status(timeout=10) == 1
+    took = time.monotonic() - began
+    print(f"exited {took:.2f} s after SIGTERM")
+    assert 3 <= took <= 5
+    assert "a service blocks; exiting with status 1" in target.log()
 
 
 def test_service_launcher_start_failure_exits_1(target):

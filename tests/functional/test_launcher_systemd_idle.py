@@ -14,8 +14,8 @@ from tests.helpers import BIN, children, kill_group, spawn, wait_for
 
 
 @pytest.fixture
-def target(tmp_path):
-    t = Target(tmp_path)
+def target(tmp_path, backend):
+    t = Target(tmp_path, backend)
     yield t
     t.stop()
 
@@ -67,10 +67,11 @@ def test_idle_parent_sleeps(target):
 
 
 @pytest.mark.timeout(60)
-def test_sample_binary_forks_and_stops(tmp_path):
+def test_sample_binary_forks_and_stops(tmp_path, backend):
     proc = spawn(
         [f"{BIN}/wsgisvc-sample", "--workers", "3", "--tick_interval", "0.1"],
         tmp_path / "sample.log",
+        env={"WSGISVC_BACKEND": backend},
     )
     try:
         pids = wait_for(lambda: len(children(proc.pid)) == 3 and children(proc.pid))

@@ -2,7 +2,6 @@
 
 import logging
 
-import eventlet
 import pytest
 from oslo_config import cfg
 
@@ -14,6 +13,7 @@ from tests.functional._svc_util import (
     green_wait_for,
 )
 from wsgisvc import registry
+from wsgisvc.backend import sleep as backend_sleep
 from wsgisvc.registry import api
 
 INTERVAL = 0.2
@@ -57,7 +57,7 @@ def test_heartbeat_registers_and_advances_until_stopped(synced_conf):
     finally:
         beat.stop()
     stopped_at = count(engine, beat.service_id)
-    eventlet.sleep(INTERVAL * 4)  # a stopped heartbeat must not beat again
+    backend_sleep(INTERVAL * 4)  # a stopped heartbeat must not beat again
     assert count(engine, beat.service_id) == stopped_at
 
 
@@ -149,7 +149,7 @@ def test_database_outage_is_survived_and_logged_once_each_way(
                     green_wait_for(
                         lambda: not beat.database_reachable, what="loss noticed"
                     )
-                    eventlet.sleep(INTERVAL * 5)  # several failed beats: still one line
+                    backend_sleep(INTERVAL * 5)  # several failed beats: still one line
                     proxy.restore()
                     green_wait_for(
                         lambda: beat.database_reachable, what="recovery noticed"

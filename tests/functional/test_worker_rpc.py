@@ -1,4 +1,5 @@
-"""wsgisvc-worker with 2 workers as a real process, through the real RabbitMQ."""
+"""wsgisvc-worker with 2 workers as a real process, through the real RabbitMQ,
+on both backends (calls, heartbeat and periodic tasks, SIGTERM, SIGHUP)."""
 
 import os
 import signal
@@ -16,8 +17,8 @@ MANAGE = os.path.join(BIN, "wsgisvc-manage")
 
 
 @pytest.mark.timeout(120)
-def test_calls_fanout_and_topic_host(tmp_path):
-    with worker_process(tmp_path, workers=2) as worker:
+def test_calls_fanout_and_topic_host(tmp_path, backend):
+    with worker_process(tmp_path, workers=2, backend=backend) as worker:
         pids = set(worker.workers())
         assert len(pids) == 2
         client = worker.client()
@@ -47,8 +48,8 @@ def test_calls_fanout_and_topic_host(tmp_path):
 
 
 @pytest.mark.timeout(120)
-def test_heartbeat_rows_advance_and_periodic_task_runs(tmp_path):
-    with worker_process(tmp_path, workers=2) as worker:
+def test_heartbeat_rows_advance_and_periodic_task_runs(tmp_path, backend):
+    with worker_process(tmp_path, workers=2, backend=backend) as worker:
 
         def row():
             rows = worker.rows()
@@ -84,8 +85,8 @@ def test_heartbeat_rows_advance_and_periodic_task_runs(tmp_path):
 
 
 @pytest.mark.timeout(120)
-def test_sigterm_during_a_2s_call_lets_it_return(tmp_path):
-    with worker_process(tmp_path, workers=2) as worker:
+def test_sigterm_during_a_2s_call_lets_it_return(tmp_path, backend):
+    with worker_process(tmp_path, workers=2, backend=backend) as worker:
         client = worker.client()
         result = {}
 
@@ -111,8 +112,8 @@ def test_manager_hooks_are_not_callable_over_rpc(tmp_path):
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("workers", [1, 2])
-def test_sighup_restarts_the_service_and_rpc_still_answers(tmp_path, workers):
-    with worker_process(tmp_path, workers=workers) as worker:
+def test_sighup_restarts_the_service_and_rpc_still_answers(tmp_path, workers, backend):
+    with worker_process(tmp_path, workers=workers, backend=backend) as worker:
         client = worker.client()
         assert client.call({}, "echo", payload="before")["payload"] == "before"
         consuming_before = len(worker.lines("RPC server consuming"))

@@ -8,16 +8,18 @@ names, reached as ``backend.spawn`` and so on. The chosen module is imported on
 first use, so reading ``NAME`` imports no scheduler, and under ``threading``
 nothing imports eventlet.
 
-The names: ``spawn(fn, *args)`` (a Task with ``done`` and ``wait()``),
-``spawn_after(seconds, fn)``, ``os_thread(fn, name)`` (a real OS thread on either
-backend), ``Event`` (``set``, ``is_set``, ``wait(timeout)``), ``sleep``,
-``wait_readable(fds, timeout)`` (the launchers' sleep: a select that lets the
-process's other work run), ``os_read``/``os_write`` (never parked by patching),
+The names: ``spawn(fn, *args)`` (a Task to ``wait()`` for),
+``spawn_after(seconds, fn)``, ``os_thread(fn, name, delay)`` (a real OS thread on
+either backend, as a timer that can be cancelled), ``Event`` (``set``,
+``is_set``, ``clear``, ``wait(timeout)``), ``sleep``, ``wait_readable(fds,
+timeout)`` (the launchers' sleep: a select that lets the process's other work
+run), ``os_read``/``os_write`` (never parked by patching),
 ``after_fork_in_child()``, ``describe()`` (the line every launcher logs).
 """
 
 import importlib
 import os
+import sys
 
 BACKENDS = ("eventlet", "threading")
 
@@ -29,7 +31,25 @@ def _chosen() -> str:
     return name
 
 
+def _keep_eventlet_out() -> None:
+    """Under threading nothing imports eventlet, though it is installed.
+
+    Libraries that use eventlet when they find it (futurist, oslo.utils, the
+    default backend of oslo.service, which oslo.messaging imports) are told it
+    is missing (a ``None`` in ``sys.modules`` makes its import fail), and
+    oslo.service is pointed at its own threading backend.
+    """
+    sys.modules.setdefault("eventlet", None)
+    from oslo_service import backend as oslo_service_backend
+
+    oslo_service_backend.register_backend_default_hook(
+        lambda: oslo_service_backend.BackendType.THREADING
+    )
+
+
 NAME = _chosen()
+if NAME == "threading":
+    _keep_eventlet_out()
 
 
 def __getattr__(name: str):

@@ -27,10 +27,6 @@ class Task:
     def __init__(self, fn: Callable, *args) -> None:
         self._thread = eventlet.spawn(fn, *args)
 
-    @property
-    def done(self) -> bool:
-        return self._thread.dead
-
     def wait(self):
         return self._thread.wait()
 
@@ -43,10 +39,15 @@ def spawn_after(seconds: float, fn: Callable, *args) -> None:
     eventlet.spawn_after(seconds, fn, *args)
 
 
-def os_thread(fn: Callable, name: str) -> None:
-    """Run ``fn`` on a real OS thread: it may block in unpatched calls without
-    stopping the hub. It must not touch greenthreads or green sockets."""
-    _threading.Thread(target=fn, name=name, daemon=True).start()
+def os_thread(fn: Callable, name: str, delay: float = 0.0):
+    """Run ``fn`` on a real OS thread, ``delay`` seconds from now (``cancel()``
+    the returned timer to call it off): it may block in unpatched calls, and
+    runs even while the hub is blocked. It must not touch greenthreads or green
+    sockets."""
+    timer = _threading.Timer(delay, fn)
+    timer.name, timer.daemon = name, True
+    timer.start()
+    return timer
 
 
 class Event:

@@ -30,10 +30,6 @@ class Task:
         except BaseException as error:
             self._error = error
 
-    @property
-    def done(self) -> bool:
-        return not self._thread.is_alive()
-
     def wait(self):
         self._thread.join()
         if self._error is not None:
@@ -55,8 +51,11 @@ def spawn_after(seconds: float, fn: Callable, *args) -> None:
     timer.start()
 
 
-def os_thread(fn: Callable, name: str) -> None:
-    threading.Thread(target=fn, name=name, daemon=True).start()
+def os_thread(fn: Callable, name: str, delay: float = 0.0) -> threading.Timer:
+    timer = threading.Timer(delay, fn)
+    timer.name, timer.daemon = name, True
+    timer.start()
+    return timer
 
 
 def wait_readable(fds: list[int], timeout: float | None) -> list[int]:

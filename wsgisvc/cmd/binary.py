@@ -41,7 +41,11 @@ def run(
     sys.exit(service.wait())
 
 
-def _prepare(argv, build, workers) -> tuple[service.ServiceBase, int]:
+def _prepare(
+    argv: list[str],
+    build: Callable[[cfg.ConfigOpts], service.ServiceBase],
+    workers: int | str | None,
+) -> tuple[service.ServiceBase, int]:
     """Everything that can fail before serving, in the parent, before any fork."""
     conf = config.parse_args(argv, config.CONF)
     server = build(conf)
@@ -50,7 +54,9 @@ def _prepare(argv, build, workers) -> tuple[service.ServiceBase, int]:
     return server, _workers(conf, server, workers)
 
 
-def _workers(conf: cfg.ConfigOpts, server: service.ServiceBase, workers) -> int:
+def _workers(
+    conf: cfg.ConfigOpts, server: service.ServiceBase, workers: int | str | None
+) -> int:
     if isinstance(workers, str):
         return conf[workers] or os.cpu_count() or 1
     if workers is not None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 
-import eventlet
 import sqlalchemy as sa
 from oslo_config import cfg
 from sqlalchemy import exc
@@ -85,8 +84,7 @@ class Heartbeat:
         for it is bounded."""
         if self._timer is not None:
             self._timer.stop()
-            with eventlet.Timeout(2 * self.conf.database.connect_timeout, False):
-                self._timer.wait()
+            self._timer.wait(timeout=2 * self.conf.database.connect_timeout)
             self._timer = None
         if self._engine is not None:
             self._engine.dispose()

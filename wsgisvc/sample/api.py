@@ -5,18 +5,18 @@ v1 is deliberately small and cheap (it is what the benchmark measures):
 - ``GET /v1/ping``: ``{"ping": "pong", "pid": <worker pid>}``; the pid shows
   which worker process answered.
 - ``POST /v1/echo``: the JSON request body, back; malformed JSON is a 400 fault.
-- ``GET /v1/sleep?ms=N``: sleeps N ms cooperatively (``eventlet.sleep``), for
+- ``GET /v1/sleep?ms=N``: sleeps N ms (``backend.sleep``: greenly on eventlet), for
   load tests of concurrency; 0 <= N <= 60000.
 """
 
 import json
 import os
 
-import eventlet
 import routes
 import webob
 import webob.exc
 
+from wsgisvc import backend
 from wsgisvc.sample import rpc_api
 from wsgisvc.sample.faultwrap import default_message, fault_response
 
@@ -99,7 +99,7 @@ class V1App:
             return fault_response(
                 400, f"ms must be an integer from 0 to {MAX_SLEEP_MS}"
             )
-        eventlet.sleep(int(raw) / 1000.0)
+        backend.sleep(int(raw) / 1000.0)
         return {"slept_ms": int(raw)}
 
 

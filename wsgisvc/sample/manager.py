@@ -12,10 +12,9 @@ import logging
 import os
 from typing import Any
 
-import eventlet
 import oslo_messaging as messaging
 
-from wsgisvc import manager
+from wsgisvc import backend, manager
 from wsgisvc.periodic_task import periodic_task
 
 LOG = logging.getLogger(__name__)
@@ -37,11 +36,11 @@ class WorkerManager(manager.Manager):
         return {"payload": payload, **self._whoami()}
 
     def sleep(self, ctxt: dict, ms: int) -> dict[str, Any]:
-        """Hold the call for ``ms`` milliseconds (greenly), then answer."""
+        """Hold the call for ``ms`` milliseconds (greenly on eventlet), then answer."""
         LOG.info(
             "Worker %s on %s sleeping %d ms for a call", os.getpid(), self.host, ms
         )
-        eventlet.sleep(ms / 1000.0)
+        backend.sleep(ms / 1000.0)
         return {"slept_ms": ms, **self._whoami()}
 
     def ping(self, ctxt: dict, token: str) -> None:
