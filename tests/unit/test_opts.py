@@ -15,6 +15,7 @@ NAMESPACES = [
     "wsgisvc.sslutils",
     "wsgisvc.periodic_task",
     "wsgisvc.registry",
+    "wsgisvc.metrics",
 ]
 
 
