@@ -93,13 +93,9 @@ class _Instruments:
             multiprocess_mode="liveall",
             registry=None,
         )
-        # Written by the parent only.
-        self.workers = Gauge(
-            "wsgisvc_workers",
-            "Worker processes running",
-            multiprocess_mode="livesum",
-            registry=None,
-        )
+        # Written by the parent only; created there on first use, so that a
+        # process tree without one (gunicorn's) shows no such gauge.
+        self._workers = None
         self.worker_exits = Counter(
             "wsgisvc_worker_exits",
             "Worker processes that exited, by reason",
@@ -132,13 +128,25 @@ class _Instruments:
         self.pools: dict[str, tuple[Callable[[], int], Callable[[], int]]] = {}
         self._sampler_pid: int | None = None
 
+    def set_workers(self, count: int) -> None:
+        if self._workers is None:
+            from prometheus_client import Gauge
+
+            self._workers = Gauge(
+                "wsgisvc_workers",
+                "Worker processes running",
+                multiprocess_mode="livesum",
+                registry=None,
+            )
+        self._workers.set(count)
+
     @staticmethod
     def _live_gauge(gauge_class, name: str, documentation: str):
         return gauge_class(
             name, documentation, ["app"], multiprocess_mode="liveall", registry=None
         )
 
-    def request_finished(self, app: str, method: str, code: int, seconds: float):
+    def count_request(self, app: str, method: str, code: int, seconds: float):
         key = (app, method, code)
         inc = self._request_children.get(key)
         if inc is None:
@@ -311,10 +319,22 @@ def request_started(app: str) -> None:
 
 
 def request_finished(app: str, method: str, code: int, seconds: float) -> None:
-    """One answered request: counted, timed, no longer in flight."""
+    """One answered request: no longer in flight, counted, timed."""
     if _on is not None:
         _on.in_flight_now[app] -= 1
-        _on.request_finished(app, method, code, seconds)
+        _on.count_request(app, method, code, seconds)
+
+
+def request_ended(app: str) -> None:
+    """No longer in flight, counted elsewhere (``request_counted``): for a
+    server whose answer and end are two places, as gunicorn's are."""
+    if _on is not None:
+        _on.in_flight_now[app] -= 1
+
+
+def request_counted(app: str, method: str, code: int, seconds: float) -> None:
+    if _on is not None:
+        _on.count_request(app, method, code, seconds)
 
 
 def track_pool(app: str, size: Callable[[], int], free: Callable[[], int]) -> None:
@@ -327,7 +347,7 @@ def track_pool(app: str, size: Callable[[], int], free: Callable[[], int]) -> No
 
 def workers(count: int) -> None:
     if _on is not None:
-        _on.workers.set(count)
+        _on.set_workers(count)
 
 
 def worker_exited(status: int, expected: str | None = None) -> None:
