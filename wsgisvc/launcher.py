@@ -18,7 +18,7 @@ import eventlet
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from wsgisvc import opts, signals, systemd
+from wsgisvc import metrics, opts, signals, systemd
 from wsgisvc.signals import Action, SignalExit
 
 LOG = logging.getLogger(__name__)
@@ -151,6 +151,8 @@ class Launcher:
                 f"restart_method must be 'reload' or 'mutate', got {restart_method!r}"
             )
         register_opts(conf)
+        if parent_death_fd is None:  # the top process: it serves its own metrics
+            metrics.start_collector(conf)
         self.conf = conf
         self.restart_method = restart_method
         self._parent_death_fd = parent_death_fd
@@ -176,6 +178,7 @@ class Launcher:
         applies mutable options in place and only resets the services."""
         if self.restart_method == "reload":
             self.conf.reload_config_files()
+            metrics.reloaded()
             self.services.stop()
             if not self._drain():
                 LOG.warning("restarting with work still in flight")

@@ -22,6 +22,7 @@ once per ``SAMPLE_INTERVAL``, not on every request.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shutil
@@ -272,12 +273,13 @@ def start_collector(conf: cfg.ConfigOpts) -> bool:
         shutil.rmtree(os.environ.pop(ENV), ignore_errors=True)
         _on = None
         raise
+    atexit.register(stop_collector)
     LOG.info("metrics listening on %s", _collector.url)
     return True
 
 
 def stop_collector() -> None:
-    """The top process is exiting: close the listener, remove the directory."""
+    """Close the listener and remove the directory (at the owner's exit)."""
     global _collector, _on
     if _collector is not None:
         _collector.close()

@@ -20,7 +20,7 @@ import eventlet.hubs
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from wsgisvc import launcher, signals, systemd
+from wsgisvc import launcher, metrics, signals, systemd
 from wsgisvc.signals import Action
 
 LOG = logging.getLogger(__name__)
@@ -80,6 +80,7 @@ class ProcessLauncher:
                 f"restart_method must be 'reload' or 'mutate', got {restart_method!r}"
             )
         launcher.register_opts(conf)
+        metrics.start_collector(conf)  # before any fork: the workers inherit it
         self.conf = conf
         self.wait_interval = wait_interval
         self.restart_method = restart_method
@@ -174,12 +175,14 @@ class ProcessLauncher:
             os._exit(self._run_worker(wrapper.service))
         slot.pid = pid
         self.workers[pid] = (wrapper, slot)
+        metrics.workers(len(self.workers))
         LOG.info("started worker %d for %s", pid, wrapper.service)
 
     def _run_worker(self, service: launcher.ServiceBase) -> int:
         """The whole life of a forked worker; returns its exit status."""
         try:
             os.close(self._death_write_fd)
+            metrics.forked()
             self._signals.close()
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             if self._readiness is not None:  # tell the parent, not systemd
@@ -211,14 +214,18 @@ class ProcessLauncher:
 
     def _worker_exited(self, pid: int, status: int) -> None:
         how = _describe_exit(status)
+        metrics.process_dead(pid)
         if pid in self.retiring:
             self.retiring.discard(pid)
+            metrics.worker_exited(status, expected="replaced")
             LOG.info("replaced worker %d %s", pid, how)
             return
         if pid not in self.workers:
             return
         wrapper, slot = self.workers.pop(pid)
         slot.pid = None
+        metrics.workers(len(self.workers))
+        metrics.worker_exited(status, expected="stopped" if self._stopping else None)
         if self._stopping:
             LOG.info("worker %d %s", pid, how)
             if status != 0:
@@ -295,6 +302,7 @@ class ProcessLauncher:
             self._signal_all(signal.SIGHUP, self.workers)
             return
         self.conf.reload_config_files()
+        metrics.reloaded()
         for wrapper in self.wrappers:
             wrapper.service.reset()
         old = list(self.workers)

@@ -95,23 +95,27 @@ def write_config(tmp_path: Path, workers: int, extra: str = "") -> Path:
     return conf
 
 
-def start_api(tmp_path: Path, conf: Path, *args: str) -> tuple[subprocess.Popen, Path]:
+def start_api(
+    tmp_path: Path, conf: Path, *args: str, env: dict | None = None
+) -> tuple[subprocess.Popen, Path]:
     """Start the binary (not waiting for anything); the caller kills its group."""
     log_path = tmp_path / "api.log"
     proc = spawn(
         [BINARY, "--config-file", str(conf), *args],
         log_path,
-        env={"PYTHONPATH": str(ROOT)},
+        env={"PYTHONPATH": str(ROOT), **(env or {})},
         cwd=tmp_path,
     )
     return proc, log_path
 
 
 @contextlib.contextmanager
-def api_server(tmp_path: Path, workers: int = 2, extra: str = ""):
+def api_server(
+    tmp_path: Path, workers: int = 2, extra: str = "", env: dict | None = None
+):
     """A started wsgisvc-api whose workers all answer; killed on exit."""
     conf = write_config(tmp_path, workers, extra)
-    proc, log_path = start_api(tmp_path, conf)
+    proc, log_path = start_api(tmp_path, conf, env=env)
     api = Api(proc, log_path)
     try:
 

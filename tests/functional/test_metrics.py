@@ -1,0 +1,164 @@
+"""Prometheus metrics of real wsgisvc-api and wsgisvc-worker process trees.
+
+The parent serves ``/metrics`` on its own listener (``metrics_listen_port = 0``:
+the port is read from its log); what it serves is scraped and parsed with
+prometheus_client's own parser (``_metrics_util``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import oslo_messaging as messaging
+import psutil
+import pytest
+
+from tests.functional._metrics_util import scrape
+from tests.functional._worker_util import worker_process
+from tests.functional._wsgi_util import api_server
+from tests.helpers import wait_for
+
+METRICS_LISTENING = re.compile(
+    r"metrics listening on http://127\.0\.0\.1:(\d+)/metrics"
+)
+METRICS_ON = "metrics_listen_port = 0\n"
+
+
+def metrics_port(log: str) -> int:
+    return int(wait_for(lambda: METRICS_LISTENING.search(log())).group(1))
+
+
+def listening_ports(pid: int) -> set[int]:
+    """TCP ports ``pid`` and its children listen on."""
+    processes = [psutil.Process(pid), *psutil.Process(pid).children()]
+    return {
+        conn.laddr.port
+        for process in processes
+        for conn in process.net_connections(kind="tcp")
+        if conn.status == psutil.CONN_LISTEN
+    }
+
+
+@pytest.mark.timeout(90)
+def test_killed_workers_gauges_go_and_its_exit_is_counted(tmp_path):
+    with api_server(tmp_path, workers=2, extra=METRICS_ON) as api:
+        port = metrics_port(api.log)
+        workers = api.workers()
+        up = wait_for(
+            lambda: (
+                scrape(port).pids("wsgisvc_service_up") == {str(pid) for pid in workers}
+            )
+        )
+        assert up
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        new = wait_for(
+            lambda: (
+                len(api.workers()) == 2
+                and victim not in api.workers()
+                and api.workers()
+            )
+        )
+        samples = wait_for(
+            lambda: (
+                (s := scrape(port)).pids("wsgisvc_service_up")
+                == {str(pid) for pid in new}
+                and s
+            ),
+            what="the new worker's gauges, without the killed one's",
+        )
+        assert samples.total("wsgisvc_worker_exits_total", reason="killed") == 1
+        assert samples.total("wsgisvc_workers") == 2
+        assert str(victim) not in samples.pids("wsgisvc_pool_size")
+
+
+@pytest.mark.timeout(60)
+def test_directory_is_private_and_goes_with_the_parent(tmp_path):
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    env_tmp = {"TMPDIR": str(tmpdir)}
+    with api_server(tmp_path, workers=2, extra=METRICS_ON, env=env_tmp) as api:
+        metrics_port(api.log)
+        (directory,) = tmpdir.glob("wsgisvc-metrics-*")
+        assert directory.stat().st_mode & 0o777 == 0o700
+        api.proc.send_signal(signal.SIGTERM)
+        assert api.proc.wait(timeout=30) == 0
+    assert not list(tmpdir.glob("wsgisvc-metrics-*"))
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("on", [True, False], ids=["on", "off"])
+def test_off_means_no_directory_no_listener_no_import(tmp_path, on):
+    """Off: nothing of metrics exists. On, the same probes find each piece,
+    so none of them can pass by looking in the wrong place."""
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    env = {"TMPDIR": str(tmpdir), "PYTHONPROFILEIMPORTTIME": "1"}
+    extra = METRICS_ON if on else ""
+    with api_server(tmp_path, workers=2, extra=extra, env=env) as api:
+        assert api.request("/v1/ping")[0] == 200  # a request served, every hook ran
+        ports = wait_for(
+            lambda: len(listening_ports(api.pid)) >= 1 + on and listening_ports(api.pid)
+        )
+        directories = list(tmpdir.glob("wsgisvc-metrics-*"))
+        log = api.log()
+    imported = re.search(r"import time:.*\| +prometheus_client$", log, re.M)
+    if on:
+        assert len(ports) == 2 and api.port in ports
+        assert directories and imported
+    else:
+        assert ports == {api.port}
+        assert not directories
+        assert not imported, "prometheus_client was imported with metrics off"
+
+
+@pytest.mark.timeout(120)
+def test_rpc_calls_are_counted_and_timed(tmp_path):
+    with worker_process(tmp_path, workers=2, extra=METRICS_ON) as worker:
+        port = metrics_port(worker.log)
+        client = worker.client()
+        # to this host's queue: the shared "worker" queue may have consumers
+        # of other test runs (a queue is named by topic, whatever the exchange)
+        for n in range(10):
+            assert (
+                client.call({}, "echo", server=worker.host, payload=n)["payload"] == n
+            )
+        with pytest.raises(messaging.RemoteError):
+            client.call({}, "no_such_method", server=worker.host)
+        samples = wait_for(
+            lambda: (
+                (s := scrape(port)).total(
+                    "wsgisvc_rpc_calls_total", method="echo", outcome="ok"
+                )
+                == 10
+                and s
+            )
+        )
+    assert samples.total("wsgisvc_rpc_calls_total", outcome="error") == 1
+    assert samples.total("wsgisvc_rpc_call_duration_seconds_count", method="echo") == 10
+    assert samples.total("wsgisvc_rpc_call_duration_seconds_bucket", le="+Inf") == 11
+    assert samples.select("wsgisvc_service_up")
+
+
+LISTENER = (
+    "import socket, time; s = socket.socket(); s.bind(('127.0.0.1', 0)); "
+    "s.listen(); print(s.getsockname()[1], flush=True); time.sleep(30)"
+)
+
+
+@pytest.mark.timeout(30)
+def test_listening_ports_sees_a_listener():
+    """So that an answer without the metrics port means there is none."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LISTENER], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        port = int(proc.stdout.readline())
+        assert port in listening_ports(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
