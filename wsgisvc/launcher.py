@@ -1,27 +1,38 @@
 """Launchers that run services in this process.
 
-``ServiceLauncher`` runs its services on eventlet greenthreads in the calling
-process; each worker a ``ProcessLauncher`` forks (``process_launcher``) runs one
-too. The loop sleeps until a signal, a nudge from a service or the parent's
-death wakes it (see ``signals``); it never polls.
+``ServiceLauncher`` runs its services in the calling process, on the backend's
+greenthreads or threads; each worker a ``ProcessLauncher`` forks
+(``process_launcher``) runs one too. Its one loop sleeps until a signal, a
+nudge from a service or the parent's death wakes it (see ``signals``), acts on
+the queued signals in order, and returns the reason it stopped; it never polls.
 """
 
 from __future__ import annotations
 
 import abc
+import dataclasses
 import os
 import signal
 import time
-from typing import NoReturn
 
-import eventlet
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from wsgisvc import metrics, opts, signals, systemd
-from wsgisvc.signals import Action, SignalExit
+from wsgisvc import backend, metrics, opts, report, signals, systemd
+from wsgisvc.signals import Action
 
 LOG = logging.getLogger(__name__)
+
+# SIGTTOU is how a ProcessLauncher retires one of its workers (a reload, or
+# one worker fewer): its SIGTERM means the whole service stops.
+HANDLED_SIGNALS = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+    signal.SIGUSR2,
+)
 
 STATUS_OK = 0
 STATUS_FAILED = 1
@@ -30,11 +41,13 @@ STATUS_FAILED = 1
 class ServiceBase(abc.ABC):
     """What a launcher runs.
 
-    ``start()`` spawns greenthreads and returns; it may be called again after
-    ``stop()`` and ``wait()`` (a SIGHUP restart in a single process).
-    ``stop()`` stops taking new work; it is also called in a ProcessLauncher's
-    parent, where ``start()`` never ran, to close listening sockets early.
-    ``wait()`` returns once in-flight work is done. ``reset()`` runs on SIGHUP.
+    ``start()`` spawns greenthreads (threads, on the threading backend) and
+    returns; it may be called again after ``stop()`` and ``wait()`` (a SIGHUP
+    restart in a single process). ``stop()`` stops taking new work; it is also
+    called in a ProcessLauncher's parent, where ``start()`` never ran, to close
+    listening sockets early: there it runs on a thread of its own, so it must
+    only close what the constructor opened. ``wait()`` returns once in-flight
+    work is done. ``reset()`` runs on SIGHUP.
     """
 
     @abc.abstractmethod
@@ -51,30 +64,36 @@ class ServiceBase(abc.ABC):
 
 
 class Services:
-    """The services of one process, started on greenthreads.
+    """The services of one process, each started on a task of its own.
 
     ``on_change`` is called when a service finished starting or failed to, so
-    the launcher's loop can look again.
+    the launcher's loop can look again. A stop that comes while a service is
+    still starting reaches it once its start() returned, and ``wait()`` waits
+    for every start first: a signal sent the instant a worker exists stops it
+    as surely as a later one.
     """
 
     def __init__(self, on_change) -> None:
         self.services: list[ServiceBase] = []
         self.failed: list[tuple[ServiceBase, BaseException]] = []
-        self._starting = 0
+        self._starting: set[int] = set()  # id() of services in start()
+        self._none_starting = backend.Event()
+        self._none_starting.set()
         self._stopped = False
         self._on_change = on_change
 
     @property
     def all_started(self) -> bool:
-        return self._starting == 0 and not self.failed
+        return not self._starting and not self.failed
 
     def add(self, service: ServiceBase) -> None:
         self.services.append(service)
         self._spawn_start(service)
 
     def _spawn_start(self, service: ServiceBase) -> None:
-        self._starting += 1
-        eventlet.spawn(self._start, service)
+        self._starting.add(id(service))
+        self._none_starting.clear()
+        backend.spawn(self._start, service)
 
     def _start(self, service: ServiceBase) -> None:
         try:
@@ -82,8 +101,13 @@ class Services:
         except BaseException as exc:
             LOG.exception("%s failed to start", service)
             self.failed.append((service, exc))
+        else:
+            if self._stopped:  # stop() came while we were starting
+                self._stop(service)
         finally:
-            self._starting -= 1
+            self._starting.discard(id(service))
+            if not self._starting:
+                self._none_starting.set()
             self._on_change()
 
     def stop(self) -> None:
@@ -92,12 +116,17 @@ class Services:
             return
         self._stopped = True
         for service in self.services:
-            try:
-                service.stop()
-            except Exception:
-                LOG.exception("%s failed to stop", service)
+            if id(service) not in self._starting:
+                self._stop(service)
+
+    def _stop(self, service: ServiceBase) -> None:
+        try:
+            service.stop()
+        except Exception:
+            LOG.exception("%s failed to stop", service)
 
     def wait(self) -> None:
+        self._none_starting.wait()
         for service in self.services:
             try:
                 service.wait()
@@ -122,19 +151,50 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
 
 def log_start(conf: cfg.ConfigOpts) -> None:
     """What every launcher says once when it starts."""
-    LOG.info(
-        "pid %d: running on eventlet %s (in maintenance mode; see "
-        "doc/source/eventlet.rst)",
-        os.getpid(),
-        eventlet.__version__,
-    )
+    LOG.info("pid %d: running on %s", os.getpid(), backend.describe())
     if conf.log_options:
         conf.log_opt_values(LOG, logging.DEBUG)
 
 
 def shutdown_timeout(conf: cfg.ConfigOpts) -> float | None:
-    """graceful_shutdown_timeout as a select() timeout: None when it is 0."""
+    """graceful_shutdown_timeout as a timeout: None (forever) when it is 0."""
     return conf.graceful_shutdown_timeout or None
+
+
+def deadline_after(timeout: float | None) -> float | None:
+    return None if timeout is None else time.monotonic() + timeout
+
+
+@dataclasses.dataclass
+class Stop:
+    """Why a launcher's loop ended, and the exit status that follows."""
+
+    why: str
+    status: int
+
+
+@dataclasses.dataclass
+class _Drain:
+    """Services stopped; their wait() runs on a task until ``deadline``.
+
+    ``stop`` is the reason when the process stops after the drain; None means
+    a SIGHUP reload, after which the services start again.
+    """
+
+    task: object
+    deadline: float | None
+    stop: Stop | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.task.done
+
+    @property
+    def expired(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
 
 
 class Launcher:
@@ -151,16 +211,15 @@ class Launcher:
                 f"restart_method must be 'reload' or 'mutate', got {restart_method!r}"
             )
         register_opts(conf)
-        if parent_death_fd is None:  # the top process: it serves its own metrics
+        if parent_death_fd is None:  # the top process serves its own metrics
             metrics.start_collector(conf)
         self.conf = conf
         self.restart_method = restart_method
         self._parent_death_fd = parent_death_fd
-        self._signals = signals.SignalHandler(
-            (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-        )
+        self._signals = signals.SignalHandler(HANDLED_SIGNALS)
         self._signals.install()
         self.services = Services(on_change=self._signals.nudge)
+        self._drain: _Drain | None = None
         self._notified_ready = False
 
     def launch_service(self, service: ServiceBase, workers: int | None = 1) -> None:
@@ -174,106 +233,139 @@ class Launcher:
         self.services.stop()
 
     def restart(self) -> None:
-        """SIGHUP: reload re-reads the files and restarts every service; mutate
-        applies mutable options in place and only resets the services."""
-        if self.restart_method == "reload":
-            self.conf.reload_config_files()
-            metrics.reloaded()
-            self.services.stop()
-            if not self._drain():
-                LOG.warning("restarting with work still in flight")
-            self.services.start_again()
-        else:
+        """SIGHUP. reload: stop every service and let the loop drain them, then
+        re-read the files, reset() and start again; mutate: apply mutable
+        options in place and reset() the services."""
+        if self.restart_method == "mutate":
             self.conf.mutate_config_files()
             self.services.reset()
+            return
+        if self._drain is not None:
+            LOG.info("already reloading: the files are read when the drain ends")
+            return
+        if self._parent_death_fd is None:  # a worker's parent counts its own
+            metrics.reloaded()
+        self.services.stop()
+        self._begin_drain(stop=None)
 
     def wait(self) -> int:
         """Run until a signal stops the services; return the exit status."""
         if self._parent_death_fd is None:  # a forked worker: the parent said it
             log_start(self.conf)
-        try:
-            self._run_until_stop_signal()
-        except SignalExit as exc:
-            LOG.info("pid %d got %s", os.getpid(), signals.signal_name(exc.signo))
-            if signals.action_for(exc.signo) is Action.FAST_STOP:
-                self.stop()
-                return STATUS_FAILED
-            return self._stop_gracefully()
-        except _ParentDied:
-            LOG.warning("pid %d: parent process died; stopping at once", os.getpid())
-            self.stop()
-            return STATUS_FAILED
-        except _StartFailed:
-            self.stop()
-            return STATUS_FAILED
+        stop = self._run()
+        LOG.info("pid %d: %s; exit status %d", os.getpid(), stop.why, stop.status)
+        return stop.status
 
-    def _wait_for_signal(self, timeout: float | None = None) -> list[int]:
-        """Sleep until signals arrive or ``timeout``; raise _ParentDied."""
-        watch = () if self._parent_death_fd is None else (self._parent_death_fd,)
-        received, ready_fds = self._signals.wait(timeout, watch)
-        if ready_fds:
-            raise _ParentDied()
-        return received
+    # --- the loop -------------------------------------------------------------
 
-    def _run_until_stop_signal(self) -> NoReturn:
+    def _run(self) -> Stop:
+        """Sleep, see what happened, act on it; return when the process stops."""
         while True:
-            self._check_services()
-            for signo in self._wait_for_signal():
-                if signals.action_for(signo) is Action.RESTART:
-                    LOG.info("pid %d got SIGHUP: %s", os.getpid(), self.restart_method)
-                    self.restart()
-                else:
-                    raise SignalExit(signo)
+            if self._sleep():
+                LOG.warning("pid %d: parent process died; stopping", os.getpid())
+                return self._stop_at_once("parent process died")
+            if self._drain is not None and (
+                self._drain.finished or self._drain.expired
+            ):
+                stop = self._end_drain()
+                if stop is not None:
+                    return stop
+            while (signo := self._signals.next()) is not None:
+                stop = self._act(signo)
+                if stop is not None:
+                    return stop
+            if self._drain is None and self.services.failed:
+                return self._stop_at_once("a service failed to start")
+            self._notify_ready_once()
 
-    def _check_services(self) -> None:
-        if self.services.failed:
-            raise _StartFailed()
+    def _sleep(self) -> bool:
+        """Wait for the next event; True when the parent died."""
+        watch = () if self._parent_death_fd is None else (self._parent_death_fd,)
+        timeout = None if self._drain is None else self._drain.remaining()
+        return bool(self._signals.wait(timeout, watch))
+
+    def _act(self, signo: int) -> Stop | None:
+        action = signals.action_for(signo)
+        name = signals.signal_name(signo)
+        stopping = self._drain is not None and self._drain.stop is not None
+        if action is Action.REPORT:
+            report.write(self.conf)
+            return None
+        if action is Action.FAST_STOP:
+            LOG.info("pid %d got %s: stopping at once", os.getpid(), name)
+            return self._stop_at_once(f"stopped at once by {name}")
+        if stopping:
+            LOG.info("pid %d got %s while stopping: ignored", os.getpid(), name)
+            return None
+        if action is Action.RELOAD:
+            LOG.info(
+                "pid %d got SIGHUP, not a terminal hang-up: %s",
+                os.getpid(),
+                "reloading" if self.restart_method == "reload" else "mutating",
+            )
+            self.restart()
+            return None
+        if action is Action.ADD_WORKER or (
+            action is Action.RETIRE_WORKER and self._parent_death_fd is None
+        ):
+            LOG.info("pid %d got %s: ignored (no workers here)", os.getpid(), name)
+            return None
+        if action is Action.HANGUP:
+            LOG.info("pid %d: terminal hung up (SIGHUP); stopping", os.getpid())
+        elif action is Action.RETIRE_WORKER:  # the parent retires this worker
+            LOG.info("pid %d is being replaced: stopping gracefully", os.getpid())
+            name = "its parent, replacing it"
+        else:
+            LOG.info("pid %d got %s: stopping gracefully", os.getpid(), name)
+        self.stop()
+        self._begin_drain(stop=Stop(f"stopped by {name}", STATUS_OK))
+        return None
+
+    def _begin_drain(self, stop: Stop | None) -> None:
+        """Wait for the stopped services' in-flight work, on a task, up to
+        graceful_shutdown_timeout from now (a stop during a reload's drain
+        keeps that drain's task)."""
+        deadline = deadline_after(shutdown_timeout(self.conf))
+        if self._drain is not None:
+            self._drain.deadline, self._drain.stop = deadline, stop
+            return
+        self._drain = _Drain(backend.spawn(self._wait_services), deadline, stop)
+
+    def _wait_services(self) -> None:
+        try:
+            self.services.wait()
+        finally:
+            self._signals.nudge()
+
+    def _end_drain(self) -> Stop | None:
+        drain, self._drain = self._drain, None
+        if not drain.finished:
+            LOG.error(
+                "in-flight work did not finish within graceful_shutdown_timeout=%ss",
+                self.conf.graceful_shutdown_timeout,
+            )
+        if drain.stop is not None:
+            if not drain.finished:
+                drain.stop.status = STATUS_FAILED
+            return drain.stop
+        if not drain.finished:
+            LOG.warning("restarting with work still in flight")
+        self.conf.reload_config_files()
+        self.services.start_again()
+        return None
+
+    def _stop_at_once(self, why: str) -> Stop:
+        self.stop()
+        return Stop(why, STATUS_FAILED)
+
+    def _notify_ready_once(self) -> None:
         if self.services.all_started and not self._notified_ready:
             self._notified_ready = True
             systemd.notify("READY=1")
 
-    def _stop_gracefully(self) -> int:
-        self.stop()
-        try:
-            return STATUS_OK if self._drain() else STATUS_FAILED
-        except SignalExit:
-            LOG.warning("SIGINT during graceful stop: stopping at once")
-            return STATUS_FAILED
-
-    def _drain(self) -> bool:
-        """Wait for stopped services' in-flight work, up to
-        graceful_shutdown_timeout; False when it ran out.
-
-        A SIGINT cuts the wait short (SignalExit); the parent's death too.
-        """
-        waiter = eventlet.spawn(self.services.wait)
-        waiter.link(lambda _: self._signals.nudge())
-        timeout = shutdown_timeout(self.conf)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not waiter.dead:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                LOG.error(
-                    "in-flight work did not finish within "
-                    "graceful_shutdown_timeout=%ss",
-                    timeout,
-                )
-                return False
-            if signal.SIGINT in self._wait_for_signal(remaining):
-                raise SignalExit(signal.SIGINT)
-        return True
-
 
 class ServiceLauncher(Launcher):
     """Runs services in the calling process."""
-
-
-class _ParentDied(Exception):
-    pass
-
-
-class _StartFailed(Exception):
-    pass
 
 
 def check_service(service: object) -> None:

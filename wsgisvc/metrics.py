@@ -23,6 +23,7 @@ once per ``SAMPLE_INTERVAL``, not on every request.
 from __future__ import annotations
 
 import atexit
+import glob
 import logging
 import os
 import shutil
@@ -34,7 +35,7 @@ from wsgiref import simple_server
 
 from oslo_config import cfg
 
-from wsgisvc import opts
+from wsgisvc import errors, opts
 
 LOG = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ HTTP_METHODS = frozenset(
 )
 
 
-class MetricsError(RuntimeError):
+class MetricsError(errors.StartupError):
     """Metrics cannot start; the message is the one line an operator reads."""
 
 
@@ -208,11 +209,10 @@ class _Collector:
 
     def __init__(self, host: str, port: int) -> None:
         from prometheus_client import CollectorRegistry, exposition, make_wsgi_app
-        from prometheus_client.multiprocess import MultiProcessCollector
 
         self.directory = os.environ[ENV]
         registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=self.directory)
+        registry.register(self)
 
         class Server(exposition.ThreadingWSGIServer):
             address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -237,6 +237,20 @@ class _Collector:
         )
         self.thread.start()
 
+    def collect(self):
+        """MultiProcessCollector's merge, of the files that have a header.
+
+        A worker creates its file and then sizes it: a scrape in between
+        would find it empty and fail (prometheus_client reads the header
+        unchecked), so a file still empty is left for the next scrape.
+        """
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        paths = glob.glob(os.path.join(self.directory, "*.db"))
+        return MultiProcessCollector.merge(
+            [path for path in paths if _has_header(path)], accumulate=True
+        )
+
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -246,6 +260,13 @@ class _Collector:
         self.server.server_close()
         if os.getpid() == self.owner:
             shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _has_header(path: str) -> bool:
+    try:
+        return os.path.getsize(path) > 0
+    except FileNotFoundError:  # a dead worker's live gauges, just removed
+        return False
 
 
 _collector: _Collector | None = None

@@ -119,6 +119,18 @@ def wsgi_service_opts(name: str) -> list[cfg.Opt]:
             default=False,
             help=f"Serve the {name} API over TLS (see the [ssl] section).",
         ),
+        cfg.BoolOpt(
+            f"{name}_in_services_table",
+            default=True,
+            help=f"Keep a row for the {name} API in the services table, "
+            "heartbeated like an RPC service's; off keeps it out of the table "
+            "(and needs no database).",
+        ),
+        cfg.StrOpt(
+            f"{name}_service_binary",
+            default=f"wsgisvc-{name}",
+            help=f"Binary column of the {name} API's row in the services table.",
+        ),
     ]
 
 

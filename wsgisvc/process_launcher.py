@@ -2,9 +2,14 @@
 
 The parent does nothing but supervise. It sleeps in one loop that SIGCHLD,
 SIGTERM, SIGINT and SIGHUP wake through the wakeup pipe, or a deadline (the next
-respawn, the end of a graceful stop). Each worker watches the read end of a pipe
-whose only writer is the parent, so it sees EOF, and exits, the moment the
-parent dies, even by SIGKILL.
+respawn, the end of a graceful stop or of a replaced worker's drain), and acts
+on the queued signals in order. Each worker watches the read end of a pipe whose
+only writer is the parent, so it sees EOF, and exits, the moment the parent
+dies, even by SIGKILL.
+
+A stop signals the workers and sets the deadline first; the services' own
+stop() in the parent (closing its copies of the listeners) then runs on a
+thread of its own, so nothing a service does there can delay the SIGKILL.
 """
 
 from __future__ import annotations
@@ -16,11 +21,10 @@ import os
 import signal
 import time
 
-import eventlet.hubs
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from wsgisvc import launcher, metrics, signals, systemd
+from wsgisvc import backend, launcher, metrics, report, signals, systemd
 from wsgisvc.signals import Action
 
 LOG = logging.getLogger(__name__)
@@ -32,6 +36,7 @@ RESPAWN_BACKOFF_START = 1.0
 RESPAWN_BACKOFF_MAX = 30.0
 # After SIGINT, workers get this long to stop before SIGKILL.
 FAST_STOP_GRACE = 1.0
+HANDLED_SIGNALS = (*launcher.HANDLED_SIGNALS, signal.SIGCHLD)
 
 
 @dataclasses.dataclass
@@ -60,8 +65,10 @@ class ServerWrapper:
 
     def __init__(self, service: launcher.ServiceBase, workers: int) -> None:
         self.service = service
+        self.configured = workers  # what a SIGHUP reload goes back to
         self.workers = workers
         self.slots = [WorkerSlot() for _ in range(workers)]
+        self.name = getattr(service, "name", None) or str(service)
 
 
 class ProcessLauncher:
@@ -86,7 +93,10 @@ class ProcessLauncher:
         self.restart_method = restart_method
         self.wrappers: list[ServerWrapper] = []
         self.workers: dict[int, tuple[ServerWrapper, WorkerSlot]] = {}
-        self.retiring: set[int] = set()  # replaced on SIGHUP, draining
+        # Workers replaced on SIGHUP, draining: pid -> when they get SIGKILL.
+        self.retiring: dict[int, float | None] = {}
+        self._retired_why: dict[int, str] = {}  # "replaced" or "retired"
+        self._reloading: set[int] = set()  # replaced by the reload in progress
         self._stop_deadline: float | None = None
         self._status = launcher.STATUS_OK
         self._stopping = False
@@ -94,10 +104,9 @@ class ProcessLauncher:
             systemd.ReadinessRelay() if os.environ.get("NOTIFY_SOCKET") else None
         )
         self._death_read_fd, self._death_write_fd = os.pipe()
-        self._signals = signals.SignalHandler(
-            (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)
-        )
+        self._signals = signals.SignalHandler(HANDLED_SIGNALS)
         self._signals.install()
+        report.add_section("Workers", self.describe_workers)
 
     def launch_service(self, service: launcher.ServiceBase, workers: int = 1) -> None:
         launcher.check_service(service)
@@ -112,12 +121,13 @@ class ProcessLauncher:
         """Supervise until every worker is gone after a stop; return the status."""
         launcher.log_start(self.conf)
         while not (self._stopping and not self.workers and not self.retiring):
-            received, _ = self._signals.wait(self._sleep_time(), self._watched_fds())
-            for signo in received:
+            self._signals.wait(self._sleep_time(), self._watched_fds())
+            while (signo := self._signals.next()) is not None:
                 self._handle_signal(signo)
             self._reap()
             self._refill_slots()
             self._enforce_stop_deadline()
+            self._kill_stale_retiring()
             self._relay_readiness()
         LOG.info("all workers stopped; exiting with status %d", self._status)
         return self._status
@@ -144,6 +154,7 @@ class ProcessLauncher:
         ]
         if self._stop_deadline is not None:
             deadlines.append(self._stop_deadline)
+        deadlines += [at for at in self.retiring.values() if at is not None]
         if not deadlines:
             return self.wait_interval
         return min(min(deadlines) - time.monotonic(), self.wait_interval)
@@ -152,12 +163,27 @@ class ProcessLauncher:
         action = signals.action_for(signo)
         if action is Action.CHILD_EXITED:
             return  # _reap() runs after every wake-up
-        LOG.info("parent %d got %s", os.getpid(), signals.signal_name(signo))
-        if action is Action.RESTART:
+        pid, name = os.getpid(), signals.signal_name(signo)
+        if action is Action.REPORT:
+            report.write(self.conf)
+        elif self._stopping and action is not Action.FAST_STOP:
+            LOG.info("parent %d got %s while stopping: ignored", pid, name)
+        elif action is Action.RELOAD:
             self.restart()
+        elif action is Action.ADD_WORKER:
+            for wrapper in self.wrappers:
+                self._add_worker(wrapper)
+        elif action is Action.RETIRE_WORKER:
+            for wrapper in self.wrappers:
+                self._retire_one(wrapper)
+        elif action is Action.HANGUP:
+            LOG.info("parent %d: terminal hung up (SIGHUP); stopping", pid)
+            self._begin_stop(signal.SIGTERM, launcher.shutdown_timeout(self.conf))
         elif action is Action.GRACEFUL_STOP:
+            LOG.info("parent %d got %s: stopping gracefully", pid, name)
             self._begin_stop(signal.SIGTERM, launcher.shutdown_timeout(self.conf))
         else:
+            LOG.info("parent %d got %s: stopping at once", pid, name)
             self._status = launcher.STATUS_FAILED
             self._begin_stop(signal.SIGINT, FAST_STOP_GRACE)
 
@@ -170,32 +196,36 @@ class ProcessLauncher:
         # garbage: out of the collector's sight, a worker's full collections stay
         # short and leave those pages shared with the parent (copy-on-write).
         gc.freeze()
-        pid = os.fork()
+        pid, mask = signals.fork(HANDLED_SIGNALS)
         if pid == 0:
-            os._exit(self._run_worker(wrapper.service))
+            os._exit(self._run_worker(wrapper.service, mask))
         slot.pid = pid
         self.workers[pid] = (wrapper, slot)
         metrics.workers(len(self.workers))
         LOG.info("started worker %d for %s", pid, wrapper.service)
 
-    def _run_worker(self, service: launcher.ServiceBase) -> int:
-        """The whole life of a forked worker; returns its exit status."""
+    def _run_worker(self, service: launcher.ServiceBase, mask: set[int]) -> int:
+        """The whole life of a forked worker; returns its exit status.
+
+        Called with the handled signals blocked (see ``signals.fork``): they
+        are unblocked once the worker's own handlers are in place.
+        """
         try:
             os.close(self._death_write_fd)
+            self._signals.forget_in_child()
             metrics.forked()
-            self._signals.close()
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             if self._readiness is not None:  # tell the parent, not systemd
                 os.environ["NOTIFY_SOCKET"] = self._readiness.address
             else:
                 os.environ.pop("NOTIFY_SOCKET", None)
-            eventlet.hubs.use_hub()  # a fresh hub: never share the parent's epoll
+            backend.after_fork_in_child()
             _give_log_handlers_fresh_locks()
             worker = launcher.ServiceLauncher(
                 self.conf,
                 restart_method=self.restart_method,
                 parent_death_fd=self._death_read_fd,
             )
+            signals.unblock(mask)
             worker.launch_service(service)
             return worker.wait()
         except BaseException:
@@ -216,9 +246,11 @@ class ProcessLauncher:
         how = _describe_exit(status)
         metrics.process_dead(pid)
         if pid in self.retiring:
-            self.retiring.discard(pid)
-            metrics.worker_exited(status, expected="replaced")
-            LOG.info("replaced worker %d %s", pid, how)
+            del self.retiring[pid]
+            why = self._retired_why.pop(pid, "replaced")
+            metrics.worker_exited(status, expected=why)
+            LOG.info("%s worker %d %s", why, pid, how)
+            self._reload_done_when_replaced(pid)
             return
         if pid not in self.workers:
             return
@@ -256,19 +288,21 @@ class ProcessLauncher:
     # --- stop and restart -----------------------------------------------------
 
     def _begin_stop(self, signo: int, grace: float | None) -> None:
-        """Close our copies of the listeners, pass ``signo`` on, set a deadline."""
-        if not self._stopping:
-            systemd.notify("STOPPING=1")
-            self.stop_services()
-        self._stopping = True
+        """Pass ``signo`` on and set the deadline, then close our copies of the
+        listeners on a thread of their own: the loop goes on meanwhile."""
         self._signal_all(signo, [*self.workers, *self.retiring])
-        deadline = None if grace is None else time.monotonic() + grace
+        deadline = launcher.deadline_after(grace)
         if self._stop_deadline is None or (
             deadline is not None and deadline < self._stop_deadline
         ):
             self._stop_deadline = deadline
+        if not self._stopping:
+            self._stopping = True
+            systemd.notify("STOPPING=1")
+            backend.os_thread(self.stop_services, name="stop-services-in-parent")
 
     def stop_services(self) -> None:
+        """Each service's stop() in the parent (it closes listening sockets)."""
         for wrapper in self.wrappers:
             try:
                 wrapper.service.stop()
@@ -294,40 +328,111 @@ class ProcessLauncher:
 
     def restart(self) -> None:
         """SIGHUP. reload: re-read config files, reset() the services, replace
-        every worker (old ones drain, new ones take over the shared sockets).
-        mutate: apply mutable options and pass SIGHUP on; workers keep their PIDs.
+        every worker (old ones drain, new ones take over the shared sockets);
+        a replaced worker still running after graceful_shutdown_timeout gets
+        SIGKILL. mutate: apply mutable options and pass SIGHUP on; workers
+        keep their PIDs.
         """
+        metrics.reloaded()
+        old = list(self.workers)
         if self.restart_method == "mutate":
+            self._log_reload("mutating configuration; signalling", len(old))
             self.conf.mutate_config_files()
             self._signal_all(signal.SIGHUP, self.workers)
+            LOG.info("configuration reloaded (mutable options)")
             return
+        self._log_reload("reloading configuration; replacing", len(old))
         self.conf.reload_config_files()
-        metrics.reloaded()
         for wrapper in self.wrappers:
             wrapper.service.reset()
-        old = list(self.workers)
+            # back to the configured count, whatever SIGTTIN/SIGTTOU made it
+            wrapper.workers = wrapper.configured
+            wrapper.slots = [WorkerSlot() for _ in range(wrapper.configured)]
         for pid in old:
-            _, slot = self.workers.pop(pid)
-            slot.pid = None
-            slot.respawn_at = time.monotonic()
-            self.retiring.add(pid)
-        self._signal_all(signal.SIGTERM, old)
+            self._retire(pid, "replaced")
+        self._reloading.update(old)
         self._refill_slots()
-        self._watch_retiring(old)
+        self._reload_done_when_replaced(None)
 
-    def _watch_retiring(self, pids: list[int]) -> None:
-        """Replaced workers that outlive graceful_shutdown_timeout get SIGKILL."""
-        timeout = launcher.shutdown_timeout(self.conf)
-        if timeout is None:
+    def _log_reload(self, what: str, workers: int) -> None:
+        LOG.info(
+            "parent %d got SIGHUP, not a terminal hang-up: %s %s",
+            os.getpid(),
+            what,
+            _workers(workers),
+        )
+
+    def _reload_done_when_replaced(self, exited: int | None) -> None:
+        if exited is not None and exited not in self._reloading:
             return
+        self._reloading.discard(exited)
+        if not self._reloading:
+            LOG.info("configuration reloaded; %s running", _workers(len(self.workers)))
 
-        def kill_stragglers():
-            stragglers = [pid for pid in pids if pid in self.retiring]
-            if stragglers:
-                LOG.error("replaced workers %s did not drain in time", stragglers)
-                self._signal_all(signal.SIGKILL, stragglers)
+    def _retire(self, pid: int, why: str) -> None:
+        """Let worker ``pid`` finish its work and exit (SIGTTOU, which a worker
+        reads as "you are being replaced"); SIGKILL after the timeout."""
+        self.workers.pop(pid, None)
+        self.retiring[pid] = launcher.deadline_after(
+            launcher.shutdown_timeout(self.conf)
+        )
+        self._retired_why[pid] = why
+        self._signal_all(signal.SIGTTOU, [pid])
+        metrics.workers(len(self.workers))
 
-        eventlet.spawn_after(timeout, kill_stragglers)
+    def _add_worker(self, wrapper: ServerWrapper) -> None:
+        """SIGTTIN: one more slot; the loop forks its worker right away."""
+        wrapper.workers += 1
+        wrapper.slots.append(WorkerSlot())
+        LOG.info(
+            "parent %d got SIGTTIN: %s now runs %s",
+            os.getpid(),
+            wrapper.name,
+            _workers(wrapper.workers),
+        )
+
+    def _retire_one(self, wrapper: ServerWrapper) -> None:
+        """SIGTTOU: one slot fewer, never below one; its worker drains."""
+        if wrapper.workers <= 1:
+            LOG.info(
+                "parent %d got SIGTTOU: %s stays at 1 worker", os.getpid(), wrapper.name
+            )
+            return
+        wrapper.workers -= 1
+        slot = wrapper.slots.pop()
+        retiring = f"; retiring worker {slot.pid}" if slot.pid else ""
+        LOG.info(
+            "parent %d got SIGTTOU: %s now runs %s%s",
+            os.getpid(),
+            wrapper.name,
+            _workers(wrapper.workers),
+            retiring,
+        )
+        if slot.pid is not None:
+            self._retire(slot.pid, "retired")
+
+    def describe_workers(self) -> str:
+        """The report's section: each service's workers, and those draining."""
+        lines = [
+            f"{w.name}: {w.workers} of {w.configured} configured; pids "
+            + ", ".join(str(s.pid) if s.pid else "(respawning)" for s in w.slots)
+            for w in self.wrappers
+        ]
+        lines += [
+            f"draining: {pid} ({self._retired_why.get(pid)})" for pid in self.retiring
+        ]
+        return "\n".join(lines)
+
+    def _kill_stale_retiring(self) -> None:
+        now = time.monotonic()
+        stale = [
+            pid for pid, at in self.retiring.items() if at is not None and at <= now
+        ]
+        if stale:
+            LOG.error("replaced workers %s did not drain in time; killing them", stale)
+            self._signal_all(signal.SIGKILL, stale)
+            for pid in stale:
+                self.retiring[pid] = None  # killed; reaped by _reap()
 
 
 def _give_log_handlers_fresh_locks() -> None:
@@ -349,6 +454,10 @@ def _give_log_handlers_fresh_locks() -> None:
     }
     for handler in handlers:
         handler.createLock()
+
+
+def _workers(count: int) -> str:
+    return f"{count} worker" if count == 1 else f"{count} workers"
 
 
 def _describe_exit(status: int) -> str:

@@ -70,6 +70,15 @@ def _register_global_only_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(metrics.oslo_messaging_metrics, group="oslo_messaging_metrics")
 
 
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    """Every option oslo.messaging lists, registered now: its drivers register
+    theirs only when a worker first connects, so without this a bad value
+    would surface there, after the fork, instead of in the parent."""
+    for group, found in messaging_opts.list_opts():
+        conf.register_opts(found, group=getattr(group, "name", group))
+    _register_global_only_opts(conf)
+
+
 def _default_transport_opts() -> list[cfg.Opt]:
     """transport_url and its [DEFAULT] siblings, as oslo.messaging lists them."""
     return next(found for group, found in messaging_opts.list_opts() if group is None)

@@ -16,6 +16,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from wsgisvc import config, loopingcall, opts, registry, rpc, wsgi
+from wsgisvc.errors import ServiceConfigError, StartupError
 from wsgisvc.launcher import (
     Launcher,
     ServiceBase,
@@ -25,7 +26,6 @@ from wsgisvc.launcher import (
 )
 from wsgisvc.manager import Manager
 from wsgisvc.process_launcher import ProcessLauncher, ServerWrapper
-from wsgisvc.signals import SignalExit
 
 LOG = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ __all__ = [
     "Service",
     "ServiceConfigError",
     "Services",
-    "SignalExit",
+    "StartupError",
     "WSGIService",
     "get_launcher",
     "launch",
@@ -112,10 +112,13 @@ def wait() -> int:
 WSGI_BACKLOG = 4096
 
 
-def _api_heartbeat(conf: cfg.ConfigOpts, name: str) -> registry.Heartbeat:
-    """The row an API keeps in the services table: binary ``wsgisvc-<name>``.
-    Created in start(), in the worker, so no engine crosses a fork."""
-    return registry.Heartbeat(conf, conf.host, f"wsgisvc-{name}")
+def _api_heartbeat(conf: cfg.ConfigOpts, name: str) -> registry.Heartbeat | None:
+    """The row an API keeps in the services table (binary
+    ``<name>_service_binary``), or None when ``<name>_in_services_table`` is
+    off. Its engine is made on first use, in the worker: none crosses a fork."""
+    if not conf[f"{name}_in_services_table"]:
+        return None
+    return registry.Heartbeat(conf, conf.host, conf[f"{name}_service_binary"])
 
 
 class WSGIService(ServiceBase):
@@ -138,8 +141,9 @@ class WSGIService(ServiceBase):
     ) -> None:
         self.conf = conf if conf is not None else config.CONF
         self.name = name
-        self.conf.register_opts(opts.wsgi_opts)
+        self.conf.register_opts(opts.wsgi_opts + opts.service_opts)
         opts.register_wsgi_service_opts(self.conf, name)
+        config.check_values(self.conf)  # this API's options too, before binding
         self.workers = self._read_workers()
         self.use_ssl = use_ssl or self.conf[f"{name}_use_ssl"]
         self.loader = loader or wsgi.Loader(self.conf)
@@ -155,6 +159,7 @@ class WSGIService(ServiceBase):
             backlog=WSGI_BACKLOG,
         )
         self.host, self.port = self.server.host, self.server.port
+        self.heartbeat = _api_heartbeat(self.conf, name)
 
     def __repr__(self) -> str:
         return f"<WSGIService {self.name} {self.server.url}>"
@@ -165,17 +170,17 @@ class WSGIService(ServiceBase):
         if workers is None:
             return os.cpu_count() or 1
         if workers < 1:
-            raise wsgi.StartupError(f"{option} must be at least 1, got {workers}")
+            raise StartupError(f"{option} must be at least 1, got {workers}")
         return workers
 
     def start(self) -> None:
         self.server.start()
-        self.heartbeat = _api_heartbeat(self.conf, self.name)  # issue 5
-        self.heartbeat.start()
+        if self.heartbeat is not None:  # registers now: up from this moment
+            self.heartbeat.start()
 
     def stop(self) -> None:
         self.server.stop()
-        if getattr(self, "heartbeat", None) is not None:
+        if self.heartbeat is not None:
             self.heartbeat.stop()
 
     def wait(self) -> None:
@@ -186,10 +191,6 @@ class WSGIService(ServiceBase):
 
 
 # --- Service: a manager behind RPC, with periodic tasks and a heartbeat -------
-
-
-class ServiceConfigError(RuntimeError):
-    """The configuration cannot run this service; the message says why."""
 
 
 def _import_class(path: str) -> type:
@@ -206,6 +207,9 @@ class Service(ServiceBase):
 
     Build it in the parent (checks fail there, once, before any fork); it
     connects to the broker and the database in ``start()``, in each worker.
+    Every argument after ``manager`` is keyword-only: nova and cinder put
+    different intervals in the same positions, and code ported from either
+    must not bind silently to the wrong one.
     """
 
     def __init__(
@@ -214,6 +218,7 @@ class Service(ServiceBase):
         binary: str,
         topic: str,
         manager: str | type[Manager],
+        *,
         report_interval: float | None = None,
         periodic_enable: bool | None = None,
         periodic_interval: float | None = None,
@@ -221,11 +226,12 @@ class Service(ServiceBase):
         periodic_interval_max: float | None = None,
         service_name: str | None = None,
         cluster: str | None = None,
-        *,
         conf: cfg.ConfigOpts | None = None,
     ):
         self.conf = conf if conf is not None else config.CONF
         self.conf.register_opts(opts.launcher_opts + opts.service_opts)
+        rpc.register_opts(self.conf)
+        config.check_values(self.conf)  # RPC options too, before any fork
         self.host, self.binary, self.topic = host, binary, topic
         self.service_name, self.cluster = service_name, cluster
         self._explicit = {
@@ -264,6 +270,7 @@ class Service(ServiceBase):
         binary: str | None = None,
         topic: str | None = None,
         manager: str | type[Manager] | None = None,
+        *,
         report_interval: float | None = None,
         periodic_enable: bool | None = None,
         periodic_interval: float | None = None,
@@ -271,7 +278,6 @@ class Service(ServiceBase):
         periodic_interval_max: float | None = None,
         service_name: str | None = None,
         cluster: str | None = None,
-        *,
         conf: cfg.ConfigOpts | None = None,
     ) -> "Service":
         """A Service with the binary's defaults: host from ``host``, binary
@@ -294,13 +300,13 @@ class Service(ServiceBase):
             binary,
             topic,
             manager,
-            report_interval,
-            periodic_enable,
-            periodic_interval,
-            periodic_fuzzy_delay,
-            periodic_interval_max,
-            service_name,
-            cluster,
+            report_interval=report_interval,
+            periodic_enable=periodic_enable,
+            periodic_interval=periodic_interval,
+            periodic_fuzzy_delay=periodic_fuzzy_delay,
+            periodic_interval_max=periodic_interval_max,
+            service_name=service_name,
+            cluster=cluster,
             conf=conf,
         )
 

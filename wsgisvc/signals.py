@@ -1,34 +1,29 @@
-"""Signals: the one place signal numbers are mapped to what they mean.
+"""Signals: the one place signal numbers are mapped to what they mean, and the
+queue a launcher's loop takes them from.
 
 Handlers do no work. Python writes the number of every handled signal to a
-wakeup pipe (``signal.set_wakeup_fd``); the launcher's loop sleeps in ``select``
-on that pipe and acts on what it reads. So a signal never interrupts a launcher
-half-way through forking or reaping, and an idle launcher sleeps in the kernel
-instead of polling.
+wakeup pipe (``signal.set_wakeup_fd``); the launcher's loop sleeps on that pipe
+(``backend.wait_readable``), moves what it reads into a queue, and acts on the
+queue in order. So a signal never interrupts a launcher half-way through forking
+or reaping, a signal that arrives while the launcher is busy (forking, draining)
+waits its turn instead of being dropped, and an idle launcher sleeps in the
+kernel instead of polling.
+
+Across ``fork()`` the handled signals are blocked (:func:`fork`): a signal sent
+the instant a worker exists stays pending until the worker has dropped the
+parent's wakeup pipe and handlers and installed its own, and then reaches the
+worker, once.
 """
 
 from __future__ import annotations
 
+import collections
 import enum
 import errno
 import os
 import signal
-import sys
 
-from eventlet import patcher
-from eventlet.green import select
-
-# The wakeup pipe is non-blocking and must stay so: monkey patching turns os.read
-# and os.write into calls that park the greenthread on EAGAIN, so use the originals.
-_unpatched_os = patcher.original("os")
-
-
-class SignalExit(SystemExit):
-    """Raised inside a launcher's loop when a signal asks the process to stop."""
-
-    def __init__(self, signo: int, exccode: int = 1) -> None:
-        super().__init__(exccode)
-        self.signo = signo
+from wsgisvc import backend
 
 
 class Action(enum.Enum):
@@ -36,21 +31,32 @@ class Action(enum.Enum):
 
     GRACEFUL_STOP = "graceful stop"
     FAST_STOP = "stop at once"
-    RESTART = "reload and restart"
+    RELOAD = "reload"
+    HANGUP = "terminal hung up: graceful stop"
     CHILD_EXITED = "reap children"
+    ADD_WORKER = "one more worker per service"
+    RETIRE_WORKER = "one worker fewer per service (in a worker: retire)"
+    REPORT = "write a report to the log"
 
 
-def is_daemon() -> bool:
-    """True unless stdout is the terminal and we are its foreground process group.
+def terminal_hung_up() -> bool:
+    """True when one of stdin, stdout, stderr is a terminal that hung up.
 
-    A foreground process getting SIGHUP has lost its terminal and should stop;
-    a daemon getting SIGHUP is being asked to reload.
+    A hang-up (the terminal closed, its pty master went away) makes the kernel
+    swap the terminal's file operations for ones that fail with EIO before it
+    sends SIGHUP, so at the time a launcher looks the answer is settled. A
+    SIGHUP from ``kill`` finds the terminal alive (or no terminal at all) and
+    means "reload", in a foreground terminal too. This also covers the shell
+    that forwards its own hang-up to its jobs: the sender is a process, but the
+    terminal is gone.
     """
-    try:
-        return os.getpgrp() != os.tcgetpgrp(sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):
-        # Not a tty (ENOTTY), stdout closed or replaced by an object without fd.
-        return True
+    for fd in (0, 1, 2):
+        try:
+            os.tcgetpgrp(fd)
+        except OSError as error:
+            if error.errno == errno.EIO:
+                return True
+    return False
 
 
 def action_for(signo: int) -> Action:
@@ -60,9 +66,15 @@ def action_for(signo: int) -> Action:
     if signo == signal.SIGINT:
         return Action.FAST_STOP
     if signo == signal.SIGHUP:
-        return Action.RESTART if is_daemon() else Action.GRACEFUL_STOP
+        return Action.HANGUP if terminal_hung_up() else Action.RELOAD
     if signo == signal.SIGCHLD:
         return Action.CHILD_EXITED
+    if signo == signal.SIGTTIN:
+        return Action.ADD_WORKER
+    if signo == signal.SIGTTOU:
+        return Action.RETIRE_WORKER
+    if signo == signal.SIGUSR2:
+        return Action.REPORT
     raise ValueError(f"wsgisvc does not handle signal {signo}")
 
 
@@ -78,15 +90,17 @@ def _record_only(signo, frame):
 
 
 # A wakeup byte that is not a signal: something in-process wants the loop to look
-# again (a service finished starting, or failed).
+# again (a service finished starting, or failed; a drain ended).
 _NUDGE = 0
 
 
 class SignalHandler:
-    """Owns the wakeup pipe and the handlers of the signals a launcher acts on."""
+    """Owns the wakeup pipe, the handlers of the signals a launcher acts on, and
+    the queue of signals received and not yet acted on."""
 
     def __init__(self, signals: tuple[int, ...]) -> None:
         self.signals = signals
+        self.queue: collections.deque[int] = collections.deque()
         self._read_fd, self._write_fd = os.pipe()
         os.set_blocking(self._read_fd, False)
         os.set_blocking(self._write_fd, False)
@@ -99,50 +113,80 @@ class SignalHandler:
             # Do not let a SIGCHLD abort a blocking system call half-way.
             signal.siginterrupt(signal.SIGCHLD, False)
 
-    def close(self) -> None:
-        """Forget the pipe; used by a forked child before it installs its own."""
+    def forget_in_child(self) -> None:
+        """In a forked child, with the signals still blocked: drop the parent's
+        wakeup pipe and handlers (the child installs its own, then unblocks)."""
+        signal.set_wakeup_fd(-1)
+        for signo in self.signals:
+            signal.signal(signo, signal.SIG_DFL)
         os.close(self._read_fd)
         os.close(self._write_fd)
 
     def nudge(self) -> None:
         """Wake the loop from inside the process (not from a signal handler)."""
         try:
-            _unpatched_os.write(self._write_fd, bytes([_NUDGE]))
+            backend.os_write(self._write_fd, bytes([_NUDGE]))
         except BlockingIOError:
             pass  # the pipe is full, so the loop is going to wake anyway
 
     def wait(
         self, timeout: float | None = None, watch_fds: tuple[int, ...] = ()
-    ) -> tuple[list[int], list[int]]:
+    ) -> list[int]:
         """Sleep until a signal, a nudge, a watched fd or the timeout.
 
-        Returns the signals received (in order, nudges left out) and the watched
-        fds that became readable. The select is eventlet's, so greenthreads of
-        the services in this process keep running while the loop sleeps.
+        Signals received are appended to ``queue`` (in order, nudges left out);
+        returns the watched fds that became readable. The sleep is the
+        backend's, so the services' work in this process goes on meanwhile.
         """
-        if timeout is not None:
+        if self.queue:
+            timeout = 0  # work is waiting: only look, do not sleep
+        elif timeout is not None:
             timeout = max(0.0, timeout)
         try:
-            ready, _, _ = select.select([self._read_fd, *watch_fds], [], [], timeout)
-        except OSError as exc:
-            if exc.errno != errno.EINTR:
-                raise
+            ready = backend.wait_readable([self._read_fd, *watch_fds], timeout)
+        except InterruptedError:
             ready = [self._read_fd]
-        received: list[int] = []
         if self._read_fd in ready:
-            received = self._drain()
-        return [s for s in received if s != _NUDGE], [
-            fd for fd in ready if fd != self._read_fd
-        ]
+            self.queue.extend(s for s in self._read_pipe() if s != _NUDGE)
+        return [fd for fd in ready if fd != self._read_fd]
 
-    def _drain(self) -> list[int]:
+    def next(self) -> int | None:
+        """The oldest signal not acted on yet, or None."""
+        return self.queue.popleft() if self.queue else None
+
+    def _read_pipe(self) -> bytes:
         data = b""
         while True:
             try:
-                chunk = _unpatched_os.read(self._read_fd, 512)
+                chunk = backend.os_read(self._read_fd, 512)
             except BlockingIOError:
                 break
             if not chunk:
                 break
             data += chunk
-        return list(data)
+        return data
+
+
+def fork(signals: tuple[int, ...]) -> tuple[int, set[int]]:
+    """``os.fork()`` with ``signals`` blocked around it.
+
+    The parent unblocks at once (what arrived meanwhile is delivered to it
+    then). The child returns with them still blocked and the mask to restore:
+    it calls :meth:`SignalHandler.forget_in_child`, installs its own handlers,
+    then :func:`unblock`, so a signal pending since the fork reaches the child's
+    own handler and wakeup pipe, never the parent's.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        pid = os.fork()
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        raise
+    if pid != 0:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    return pid, previous
+
+
+def unblock(previous: set[int]) -> None:
+    """Restore the mask :func:`fork` returned to the child."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, previous)

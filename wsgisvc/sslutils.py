@@ -12,6 +12,7 @@ import ssl
 from oslo_config import cfg
 
 from wsgisvc import opts
+from wsgisvc.errors import TLSConfigError
 
 _VERSIONS = {
     "tlsv1_2": ssl.TLSVersion.TLSv1_2,
@@ -19,12 +20,10 @@ _VERSIONS = {
 }
 
 
-class TLSConfigError(RuntimeError):
-    """The ``[ssl]`` options cannot serve TLS; the message says which and why."""
-
-
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    conf.register_opts(opts.ssl_opts, group=opts.ssl_group)
+    # By name, not the shared OptGroup object: oslo.config keeps overrides in
+    # the group object, so sharing it would leak them between ConfigOpts.
+    conf.register_opts(opts.ssl_opts, group=opts.ssl_group.name)
 
 
 def is_enabled(conf: cfg.ConfigOpts) -> bool:

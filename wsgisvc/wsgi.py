@@ -34,6 +34,13 @@ from oslo_config import cfg
 from paste import deploy
 
 from wsgisvc import http_guard, listeners, opts, sslutils
+from wsgisvc.errors import (  # noqa: F401  (re-exported: wsgi.StartupError ...)
+    BindError,
+    PasteAppNotFound,
+    PasteConfigNotFound,
+    PasteLoadError,
+    StartupError,
+)
 
 LOG = logging.getLogger(__name__)
 ACCESS_LOG = logging.getLogger("eventlet.wsgi.server")
@@ -44,26 +51,6 @@ _IDLE = eventlet_wsgi.STATE_IDLE
 _CLIENT_ACCEPT_ERRORS = {errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.EINTR}
 # Errors from accept() that mean the process is out of a resource for now.
 _RESOURCE_ACCEPT_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
-
-
-class StartupError(RuntimeError):
-    """The server cannot start; the message is the one line an operator reads."""
-
-
-class PasteConfigNotFound(StartupError):
-    """``api_paste_config`` names no readable file."""
-
-
-class PasteAppNotFound(StartupError):
-    """The paste file has no application of the requested name."""
-
-
-class PasteLoadError(StartupError):
-    """The app exists but a section it uses or a factory it calls failed."""
-
-
-class BindError(StartupError):
-    """The address stayed in use (or unusable) for the whole retry window."""
 
 
 class Loader:

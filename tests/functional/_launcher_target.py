@@ -6,14 +6,15 @@ a test can see which process started, reset, stopped and finished.
     python _launcher_target.py --config-file F
 """
 
+import wsgisvc.cmd  # noqa: F401, I001  (backend, and monkey patching on eventlet)
+
 import os
 import sys
+import time
 
-import eventlet
 from oslo_config import cfg
 
-import wsgisvc.cmd  # noqa: F401  (filters eventlet's warnings, monkey patches)
-from wsgisvc import config, service
+from wsgisvc import backend, config, service
 
 target_opts = [
     cfg.StrOpt("events_file", required=True),
@@ -21,6 +22,11 @@ target_opts = [
     cfg.FloatOpt("stop_delay", default=0.0, help="wait() lasts this long"),
     cfg.BoolOpt("raise_at_start", default=False),
     cfg.IntOpt("exit_at_start", help="os._exit(N) in start()"),
+    cfg.BoolOpt(
+        "block_in_stop",
+        default=False,
+        help="stop() and wait() block in an unpatched sleep of an hour",
+    ),
     cfg.IntOpt("workers"),
     cfg.StrOpt("restart_method", default="reload"),
 ]
@@ -38,7 +44,6 @@ def record(conf, event: str, value: object = "-") -> None:
 class RecordingService(service.ServiceBase):
     def __init__(self, conf):
         self.conf = conf
-        self._stopped = None
 
     def start(self):
         target = self.conf.target
@@ -46,19 +51,32 @@ class RecordingService(service.ServiceBase):
             os._exit(target.exit_at_start)
         if target.raise_at_start:
             raise RuntimeError("start failed on purpose")
-        self._stopped = eventlet.event.Event()
         record(self.conf, "start", target.greeting)
 
     def stop(self):
         record(self.conf, "stop")
+        if self.conf.target.block_in_stop:
+            unpatched_sleep(3600)
 
     def wait(self):
         record(self.conf, "wait-begin")
-        eventlet.sleep(self.conf.target.stop_delay)
+        if self.conf.target.block_in_stop:
+            unpatched_sleep(3600)
+        backend.sleep(self.conf.target.stop_delay)
         record(self.conf, "wait-end")
 
     def reset(self):
         record(self.conf, "reset", self.conf.target.greeting)
+
+
+def unpatched_sleep(seconds: float) -> None:
+    """A blocking call no scheduler can preempt: it holds the calling thread."""
+    if backend.NAME == "eventlet":
+        from eventlet import patcher
+
+        patcher.original("time").sleep(seconds)
+    else:
+        time.sleep(seconds)
 
 
 def main():

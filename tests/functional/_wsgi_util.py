@@ -96,12 +96,17 @@ def write_config(tmp_path: Path, workers: int, extra: str = "") -> Path:
 
 
 def start_api(
-    tmp_path: Path, conf: Path, *args: str, env: dict | None = None
+    tmp_path: Path,
+    conf: Path,
+    *args: str,
+    command: list[str] | None = None,
+    env: dict | None = None,
 ) -> tuple[subprocess.Popen, Path]:
-    """Start the binary (not waiting for anything); the caller kills its group."""
+    """Start the binary, or ``command`` (not waiting for anything); the caller
+    kills its group."""
     log_path = tmp_path / "api.log"
     proc = spawn(
-        [BINARY, "--config-file", str(conf), *args],
+        [*(command or [BINARY]), "--config-file", str(conf), *args],
         log_path,
         env={"PYTHONPATH": str(ROOT), **(env or {})},
         cwd=tmp_path,
@@ -111,11 +116,16 @@ def start_api(
 
 @contextlib.contextmanager
 def api_server(
-    tmp_path: Path, workers: int = 2, extra: str = "", env: dict | None = None
+    tmp_path: Path,
+    workers: int = 2,
+    extra: str = "",
+    command: list[str] | None = None,
+    env: dict | None = None,
 ):
-    """A started wsgisvc-api whose workers all answer; killed on exit."""
+    """A started wsgisvc-api (or ``command``) whose workers all answer; killed
+    on exit."""
     conf = write_config(tmp_path, workers, extra)
-    proc, log_path = start_api(tmp_path, conf, env=env)
+    proc, log_path = start_api(tmp_path, conf, command=command, env=env)
     api = Api(proc, log_path)
     try:
 

@@ -126,7 +126,42 @@ def test_workers_exit_when_the_parent_is_killed(target):
     assert "parent process died" in target.log()
 
 
+def test_a_stop_blocking_in_the_parent_cannot_delay_the_kill(target):
+    """stop() and wait() block in an unpatched sleep of an hour, in the parent
+    (stop) and in every worker (stop, then wait): the parent still SIGKILLs the
+    workers at graceful_shutdown_timeout and exits."""
+    target.start(
+        workers=2, block_in_stop=True, default={"graceful_shutdown_timeout": 2}
+    )
+    pids = target.wait_workers(2)
+    began = time.monotonic()
+    target.signal(signal.SIGTERM)
+    status = target.exit_status(timeout=10)
+    took = time.monotonic() - began
+    print(f"parent exited {took:.2f} s after SIGTERM with status {status}")
+    assert status != 0
+    assert 2 <= took <= 4
+    assert not any(alive(pid) for pid in pids)
+    assert "still running after the stop deadline; killing them" in target.log()
+
+
 # --- SIGHUP -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("delay_ms", range(0, 80, 10))
+def test_sighup_then_sigterm_stops(target, delay_ms):
+    """SIGTERM while the parent replaces its workers, some forked that instant:
+    every worker gets it (none is left for the SIGKILL), the parent once."""
+    target.start(workers=3)
+    target.wait_workers(3)
+    target.signal(signal.SIGHUP)
+    time.sleep(delay_ms / 1000)  # the race window under test, not a wait
+    began = time.monotonic()
+    target.signal(signal.SIGTERM)
+    assert target.exit_status(timeout=8) == 0
+    print(f"exited {time.monotonic() - began:.2f} s after SIGTERM")
+    assert not target.workers()
+    assert len(re.findall(rf"parent {target.pid} got SIGTERM", target.log())) == 1
 
 
 def test_sighup_reload_replaces_workers_with_new_config(target):
@@ -166,41 +201,108 @@ def test_sighup_mutate_keeps_workers(target):
     assert sigterm_and_wait(target) == 0
 
 
-def test_sighup_in_a_foreground_terminal_stops(tmp_path):
-    """stdout is the controlling terminal and we are its foreground group."""
-    import pty
+class PtyTarget(Target):
+    """A Target whose launcher runs in a pseudo-terminal: stdin, stdout and
+    stderr are the pty's slave, the launcher its session leader and foreground
+    process group, as a server started by hand in a terminal."""
 
-    from tests.functional._launcher_util import TARGET
-    from tests.helpers import PYTHON
+    def start(self, **options) -> PtyTarget:
+        import pty
 
-    t = Target(tmp_path)
-    t.write_config(workers=2)
-    pid, master = pty.fork()
-    if pid == 0:  # the child: a session leader with the pty as its terminal
-        os.execv(PYTHON, [PYTHON, str(TARGET), "--config-file", str(t.conf_file)])
-    # Read the terminal, or the launcher blocks writing its log to it.
-    reader = threading.Thread(target=_drain, args=(master,), daemon=True)
-    reader.start()
+        from tests.functional._launcher_util import TARGET
+        from tests.helpers import PYTHON
+
+        # Logs to a file: the terminal cannot be read once it hung up.
+        self.write_config(default={"log_file": self.log_file}, **options)
+        self.pty_pid, self.master = pty.fork()
+        if self.pty_pid == 0:  # the child: a session leader with the pty
+            os.execv(
+                PYTHON, [PYTHON, str(TARGET), "--config-file", str(self.conf_file)]
+            )
+        # Read the terminal, or a process writing to it would block. The reader
+        # closes the master itself: closed under a read() in progress, the
+        # file would stay open (so no hang-up) until that read returned.
+        self._wake_r, self._wake_w = os.pipe()
+        self._reader = threading.Thread(target=self._read_terminal, daemon=True)
+        self._reader.start()
+        return self
+
+    def _read_terminal(self) -> None:
+        import select
+
+        try:
+            while True:
+                ready, _, _ = select.select([self.master, self._wake_r], [], [])
+                if self._wake_r in ready or not os.read(self.master, 65536):
+                    break
+        except OSError:
+            pass  # the terminal hung up
+        finally:
+            os.close(self.master)
+
+    @property
+    def pid(self) -> int:
+        return self.pty_pid
+
+    def hang_up(self) -> None:
+        """What closing a terminal window does: the pty's master goes away."""
+        os.write(self._wake_w, b"x")
+        self._reader.join()
+
+    def wait_exit_status(self, timeout: float = 15.0) -> int:
+        [status] = wait_for(lambda: _reaped(self.pty_pid), timeout)
+        return os.waitstatus_to_exitcode(status)
+
+    def stop(self) -> None:
+        if alive(self.pty_pid):
+            os.killpg(self.pty_pid, signal.SIGKILL)
+        _reaped(self.pty_pid)
+        if self._reader.is_alive():
+            self.hang_up()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+
+def _reaped(pid: int) -> list[int]:
+    """[wait status] of ``pid`` once it exited; [] while it runs."""
     try:
-        wait_for(lambda: len(t.started_pids()) == 2)
-        os.kill(pid, signal.SIGHUP)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
-        assert len(t.events("wait-end")) == 2  # stopped, not restarted
-        assert len(t.events("start")) == 2
-    finally:
-        if alive(pid):
-            os.killpg(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        os.close(master)
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return []
+    return [status] if done else []
 
 
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 65536):
-            pass
-    except OSError:
-        pass  # the terminal closed
+@pytest.fixture
+def pty_target(tmp_path):
+    t = PtyTarget(tmp_path)
+    yield t
+    t.stop()
+
+
+def test_kill_hup_in_a_foreground_terminal_reloads(pty_target):
+    """A user's ``kill -HUP`` reloads, also when the server runs in a terminal."""
+    t = pty_target.start(workers=2, greeting="before")
+    old = t.wait_workers(2)
+    t.write_config(default={"log_file": t.log_file}, workers=2, greeting="after")
+    os.kill(t.pid, signal.SIGHUP)
+    new = t.wait_workers(2, replacing=old)
+    greetings = {pid: v for pid, _, v in t.events("start")}
+    assert [greetings[pid] for pid in new] == ["after", "after"]
+    assert f"parent {t.pid} got SIGHUP, not a terminal hang-up: reloading" in t.log()
+    os.kill(t.pid, signal.SIGTERM)
+    assert t.wait_exit_status() == 0
+
+
+def test_a_terminal_hang_up_stops(pty_target):
+    """Closing the terminal (its pty master) stops the server gracefully."""
+    t = pty_target.start(workers=2)
+    pids = t.wait_workers(2)
+    t.hang_up()
+    assert t.wait_exit_status() == 0
+    wait_gone(pids, timeout=5)
+    assert sorted(pid for pid, _, _ in t.events("wait-end")) == pids  # drained
+    assert len(t.events("start")) == 2  # stopped, not restarted
+    assert f"parent {t.pid}: terminal hung up (SIGHUP); stopping" in t.log()
 
 
 # --- ServiceLauncher ----------------------------------------------------------
@@ -236,6 +338,36 @@ def test_service_launcher_sighup_restarts_with_new_config(target):
     assert [v for _, _, v in target.events("start")] == ["before", "after"]
     assert target.events("reset") == [(target.pid, "reset", "after")]
     assert sigterm_and_wait(target) == 0
+
+
+@pytest.mark.parametrize("second", [signal.SIGTERM, signal.SIGINT])
+def test_service_launcher_stop_signal_during_a_reload_drain(target, second):
+    """SIGHUP starts a reload whose drain takes 2 s; a stop signal during that
+    drain is acted on: the service does not start again and the process exits
+    (SIGTERM: when the drain is done, 0; SIGINT: at once, 1)."""
+    target.start(stop_delay=2)
+    wait_for(lambda: target.events("start"))
+    target.signal(signal.SIGHUP)
+    wait_for(lambda: target.events("wait-begin"))
+    target.signal(second)
+    expected = 0 if second == signal.SIGTERM else 1
+    assert target.exit_status(timeout=10) == expected
+    assert len(target.events("start")) == 1
+    assert len(target.events("wait-end")) == (1 if expected == 0 else 0)
+
+
+def test_service_launcher_sighup_during_a_reload_drain_is_one_reload(target):
+    target.start(stop_delay=1, greeting="before")
+    wait_for(lambda: target.events("start"))
+    target.signal(signal.SIGHUP)
+    wait_for(lambda: target.events("wait-begin"))
+    target.write_config(stop_delay=1, greeting="after")
+    target.signal(signal.SIGHUP)
+    wait_for(lambda: len(target.events("start")) == 2)
+    # The files are read when the drain ends: the second SIGHUP's change too.
+    assert [v for _, _, v in target.events("start")] == ["before", "after"]
+    assert sigterm_and_wait(target) == 0
+    assert len(target.events("start")) == 2
 
 
 def test_service_launcher_start_failure_exits_1(target):

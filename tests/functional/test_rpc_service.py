@@ -117,7 +117,7 @@ def test_short_service_down_time_is_raised_with_a_warning(tmp_path, caplog):
 def test_start_order_periodic_heartbeat_stop_and_kill(tmp_path):
     require("127.0.0.1", 5672, "RabbitMQ")
     conf = make_conf(tmp_path)
-    registry.sync_default_database(conf)
+    registry.prepare_database(conf)
     svc = service.Service(
         conf.host, "wsgisvc-hooked", "hooked", HookedManager, conf=conf
     )
@@ -152,7 +152,7 @@ def test_start_order_periodic_heartbeat_stop_and_kill(tmp_path):
 def test_first_periodic_run_waits_a_random_fuzzy_delay(tmp_path, monkeypatch):
     require("127.0.0.1", 5672, "RabbitMQ")
     conf = make_conf(tmp_path, "periodic_fuzzy_delay = 3600\n")
-    registry.sync_default_database(conf)
+    registry.prepare_database(conf)
     drawn = []
 
     def uniform(low, high):

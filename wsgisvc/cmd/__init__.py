@@ -1,11 +1,58 @@
-"""Binaries. Importing this package monkey patches the standard library for eventlet.
+"""Binaries, and the one place a start-up error becomes one line and exit 1.
 
-It must happen before anything else imports socket, threading or time, so every
-``wsgisvc.cmd.*`` module is an entry point and imports nothing before this.
-``import wsgisvc`` (implied) first installs the filters for eventlet's own
-deprecation warnings (see wsgisvc/__init__.py and doc/source/eventlet.rst).
+Importing this package first picks the backend (``import wsgisvc`` reads
+``WSGISVC_BACKEND``) and, on eventlet, monkey patches the standard library. That
+must happen before anything else imports socket, threading or time, so every
+``wsgisvc.cmd.*`` module is an entry point and imports nothing before this. On
+the threading backend nothing is patched and eventlet is never imported.
 """
 
-import eventlet
+from wsgisvc import backend
 
-eventlet.monkey_patch()
+if backend.NAME == "eventlet":
+    import eventlet
+
+    eventlet.monkey_patch()
+
+import logging  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from typing import TypeVar  # noqa: E402
+
+from wsgisvc import errors  # noqa: E402
+
+LOG = logging.getLogger("wsgisvc.cmd")
+T = TypeVar("T")
+
+
+def startup_errors(prog: str, call: Callable[[], T]) -> T:
+    """``call()``; a StartupError it raises is one line, logged and on stderr,
+    and exit status 1.
+
+    Every binary goes through here (``binary.run()`` does), so they all fail
+    alike: ``<prog> cannot start: <why>``, a multi-line message (a paste file's
+    parse error) folded into that one line, no traceback.
+    """
+    try:
+        return call()
+    except errors.StartupError as error:
+        line = f"{prog} cannot start: {one_line(str(error))}"
+    # Out of the except block: oslo.log would append the traceback.
+    LOG.error("%s", line)
+    if not _logged_to_stderr():
+        print(line, file=sys.stderr)
+    sys.exit(1)
+
+
+def one_line(text: str) -> str:
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def _logged_to_stderr() -> bool:
+    """Did the LOG.error line reach stderr already? Yes when a root handler
+    streams there, or when logging is not set up yet (Python's last resort
+    handler writes to stderr then)."""
+    handlers = logging.getLogger().handlers
+    if not handlers:
+        return True
+    return any(getattr(h, "stream", None) is sys.stderr for h in handlers)

@@ -10,7 +10,7 @@
 Exit status: 0 done, 1 no such service (or database error), 2 usage.
 """
 
-import wsgisvc.cmd  # noqa: F401, I001  (monkey patching first)
+import wsgisvc.cmd  # noqa: I001  (backend and monkey patching first)
 
 import sys
 from collections.abc import Callable
@@ -139,7 +139,7 @@ category_opt = cfg.SubCommandOpt(
 def main() -> None:
     conf = config.CONF
     conf.register_cli_opt(category_opt)
-    config.parse_args(sys.argv)
+    wsgisvc.cmd.startup_errors("wsgisvc-manage", lambda: config.parse_args(sys.argv))
     engine = registry.create_engine(conf)
     try:
         status = conf.category.action_fn(conf, engine)

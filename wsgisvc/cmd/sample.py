@@ -1,15 +1,14 @@
-"""wsgisvc-sample: a tick service under launch(), to see the process model work.
-
-Importing this module imports wsgisvc.cmd first, which monkey patches.
+"""wsgisvc-sample: a tick service under the launchers, to see the process model work.
 
 wsgisvc-sample --workers 4      # then: kill -HUP / -TERM / -INT the parent
 """
 
-import sys
+import wsgisvc.cmd  # noqa: F401, I001  (backend and monkey patching first)
 
 from oslo_config import cfg
 
-from wsgisvc import config, service
+from wsgisvc import config
+from wsgisvc.cmd import binary
 from wsgisvc.sample.service import TickService
 
 cli_opts = [
@@ -20,9 +19,4 @@ cli_opts = [
 
 def main() -> None:
     config.CONF.register_cli_opts(cli_opts)
-    config.parse_args(sys.argv)
-    conf = config.CONF
-    launcher = service.launch(
-        conf, TickService(conf.tick_interval), workers=conf.workers
-    )
-    sys.exit(launcher.wait())
+    binary.run(lambda conf: TickService(conf.tick_interval), workers="workers")

@@ -6,27 +6,20 @@ Runs ``worker_manager`` (the sample WorkerManager by default) behind the
     wsgisvc-worker --config-file etc/wsgisvc.conf
 """
 
-import wsgisvc.cmd  # noqa: F401, I001  (monkey patching first)
+import wsgisvc.cmd  # noqa: F401, I001  (backend and monkey patching first)
 
-import logging
-import os
-import sys
+from oslo_config import cfg
 
-from wsgisvc import config, registry, service
+from wsgisvc import service
+from wsgisvc.cmd import binary
 
-LOG = logging.getLogger("wsgisvc.worker")
+
+def build(conf: cfg.ConfigOpts) -> service.Service:
+    return service.Service.create(binary="wsgisvc-worker", topic="worker", conf=conf)
 
 
 def main() -> None:
-    conf = config.parse_args(sys.argv)
-    try:
-        registry.sync_default_database(conf)
-        server = service.Service.create(binary="wsgisvc-worker", topic="worker")
-    except (service.ServiceConfigError, registry.DatabaseSyncError) as error:
-        LOG.error("wsgisvc-worker cannot start: %s", error)
-        sys.exit(1)
-    service.serve(server, workers=conf.worker_workers or os.cpu_count() or 1)
-    sys.exit(service.wait())
+    binary.run(build, workers="worker_workers")
 
 
 if __name__ == "__main__":

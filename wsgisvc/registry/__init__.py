@@ -6,23 +6,20 @@
 service's row fresh.
 """
 
+from wsgisvc.errors import DatabaseSyncError, SchemaNotCurrent
 from wsgisvc.registry.api import is_up
 from wsgisvc.registry.engine import connection_url, create_engine
 from wsgisvc.registry.heartbeat import Heartbeat
-from wsgisvc.registry.migration import (
-    DatabaseSyncError,
-    db_sync,
-    db_version,
-    sync_default_database,
-)
+from wsgisvc.registry.migration import db_sync, db_version, prepare_database
 
 __all__ = [
     "DatabaseSyncError",
     "Heartbeat",
+    "SchemaNotCurrent",
     "connection_url",
     "create_engine",
     "db_sync",
     "db_version",
     "is_up",
-    "sync_default_database",
+    "prepare_database",
 ]

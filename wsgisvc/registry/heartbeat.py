@@ -63,9 +63,10 @@ class Heartbeat:
         return self._lost_since is None
 
     def register(self) -> None:
-        """Create or update the row now, if the database answers; if it does
-        not, the loss is logged and the first heartbeat registers instead."""
-        self._beat(register_only=True)
+        """Create or update the row now and count it as the first beat, so the
+        service is up from this moment; if the database does not answer, the
+        loss is logged and the first heartbeat registers instead."""
+        self.report_state()
 
     def start(self) -> None:
         """Register the row (unless done already) and start beating."""
@@ -111,13 +112,10 @@ class Heartbeat:
 
     def report_state(self) -> None:
         """One heartbeat; database trouble is logged (once) and survived."""
-        self._beat(register_only=False)
-
-    def _beat(self, register_only: bool) -> None:
         try:
             if self.service_id is None:
                 self._register()
-            if not register_only and not api.report_state(self.engine, self.service_id):
+            if not api.report_state(self.engine, self.service_id):
                 LOG.warning(
                     "Service row %s of %s on %s was deleted; recreating it",
                     self.service_id,

@@ -13,6 +13,7 @@ import os
 import sqlalchemy as sa
 from oslo_config import cfg
 
+from wsgisvc.errors import DatabaseSyncError, SchemaNotCurrent
 from wsgisvc.registry import engine as registry_engine
 
 LOG = logging.getLogger(__name__)
@@ -83,25 +84,41 @@ def _safe_url(engine: sa.Engine) -> str:
     return engine.url.render_as_string(hide_password=True)
 
 
-def sync_default_database(conf: cfg.ConfigOpts) -> None:
-    """``db sync`` when ``[database] connection`` is unset (the SQLite file
-    under ``state_path``), so binaries run out of the box; a configured
-    server database is left to ``wsgisvc-manage db sync``."""
+def prepare_database(conf: cfg.ConfigOpts) -> None:
+    """Make sure the services table is usable before a binary starts serving.
+
+    The default (``[database] connection`` unset: the SQLite file under
+    ``state_path``) is synced here, so binaries run out of the box. A
+    configured database is the operator's, migrated by ``wsgisvc-manage db
+    sync``: a schema that is missing or behind is refused (SchemaNotCurrent)
+    instead of a service that runs on and fails every heartbeat. One that
+    cannot be reached is left to the heartbeat, which survives outages.
+    """
     registry_engine.register_opts(conf)
-    if conf.database.connection:
-        return
+    url = registry_engine.connection_url(conf)
     try:
         engine = registry_engine.create_engine(conf)
         try:
-            db_sync(engine)
+            if not conf.database.connection:
+                db_sync(engine)
+                return
+            revision = db_version(engine)
         finally:
             engine.dispose()
     except (OSError, sa.exc.SQLAlchemyError) as error:
-        url = registry_engine.connection_url(conf)
+        if conf.database.connection:
+            LOG.warning("Cannot check the schema of %s yet: %s", _hidden(url), error)
+            return
         raise DatabaseSyncError(
             f"cannot create the services table in {url}: {error}"
         ) from error
+    if revision != HEAD:
+        at = "has no services table" if revision is None else f"is at {revision}"
+        raise SchemaNotCurrent(
+            f"database {_hidden(url)} {at}, this release needs schema {HEAD}: "
+            "run `wsgisvc-manage db sync`"
+        )
 
 
-class DatabaseSyncError(RuntimeError):
-    """The default database could not be brought up to date at start."""
+def _hidden(url: str) -> str:
+    return sa.engine.make_url(url).render_as_string(hide_password=True)

@@ -2,9 +2,9 @@
 
 import os
 
-import eventlet
 from oslo_log import log as logging
 
+from wsgisvc import backend
 from wsgisvc.launcher import ServiceBase
 
 LOG = logging.getLogger(__name__)
@@ -16,21 +16,21 @@ class TickService(ServiceBase):
     def __init__(self, interval: float = 5.0) -> None:
         self.interval = interval
         self._ticker = None
+        self._stopped = backend.Event()
 
     def start(self) -> None:
         LOG.info("tick service starting in pid %d", os.getpid())
-        self._ticker = eventlet.spawn(self._tick)
+        self._stopped.clear()
+        self._ticker = backend.spawn(self._tick)
 
     def _tick(self) -> None:
         count = 0
-        while True:
-            eventlet.sleep(self.interval)
+        while not self._stopped.wait(self.interval):
             count += 1
             LOG.info("pid %d tick %d", os.getpid(), count)
 
     def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.kill()
+        self._stopped.set()
 
     def wait(self) -> None:
         if self._ticker is not None:

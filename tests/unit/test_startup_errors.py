@@ -1,0 +1,93 @@
+"""Start-up errors: one root, the old names kept, option values checked at once."""
+
+from __future__ import annotations
+
+import pytest
+from oslo_config import cfg
+
+from wsgisvc import config, errors, registry, service, sslutils, wsgi
+from wsgisvc.sample.manager import WorkerManager
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        wsgi.StartupError,
+        wsgi.BindError,
+        wsgi.PasteConfigNotFound,
+        wsgi.PasteAppNotFound,
+        wsgi.PasteLoadError,
+        sslutils.TLSConfigError,
+        registry.DatabaseSyncError,
+        registry.SchemaNotCurrent,
+        service.ServiceConfigError,
+        errors.ConfigValueError,
+    ],
+)
+def test_every_start_up_error_derives_from_the_one_root(error):
+    assert issubclass(error, errors.StartupError)
+    assert wsgi.StartupError is errors.StartupError
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("osapi_workers = 2x", "option osapi_workers: '2x' in {file} is not valid"),
+        (
+            "wsgi_keep_alive = ture",
+            "option wsgi_keep_alive: 'ture' in {file} is not valid: "
+            "Unexpected boolean value 'ture'",
+        ),
+        (
+            "[database]\nconnect_timeout = 0",
+            "option [database] connect_timeout: '0' in {file} is not valid: "
+            "Should be greater than or equal to 1",
+        ),
+    ],
+)
+def test_a_bad_value_is_one_error_naming_option_file_and_value(tmp_path, line, message):
+    path = tmp_path / "bad.conf"
+    path.write_text(f"[DEFAULT]\n{line}\n")
+    with pytest.raises(errors.ConfigValueError) as raised:
+        config.parse_args(["prog", "--config-file", str(path)], conf=cfg.ConfigOpts())
+    assert message.format(file=path) in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_the_last_file_setting_an_option_is_the_one_named(tmp_path):
+    first, second = tmp_path / "a.conf", tmp_path / "b.conf"
+    first.write_text("[DEFAULT]\nosapi_workers = 3\n")
+    second.write_text("[DEFAULT]\nosapi_workers = three\n")
+    argv = ["prog", "--config-file", str(first), "--config-file", str(second)]
+    with pytest.raises(errors.ConfigValueError, match=f"'three' in {second}"):
+        config.parse_args(argv, conf=cfg.ConfigOpts())
+
+
+def test_service_arguments_after_manager_are_keyword_only(tmp_path):
+    """nova and cinder put different intervals in positions 6 and 7: nothing
+    may bind to them by position."""
+    conf = cfg.ConfigOpts()
+    conf([], default_config_files=[])
+    with pytest.raises(TypeError, match="positional"):
+        service.Service("host", "wsgisvc-worker", "worker", WorkerManager, 10)
+    with pytest.raises(TypeError, match="positional"):
+        service.Service.create("host", "wsgisvc-worker", "worker", WorkerManager, 10)
+    config.register_opts(conf)
+    conf.set_override("state_path", str(tmp_path))
+    built = service.Service(
+        "host", "wsgisvc-worker", "worker", WorkerManager, report_interval=7, conf=conf
+    )
+    assert built.report_interval == 7
+
+
+def test_ssl_overrides_do_not_leak_between_config_objects():
+    """[ssl] is registered by name: oslo.config keeps overrides in the group
+    object, and a shared OptGroup would carry one ConfigOpts' into another."""
+    first, second = cfg.ConfigOpts(), cfg.ConfigOpts()
+    for conf in (first, second):
+        sslutils.register_opts(conf)
+        conf([], default_config_files=[])
+    first.set_override("cert_file", "/first.pem", group="ssl")
+    assert first.ssl.cert_file == "/first.pem"
+    assert second.ssl.cert_file is None
+    assert not sslutils.is_enabled(second)

@@ -1,0 +1,93 @@
+"""The eventlet backend: greenthreads on one hub per process.
+
+The process is monkey patched (``wsgisvc.cmd``), so the standard library's
+blocking calls park the calling greenthread; what must not be parked (the
+signal pipe, a thread that has to run while the hub is blocked) uses the
+unpatched originals kept by ``eventlet.patcher``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import eventlet
+import eventlet.hubs
+from eventlet import patcher
+from eventlet.green import select as _green_select
+
+_os = patcher.original("os")
+_threading = patcher.original("threading")
+
+sleep = eventlet.sleep
+
+
+class Task:
+    """A function running on a greenthread of its own."""
+
+    def __init__(self, fn: Callable, *args) -> None:
+        self._thread = eventlet.spawn(fn, *args)
+
+    @property
+    def done(self) -> bool:
+        return self._thread.dead
+
+    def wait(self):
+        return self._thread.wait()
+
+
+def spawn(fn: Callable, *args) -> Task:
+    return Task(fn, *args)
+
+
+def spawn_after(seconds: float, fn: Callable, *args) -> None:
+    eventlet.spawn_after(seconds, fn, *args)
+
+
+def os_thread(fn: Callable, name: str) -> None:
+    """Run ``fn`` on a real OS thread: it may block in unpatched calls without
+    stopping the hub. It must not touch greenthreads or green sockets."""
+    _threading.Thread(target=fn, name=name, daemon=True).start()
+
+
+class Event:
+    """threading.Event's interface over a green event."""
+
+    def __init__(self) -> None:
+        self._event = eventlet.event.Event()
+
+    def set(self) -> None:
+        if not self._event.ready():
+            self._event.send(True)
+
+    def clear(self) -> None:
+        if self._event.ready():  # so nobody waits on it
+            self._event = eventlet.event.Event()
+
+    def is_set(self) -> bool:
+        return self._event.ready()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._event.wait(timeout=timeout)
+        return self._event.ready()
+
+
+def wait_readable(fds: list[int], timeout: float | None) -> list[int]:
+    """Green select: greenthreads of this process run while the loop sleeps."""
+    ready, _, _ = _green_select.select(fds, [], [], timeout)
+    return ready
+
+
+os_read = _os.read
+os_write = _os.write
+
+
+def after_fork_in_child() -> None:
+    """A fresh hub: never share the parent's epoll."""
+    eventlet.hubs.use_hub()
+
+
+def describe() -> str:
+    return (
+        f"eventlet {eventlet.__version__} (in maintenance mode; "
+        "WSGISVC_BACKEND=threading runs without it)"
+    )

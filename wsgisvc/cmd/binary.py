@@ -1,0 +1,58 @@
+"""run(): what a service binary does, in one call.
+
+    from wsgisvc import service
+    from wsgisvc.cmd import binary
+
+    binary.run(lambda conf: service.WSGIService("osapi", conf=conf))
+
+Parse the command line and the config files (every option's value checked),
+build the service, bring the services table's schema up (the SQLite default is
+synced, a configured database must be current), serve, wait, exit with the
+launcher's status. Any start-up error on the way is one line and exit 1.
+"""
+
+import os
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+from oslo_config import cfg
+
+from wsgisvc import config, registry, service
+from wsgisvc.cmd import startup_errors
+
+
+def run(
+    build: Callable[[cfg.ConfigOpts], service.ServiceBase],
+    *,
+    workers: int | str | None = None,
+    argv: list[str] | None = None,
+) -> NoReturn:
+    """Run the service ``build(conf)`` returns, as a binary; never returns.
+
+    ``workers``: a number; or the name of an option holding it (unset means
+    the CPU count); by default the service's own ``workers`` (WSGIService reads
+    ``<name>_workers``), else 1.
+    """
+    argv = sys.argv if argv is None else argv
+    prog = os.path.basename(argv[0])
+    server, count = startup_errors(prog, lambda: _prepare(argv, build, workers))
+    startup_errors(prog, lambda: service.serve(server, workers=count))  # metrics
+    sys.exit(service.wait())
+
+
+def _prepare(argv, build, workers) -> tuple[service.ServiceBase, int]:
+    """Everything that can fail before serving, in the parent, before any fork."""
+    conf = config.parse_args(argv, config.CONF)
+    server = build(conf)
+    if getattr(server, "heartbeat", None) is not None:  # it keeps a row
+        registry.prepare_database(conf)
+    return server, _workers(conf, server, workers)
+
+
+def _workers(conf: cfg.ConfigOpts, server: service.ServiceBase, workers) -> int:
+    if isinstance(workers, str):
+        return conf[workers] or os.cpu_count() or 1
+    if workers is not None:
+        return workers
+    return getattr(server, "workers", None) or 1
