@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 
@@ -21,7 +22,8 @@ import sqlalchemy as sa
 from tests.functional._metrics_util import scrape
 from tests.functional._svc_util import TcpProxy, database, require
 from tests.functional._worker_util import worker_process
-from tests.functional._wsgi_util import api_server
+from tests.functional._wsgi_util import api_server, write_config
+from tests.functional.test_api_startup import _start_and_fail
 from tests.helpers import wait_for
 from wsgisvc import registry
 
@@ -177,6 +179,24 @@ def test_heartbeat_failures_are_counted_and_service_up_follows(tmp_path):
                 wait_for(lambda: service_up() == dict.fromkeys(pids, 1.0), timeout=30)
     finally:
         proxy.close()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_metrics_port_in_use_is_one_line_and_exit_1(tmp_path, workers):
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        conf = write_config(tmp_path, workers, f"metrics_listen_port = {port}\n")
+        line = _start_and_fail(tmp_path, conf)
+    finally:
+        taken.close()
+    assert line == (
+        f"wsgisvc-api cannot start: metrics cannot listen on 127.0.0.1:{port}: "
+        "Address already in use"
+    )
 
 
 LISTENER = (
