@@ -78,7 +78,7 @@ def plan(selected: list[str]) -> list[str]:
     groups = []
     if "W1" in selected or "M" in selected:
         groups.append("W1")
-    groups += [w for w in ("W2", "W3", "W4", "R", "G") if w in selected]
+    groups += [w for w in ("W2", "W3", "W4", "SC", "R", "G") if w in selected]
     if not groups and "S" in selected:
         groups.append("S")
     return groups
@@ -108,6 +108,14 @@ def run_group(spec, group: str, args, settings, ctx, rnd: int) -> list[dict]:
                 samples.append({**base, "workload": group, **result})
             if group == "W1" and "M" in args.workloads:
                 samples.append({**base, "workload": "M", **server.memory()})
+        elif group == "SC":
+            samples.append(
+                {
+                    **base,
+                    "workload": "SC",
+                    **workloads.run_slow_clients(server, settings),
+                }
+            )
         elif group == "R":
             samples.append(
                 {**base, "workload": "R", **workloads.run_reload(server, settings)}

@@ -18,6 +18,9 @@ OURS_GU = "gunicorn-wsgisvc"
 GTHREAD = "gunicorn-gthread"
 SYNC = "gunicorn-sync"
 UWSGI = "uwsgi"
+GRANIAN = "granian"
+EVENTLET = "eventlet-wsgi"
+THREADS = "wsgisvc-api-threads"
 
 COLUMNS = {
     "W": [("rps", "req/s", "{:.0f}"), ("p50_ms", "p50 ms", "{:.2f}"),
@@ -31,6 +34,11 @@ COLUMNS = {
           ("queued_at_signal", "queued", "{:.0f}"),
           ("all_finished", "all done", "{}"),
           ("exit_s", "exit s", "{:.2f}"), ("exit_status", "exit status", "{}")],
+    "SC": [("rps", "req/s", "{:.0f}"), ("p99_ms", "p99 ms", "{:.2f}"),
+           ("errors", "errors", "{:.0f}"), ("non2xx", "non-2xx", "{:.0f}"),
+           ("cpu_us_per_req", "CPU us/req", "{:.0f}"),
+           ("slow_opened", "slow open", "{:.0f}"),
+           ("slow_closed_by_server", "slow cut", "{:.0f}")],
     "S": [("seconds", "seconds", "{:.3f}"), ("min_seconds", "best", "{:.3f}"),
           ("cpu_seconds", "CPU s", "{:.3f}")],
     "M": [("rss_mib", "RSS MiB", "{:.1f}"), ("pss_mib", "PSS MiB", "{:.1f}"),
@@ -80,7 +88,7 @@ def format_table(medians: dict, workloads: list[str], servers: list[str]) -> str
     for workload in workloads:
         if workload not in medians:
             continue
-        columns = COLUMNS[workload[0]]
+        columns = COLUMNS.get(workload) or COLUMNS[workload[0]]
         lines.append(f"{workload}: {DESCRIPTIONS[workload]}")
         header = f"  {'server':<18}" + "".join(f"{c[1]:>12}" for c in columns)
         lines.append(header)
@@ -128,6 +136,18 @@ RATIO_TARGETS = [
     ("W3 req/s >= 8 x gthread", "W3", "rps", API, GTHREAD, 8, True),
     ("W3 req/s >= 50 x sync", "W3", "rps", API, SYNC, 50, True),
 ]
+# issue 11 (the HTTP core) and issue 12 (the threads backend)
+CORE_RATIO_TARGETS = [
+    ("W1 CPU/req <= 0.8 x granian", "W1", "cpu_us_per_req", API, GRANIAN, 0.8, False),
+    ("W1 req/s >= granian", "W1", "rps", API, GRANIAN, 1.0, True),
+    ("W1 p99 <= granian p99", "W1", "p99_ms", API, GRANIAN, 1.0, False),
+    ("W2 req/s >= 1.5 x gthread", "W2", "rps", API, GTHREAD, 1.5, True),
+    ("W3 req/s >= granian", "W3", "rps", API, GRANIAN, 1.0, True),
+    ("M PSS <= plain eventlet.wsgi", "M", "pss_mib", API, EVENTLET, 1.0, False),
+    ("threads W1 >= 1.2 x gthread", "W1", "rps", THREADS, GTHREAD, 1.2, True),
+    ("threads W3 >= 3 x gthread", "W3", "rps", THREADS, GTHREAD, 3, True),
+    ("threads W1 p99 <= gthread p99", "W1", "p99_ms", THREADS, GTHREAD, 1.0, False),
+]
 LATE_RATIO_TARGETS = [
     ("M PSS <= 1.2 x sync", "M", "pss_mib", API, SYNC, 1.2, False),
     ("gunicorn worker W1 >= 1.0 x gthread", "W1", "rps", OURS_GU, GTHREAD, 1.0, True),
@@ -136,7 +156,7 @@ LATE_RATIO_TARGETS = [
 
 
 def evaluate_targets(medians: dict) -> list[dict]:
-    """Issue 6 item 4, in the issue's order."""
+    """Issue 6 item 4, in the issue's order, then issues 11 and 12."""
     targets = [_ratio_target(medians, *spec) for spec in RATIO_TARGETS]
     targets.append(
         _flag_target(
@@ -165,7 +185,23 @@ def evaluate_targets(medians: dict) -> list[dict]:
         detail = f"{API} median {start:.3f} s (CPU {cpu:.3f} s)"
         targets.append({"target": "S <= 0.5 s", "status": status, "detail": detail})
     targets += [_ratio_target(medians, *spec) for spec in LATE_RATIO_TARGETS]
+    targets += [_ratio_target(medians, *spec) for spec in CORE_RATIO_TARGETS]
+    for server in (API, THREADS):
+        targets.append(_slow_client_target(medians, server))
     return targets
+
+
+def _slow_client_target(medians: dict, server: str) -> dict:
+    label = f"SC {server}: no errors, p99 < 100 ms"
+    row = medians.get("SC", {}).get(server)
+    if row is None:
+        return {"target": label, "status": "N/A", "detail": f"{server} not run"}
+    ok = not row["errors"] and not row["non2xx"] and row["p99_ms"] < 100
+    detail = (
+        f"errors={row['errors']:.0f} non2xx={row['non2xx']:.0f} "
+        f"p99={row['p99_ms']:.2f} ms, slow open={row.get('slow_opened')}"
+    )
+    return {"target": label, "status": "PASS" if ok else "FAIL", "detail": detail}
 
 
 def evaluate_cpu_ratios(medians: dict) -> list[dict]:
@@ -178,7 +214,7 @@ def evaluate_cpu_ratios(medians: dict) -> list[dict]:
     """
     ratios = []
     for label, workload, key, ours, peer, factor, _higher in (
-        RATIO_TARGETS + LATE_RATIO_TARGETS
+        RATIO_TARGETS + LATE_RATIO_TARGETS + CORE_RATIO_TARGETS
     ):
         if key != "rps" or workload == "W3":
             continue

@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -54,6 +55,7 @@ class ServerSpec:
     port_pattern: str | None
     reloads_on_hup: bool = True
     available: object = None  # Callable[[], str | None]: why not, or None
+    env: dict[str, str] = field(default_factory=dict)  # beside the Context's
 
 
 def _free_port() -> int:
@@ -143,6 +145,55 @@ def _waitress(ctx: Context, port: int) -> list[str]:
     ]
 
 
+def _granian(ctx: Context, port: int) -> list[str]:
+    return [
+        str(VENV_BIN / "granian"),
+        "--interface",
+        "wsgi",
+        "--workers",
+        str(WORKERS),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "bench._paste_app:app",
+    ]
+
+
+def _eventlet_wsgi(ctx: Context, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "bench._eventlet_wsgi",
+        "--paste",
+        str(ctx.paste),
+        "--app",
+        ctx.app,
+        "--workers",
+        str(WORKERS),
+    ]
+
+
+NGINX_CONF = """daemon off; worker_processes {workers}; pid {workdir}/nginx.pid;
+error_log {workdir}/nginx-error.log; events {{ worker_connections 4096; }}
+http {{ access_log off; server {{ listen 127.0.0.1:{port};
+  location / {{ default_type application/json; return 200 '{{"pong": true}}'; }} }} }}
+"""
+
+
+def _nginx(ctx: Context, port: int) -> list[str]:
+    conf = ctx.workdir / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(workers=WORKERS, workdir=ctx.workdir, port=port))
+    return [shutil.which("nginx") or "nginx", "-c", str(conf), "-p", str(ctx.workdir)]
+
+
+def _needs_program(name: str):
+    def available() -> str | None:
+        return None if shutil.which(name) else f"{name} not installed"
+
+    return available
+
+
 def _needs(*names: str):
     def available() -> str | None:
         missing = [n for n in names if not (VENV_BIN / n).exists()]
@@ -180,6 +231,13 @@ SERVERS: dict[str, ServerSpec] = {
             available=_needs("wsgisvc-api"),
         ),
         ServerSpec(
+            "wsgisvc-api-threads",
+            _wsgisvc_api,
+            r"osapi listening on http://127\.0\.0\.1:(?P<port>\d+)",
+            available=_needs("wsgisvc-api"),
+            env={"WSGISVC_BACKEND": "threading"},
+        ),
+        ServerSpec(
             "gunicorn-wsgisvc",
             _gunicorn("wsgisvc.gunicorn.Worker"),
             _GUNICORN_PORT,
@@ -196,6 +254,31 @@ SERVERS: dict[str, ServerSpec] = {
             _gunicorn("gthread", "--threads", str(THREADS)),
             _GUNICORN_PORT,
             available=_needs("gunicorn"),
+        ),
+        ServerSpec(
+            "gunicorn-gevent",
+            _gunicorn("gevent"),
+            _GUNICORN_PORT,
+            available=_needs_module("gevent", "pip install -r bench/requirements.txt"),
+        ),
+        ServerSpec(
+            "granian",
+            _granian,
+            None,
+            available=_needs("granian"),
+        ),
+        ServerSpec(
+            "eventlet-wsgi",
+            _eventlet_wsgi,
+            r"eventlet.wsgi listening on http://127\.0\.0\.1:(?P<port>\d+)",
+            reloads_on_hup=False,
+        ),
+        ServerSpec(
+            "nginx",
+            _nginx,
+            None,
+            reloads_on_hup=False,
+            available=_needs_program("nginx"),
         ),
         ServerSpec("uwsgi", _uwsgi, None, available=_needs("uwsgi")),
         ServerSpec(
@@ -219,7 +302,8 @@ class RunningServer:
         self.log_path = ctx.workdir / f"{spec.name}.log"
         port = 0 if spec.port_pattern else _free_port()
         argv = spec.argv(ctx, port)
-        env = dict(os.environ, PYTHONUNBUFFERED="1", **ctx.extra_env)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **ctx.extra_env, **spec.env)
+        env.update(BENCH_PASTE=str(ctx.paste), BENCH_APP=ctx.app)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(REPO), env.get("PYTHONPATH", "")) if p
         )

@@ -25,12 +25,17 @@ G_SLEEP_MS = 1000
 G_BACKGROUND_CONNECTIONS = 64  # W3-shaped load around them; fits every pool
 R_HUP_FRACTION = 0.3  # SIGHUP at 3 s of a 10 s run
 
-ALL = ["W1", "W2", "W3", "W4", "S", "R", "G", "M"]
+SLOW_CLIENTS = 2 * 2 * 100  # twice the total pool: 2 workers x 100 slots
+SLOW_BYTE_INTERVAL = 1.0  # each slow client sends one byte of its head per second
+
+ALL = ["W1", "W2", "W3", "W4", "SC", "S", "R", "G", "M"]
 DESCRIPTIONS = {
     "W1": "GET /v1/ping, keep-alive, 64 connections",
     "W2": "GET /v1/ping, Connection: close, 64 connections",
     "W3": "GET /v1/sleep?ms=20, 256 connections",
     "W4": "POST /v1/echo, 16 KiB JSON body, 64 connections",
+    "SC": f"W1 beside {SLOW_CLIENTS} connections trickling their request head "
+    f"(a byte per {SLOW_BYTE_INTERVAL:g} s)",
     "S": "cold start: seconds from exec to the first 200",
     "R": "SIGHUP at 30% of a W1 run",
     "G": f"SIGTERM with {G_IN_FLIGHT} x {G_SLEEP_MS} ms requests in flight "
@@ -99,6 +104,88 @@ def run_wrk(server: RunningServer, load: wrk.Load, settings: Settings) -> dict:
     result["cpu_us_per_req"] = (
         cpu * 1e6 / result["requests"] if result["requests"] else None
     )
+    return result
+
+
+class Trickle:
+    """``count`` connections, each sending a request head one byte at a time,
+    from one thread; counts the ones the server closes."""
+
+    HEAD = b"GET /v1/ping HTTP/1.1\r\nHost: bench\r\nX-Slow: " + b"s" * 4096
+
+    def __init__(self, port: int, count: int, interval: float) -> None:
+        self.port, self.count, self.interval = port, count, interval
+        self.closed_by_server = 0
+        self.opened = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join(30)
+        return {
+            "slow_opened": self.opened,
+            "slow_closed_by_server": self.closed_by_server,
+        }
+
+    def _run(self) -> None:
+        import socket
+
+        socks = []
+        for _ in range(self.count):
+            sock = socket.socket()
+            sock.setblocking(False)
+            try:
+                sock.connect(("127.0.0.1", self.port))
+            except BlockingIOError:
+                pass
+            except OSError:
+                sock.close()
+                continue
+            socks.append([sock, 0])
+        self.opened = len(socks)
+        while socks and not self._stop.wait(self.interval):
+            for entry in list(socks):
+                sock, sent = entry
+                try:
+                    if sock.recv(1, socket.MSG_PEEK) == b"":
+                        raise ConnectionResetError
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    self.closed_by_server += 1
+                    sock.close()
+                    socks.remove(entry)
+                    continue
+                try:
+                    entry[1] += sock.send(self.HEAD[sent : sent + 1])
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    self.closed_by_server += 1
+                    sock.close()
+                    socks.remove(entry)
+        for sock, _ in socks:
+            sock.close()
+
+
+def run_slow_clients(server: RunningServer, settings: Settings) -> dict:
+    """SC: W1 with SLOW_CLIENTS half-sent heads held open beside it."""
+    load = loads(settings)["W1"]
+    warm_up(server, load, settings)
+    trickle = Trickle(server.port, SLOW_CLIENTS, SLOW_BYTE_INTERVAL)
+    trickle.start()
+    time.sleep(2 * SLOW_BYTE_INTERVAL)  # all connected, a byte or two sent
+    cpu_before = server.cpu_seconds()
+    result = wrk.run(server.url, load, settings.duration, settings.wrk_threads)
+    cpu = server.cpu_seconds() - cpu_before
+    result["cpu_us_per_req"] = (
+        cpu * 1e6 / result["requests"] if result["requests"] else None
+    )
+    result.update(trickle.stop())
     return result
 
 

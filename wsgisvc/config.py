@@ -8,6 +8,7 @@ register the options they read on it. Binaries pass ``config.CONF``.
 import glob
 import os
 from collections.abc import Mapping
+from importlib import metadata
 
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -52,6 +53,7 @@ def parse_args(
     conf(
         argv[1:],
         project=PROJECT,
+        version=metadata.version(PROJECT),
         default_config_files=default_config_files,
         default_config_dirs=default_config_dirs,
     )

@@ -229,7 +229,7 @@ class Worker(AsyncWorker):
             # Built after monkey patching, so it wraps into green SSL sockets.
             self._ssl_context = gunicorn_sock.ssl_context(self.cfg)
         pool = eventlet.GreenPool(self.worker_connections)
-        metrics.track_pool(self._app_label, lambda: pool.size, pool.free)
+        metrics.track_pool(self._app_label, pool)
         acceptors = [
             eventlet.spawn(self._accept_loop, listener, pool)
             for listener in self.sockets
@@ -346,3 +346,6 @@ class Worker(AsyncWorker):
             self.notify()
             with eventlet.Timeout(min(HEARTBEAT_INTERVAL, remaining), False):
                 pool.waitall()
+
+
+__all__ = ["Worker"]

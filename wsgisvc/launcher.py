@@ -373,3 +373,6 @@ def check_service(service: object) -> None:
         raise TypeError(
             f"service must be a wsgisvc ServiceBase, got {type(service).__name__}"
         )
+
+
+__all__ = ["Launcher", "ServiceBase", "ServiceLauncher", "Services"]

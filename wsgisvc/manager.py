@@ -77,3 +77,6 @@ class Manager(PeriodicTasks):
 
     def reset(self) -> None:
         """SIGHUP: drop caches, re-read what the options changed."""
+
+
+__all__ = ["Manager"]

@@ -30,6 +30,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from wsgiref import simple_server
 
@@ -127,7 +128,7 @@ class _Instruments:
         self._request_children: dict[tuple, Callable[[], None]] = {}
         self._duration_children: dict[str, Callable[[float], None]] = {}
         self.in_flight_now: dict[str, int] = {}
-        self.pools: dict[str, tuple[Callable[[], int], Callable[[], int]]] = {}
+        self.pools: dict[str, tuple[object, Callable[[], int]]] = {}
         self._sampler_pid: int | None = None
 
     def set_workers(self, count: int) -> None:
@@ -148,7 +149,7 @@ class _Instruments:
             name, documentation, ["app"], multiprocess_mode="liveall", registry=None
         )
 
-    def count_request(self, app: str, method: str, code: int, seconds: float):
+    def count_request(self, app: str, method: str, code: int | str, seconds: float):
         key = (app, method, code)
         inc = self._request_children.get(key)
         if inc is None:
@@ -179,11 +180,10 @@ class _Instruments:
             tick.wait(SAMPLE_INTERVAL)
 
     def sample(self) -> None:
-        for app, (size, free) in list(self.pools.items()):
-            self.pool_size.labels(app).set(size())
-            self.pool_free.labels(app).set(free())
-        for app, count in list(self.in_flight_now.items()):
-            self.in_flight.labels(app).set(count)
+        for app, (pool, in_flight) in list(self.pools.items()):
+            self.pool_size.labels(app).set(pool.size)
+            self.pool_free.labels(app).set(pool.free())
+            self.in_flight.labels(app).set(in_flight())
 
 
 # None: metrics are off in this process.
@@ -348,6 +348,14 @@ def request_finished(app: str, method: str, code: int, seconds: float) -> None:
         _on.count_request(app, method, code, seconds)
 
 
+def http_request_done(app: str, line: str, status: str, started: float) -> None:
+    """A request the HTTP core answered, as it has it: the request line, the
+    status line, and when it started (``time.monotonic()``)."""
+    if _on is not None:
+        method = line.partition(" ")[0]
+        _on.count_request(app, method, status[:3], time.monotonic() - started)
+
+
 def request_ended(app: str) -> None:
     """No longer in flight, counted elsewhere (``request_counted``): for a
     server whose answer and end are two places, as gunicorn's are."""
@@ -360,11 +368,14 @@ def request_counted(app: str, method: str, code: int, seconds: float) -> None:
         _on.count_request(app, method, code, seconds)
 
 
-def track_pool(app: str, size: Callable[[], int], free: Callable[[], int]) -> None:
-    """Sample ``size()`` and ``free()`` of ``app``'s pool from now on."""
+def track_pool(app: str, pool, in_flight: Callable[[], int] | None = None) -> None:
+    """Sample ``app``'s pool (its ``size`` and ``free()``) from now on, and
+    ``in_flight()``, or else the requests counted by request_started/ended."""
     if _on is not None:
-        _on.pools[app] = (size, free)
-        _on.in_flight_now.setdefault(app, 0)
+        if in_flight is None:
+            _on.in_flight_now.setdefault(app, 0)
+            in_flight = lambda: _on.in_flight_now[app]  # noqa: E731
+        _on.pools[app] = (pool, in_flight)
         _on.start_sampler()
 
 

@@ -152,7 +152,8 @@ wsgi_opts = [
         "wsgi_default_pool_size",
         default=100,
         min=1,
-        help="Number of greenthreads that serve requests in each worker process.",
+        help="Number of requests each worker process serves at once "
+        "(greenthreads under eventlet, threads under threading).",
     ),
     cfg.IntOpt(
         "max_header_line",
@@ -169,8 +170,31 @@ wsgi_opts = [
         "client_socket_timeout",
         default=900,
         min=0,
-        help="Seconds a client connection may stay idle before it is closed; "
-        "0 waits forever.",
+        help="Seconds one read or write of a request body or response may "
+        "block before the connection is closed; 0 waits forever.",
+    ),
+    cfg.FloatOpt(
+        "wsgi_header_timeout",
+        default=20.0,
+        min=0.1,
+        help="Seconds a client has to send a whole request head, counted from "
+        "the connection (first request) or from its first byte (later "
+        "requests on a keep-alive connection); the whole head, not per read.",
+    ),
+    cfg.FloatOpt(
+        "wsgi_keepalive_timeout",
+        default=5.0,
+        min=0.1,
+        help="Seconds an idle keep-alive connection may wait for its next "
+        "request before it is closed.",
+    ),
+    cfg.IntOpt(
+        "wsgi_max_connections",
+        default=2000,
+        min=1,
+        help="Most client connections each worker process holds open at once. "
+        "Connections that are idle or still sending their request head hold "
+        "no pool slot; beyond this number clients wait in the listen backlog.",
     ),
     cfg.IntOpt(
         "tcp_keepidle",
@@ -182,7 +206,9 @@ wsgi_opts = [
         "wsgi_log_format",
         default='%(client_ip)s "%(request_line)s" status: %(status_code)s '
         "len: %(body_length)s time: %(wall_seconds).7f",
-        help="Format of the access log line written for each request.",
+        help="Format of the access log line written for each request. Keys: "
+        "client_ip, request_line, status_code, body_length, wall_seconds, "
+        "date_time, request_id.",
     ),
     cfg.BoolOpt(
         "wsgi_server_debug",

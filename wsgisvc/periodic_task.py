@@ -22,7 +22,7 @@ from wsgisvc import opts
 
 LOG = logging.getLogger(__name__)
 
-# Spacing of tasks declared without one, when the owner gives no default.
+#: Spacing of tasks declared without one, when the owner gives no default.
 DEFAULT_INTERVAL = 60.0
 
 _MARK = "_periodic_task"

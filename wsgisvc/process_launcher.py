@@ -464,3 +464,6 @@ def _describe_exit(status: int) -> str:
     if os.WIFSIGNALED(status):
         return f"was killed by {signals.signal_name(os.WTERMSIG(status))}"
     return f"exited with status {os.waitstatus_to_exitcode(status)}"
+
+
+__all__ = ["ProcessLauncher", "ServerWrapper"]

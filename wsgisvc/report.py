@@ -14,6 +14,7 @@ with every other line the process writes.
 
 Servers (and anything else worth a section) add themselves with
 ``add_section()``; they are held weakly, so a section goes with its owner.
+oslo.reports is imported only when a report is built.
 """
 
 from __future__ import annotations
@@ -25,10 +26,6 @@ from collections.abc import Callable
 from types import FrameType
 
 from oslo_config import cfg
-from oslo_reports import report as gmr
-from oslo_reports.generators import conf as conf_generator
-from oslo_reports.generators import process as process_generator
-from oslo_reports.generators import threading as thread_generator
 
 from wsgisvc import backend
 
@@ -54,6 +51,13 @@ def add_section(title: str, describe: Callable[[], str]) -> None:
 def build(conf: cfg.ConfigOpts, frame: FrameType | None = None) -> str:
     """The report's text. ``frame``, when given, stands for the current
     thread's stack (the frame a signal interrupted)."""
+    # Imported here: a process that is never asked for a report never pays
+    # for oslo.reports (and its Jinja2 and psutil) at start.
+    from oslo_reports import report as gmr
+    from oslo_reports.generators import conf as conf_generator
+    from oslo_reports.generators import process as process_generator
+    from oslo_reports.generators import threading as thread_generator
+
     text = gmr.TextReport(f"wsgisvc report: pid {os.getpid()}")
     text.add_section("Threads", thread_generator.ThreadReportGenerator(frame))
     if backend.NAME == "eventlet":

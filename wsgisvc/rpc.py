@@ -52,8 +52,8 @@ LOG = logging.getLogger(__name__)
 
 EXECUTOR = "threading"
 
-# Errors that mean "the broker could not be reached", as opposed to a reply
-# that did not come in time (messaging.MessagingTimeout).
+#: Errors that mean "the broker could not be reached", as opposed to a reply
+#: that did not come in time (messaging.MessagingTimeout).
 BrokerUnreachable = (messaging.MessageDeliveryFailure, messaging.ServerListenError)
 
 

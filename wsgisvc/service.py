@@ -10,12 +10,12 @@ import math
 import os
 import random
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from wsgisvc import config, loopingcall, opts, registry, rpc, wsgi
+from wsgisvc import config, loopingcall, opts, registry, wsgi
 from wsgisvc.errors import ServiceConfigError, StartupError
 from wsgisvc.launcher import (
     Launcher,
@@ -24,8 +24,10 @@ from wsgisvc.launcher import (
     Services,
     check_service,
 )
-from wsgisvc.manager import Manager
 from wsgisvc.process_launcher import ProcessLauncher, ServerWrapper
+
+if TYPE_CHECKING:  # oslo.messaging only for RPC services, not for an API binary
+    from wsgisvc.manager import Manager
 
 LOG = logging.getLogger(__name__)
 
@@ -217,7 +219,7 @@ class Service(ServiceBase):
         host: str,
         binary: str,
         topic: str,
-        manager: str | type[Manager],
+        manager: "str | type[Manager]",
         *,
         report_interval: float | None = None,
         periodic_enable: bool | None = None,
@@ -230,6 +232,8 @@ class Service(ServiceBase):
     ):
         self.conf = conf if conf is not None else config.CONF
         self.conf.register_opts(opts.launcher_opts + opts.service_opts)
+        from wsgisvc import rpc  # oslo.messaging and kombu: only RPC services
+
         rpc.register_opts(self.conf)
         config.check_values(self.conf)  # RPC options too, before any fork
         self.host, self.binary, self.topic = host, binary, topic
@@ -269,7 +273,7 @@ class Service(ServiceBase):
         host: str | None = None,
         binary: str | None = None,
         topic: str | None = None,
-        manager: str | type[Manager] | None = None,
+        manager: "str | type[Manager] | None" = None,
         *,
         report_interval: float | None = None,
         periodic_enable: bool | None = None,
@@ -349,6 +353,8 @@ class Service(ServiceBase):
         self._start_timers()
 
     def _start_rpc_server(self) -> None:
+        from wsgisvc import rpc  # oslo.messaging and kombu: only RPC services
+
         self.rpcserver = rpc.RPCServer(
             self.conf,
             self.topic,

@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from tests.functional._wsgi_util import api_server
-from tests.unit._http_cases import BAD_REQUESTS
+from tests.unit._http_cases import BAD_BODIES, BAD_REQUESTS, HOST, request_bytes
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +42,24 @@ def test_bad_input_is_rejected_by_the_binary(api, case):
 
 
 @pytest.mark.timeout(60)
-def test_slow_client_is_cut_after_client_socket_timeout(tmp_path):
-    with api_server(tmp_path, workers=1, extra="client_socket_timeout = 1\n") as api:
+@pytest.mark.parametrize("case", sorted(BAD_BODIES))
+def test_malformed_chunked_body_to_the_sample_api_is_400(api, case):
+    head = request_bytes(
+        b"POST /v1/echo HTTP/1.1",
+        HOST,
+        b"Content-Type: application/json",
+        b"Transfer-Encoding: chunked",
+    )
+    following = b"GET /v1/ping HTTP/1.1\r\nHost: x\r\n\r\n"  # never a trailer
+    answer = _raw(api.port, head + BAD_BODIES[case] + following)
+    assert answer.split(b" ", 2)[1] == b"400", answer
+    assert b"Connection: close" in answer and answer.count(b"HTTP/1.1") == 1
+    assert api.request("/v1/ping")[0] == 200
+
+
+@pytest.mark.timeout(60)
+def test_slow_client_is_cut_after_the_header_timeout(tmp_path):
+    with api_server(tmp_path, workers=1, extra="wsgi_header_timeout = 1\n") as api:
         with socket.create_connection(("127.0.0.1", api.port), timeout=15) as sock:
             sock.sendall(b"GET /v1/ping HTTP/1.1\r\n")  # and nothing more
             assert sock.recv(100) == b""  # closed by the server, not by timeout

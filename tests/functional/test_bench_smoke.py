@@ -123,3 +123,31 @@ def test_echo_body_is_16_kib_of_json(tmp_path):
     body = workloads.write_echo_body(tmp_path / "body.json")
     assert body.stat().st_size == 16384
     assert len(json.loads(body.read_text())["items"]) > 100
+
+
+@needs_wrk
+@pytest.mark.timeout(120)
+def test_slow_client_workload_on_the_neutral_pipeline(tmp_path):
+    """SC on bench/paste.ini: the trickling connections are open beside W1,
+    and the classic eventlet.wsgi peer starts the way bench/servers.py runs it."""
+    status, result = _run_bench(
+        tmp_path,
+        "--paste",
+        str(REPO / "bench" / "paste.ini"),
+        "--servers",
+        "wsgisvc-api,eventlet-wsgi",
+        "--workloads",
+        "SC",
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+        timeout=110,
+    )
+    assert status == 0, result["failures"]
+    row = result["medians"]["SC"]["wsgisvc-api"]
+    assert row["slow_opened"] == workloads.SLOW_CLIENTS
+    assert row["rps"] > 0 and row["errors"] == 0
+    assert "eventlet-wsgi" in result["medians"]["SC"]
+    labels = [t["target"] for t in result["targets"]]
+    assert "SC wsgisvc-api: no errors, p99 < 100 ms" in labels

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import oslo_messaging as messaging
 import psutil
@@ -48,6 +49,45 @@ def listening_ports(pid: int) -> set[int]:
     }
 
 
+def _load(api, requests: int, clients: int) -> set[int]:
+    """``requests`` GETs of /v1/ping over ``clients`` connections at once; the
+    pids that answered."""
+
+    def run(count: int) -> list[int]:
+        return [api.ping_pid() for _ in range(count)]
+
+    with ThreadPoolExecutor(clients) as pool:
+        answers = pool.map(run, [requests // clients] * clients)
+    return {pid for pids in answers for pid in pids}
+
+
+@pytest.mark.timeout(120)
+def test_request_counts_add_up_across_workers_with_a_latency_histogram(tmp_path):
+    with api_server(tmp_path, workers=2, extra=METRICS_ON) as api:
+        port = metrics_port(api.log)
+        name = "wsgisvc_http_requests_total"
+        # the readiness probes are counted after their answer: let them land
+        before = wait_for(lambda: scrape(port).total(name, app="osapi"))
+        wait_for(lambda: scrape(port).total(name, app="osapi") == before)
+        answered_by = _load(api, requests=400, clients=8)
+        assert api.request("/v1/no-such-thing")[0] == 404
+        samples = wait_for(
+            lambda: (s := scrape(port)).total(name, app="osapi") == before + 401 and s
+        )
+        in_flight = samples.pids("wsgisvc_http_requests_in_flight")
+        workers = api.workers()
+    assert answered_by == workers, "the load did not reach both workers"
+    assert samples.total(name, method="GET", code="200") == before + 400
+    assert samples.total(name, code="404") == 1
+    histogram = "wsgisvc_http_request_duration_seconds"
+    assert samples.total(f"{histogram}_count", app="osapi") == before + 401
+    assert samples.total(f"{histogram}_bucket", app="osapi", le="+Inf") == before + 401
+    assert 0 < samples.total(f"{histogram}_sum", app="osapi") < 401 * 1.0
+    assert len(samples.select(f"{histogram}_bucket", app="osapi")) > 10
+    assert in_flight == {str(pid) for pid in workers}
+    assert samples.total("wsgisvc_pool_size") == 2 * 100
+
+
 @pytest.mark.timeout(90)
 def test_killed_workers_gauges_go_and_its_exit_is_counted(tmp_path):
     with api_server(tmp_path, workers=2, extra=METRICS_ON) as api:
@@ -59,6 +99,14 @@ def test_killed_workers_gauges_go_and_its_exit_is_counted(tmp_path):
             )
         )
         assert up
+        for _ in range(20):
+            api.ping_pid()
+        counted = wait_for(
+            lambda: (
+                scrape(port).total("wsgisvc_http_requests_total") >= 20
+                and scrape(port).total("wsgisvc_http_requests_total")
+            )
+        )
         victim = min(workers)
         os.kill(victim, signal.SIGKILL)
         new = wait_for(
@@ -77,6 +125,8 @@ def test_killed_workers_gauges_go_and_its_exit_is_counted(tmp_path):
             what="the new worker's gauges, without the killed one's",
         )
         assert samples.total("wsgisvc_worker_exits_total", reason="killed") == 1
+        # the killed worker's counts are still in the totals
+        assert samples.total("wsgisvc_http_requests_total") >= counted
         assert samples.total("wsgisvc_workers") == 2
         assert str(victim) not in samples.pids("wsgisvc_pool_size")
 

@@ -117,7 +117,7 @@ def test_sigusr2_report_shows_each_greenthread_and_serving_goes_on(tmp_path, wor
             assert alive(api.pid) and len(api.workers()) == workers
         log = api.log()
     report = log[log.index("report requested (SIGUSR2)") :]
-    for section in ("Green Threads", "Threads", "Configuration"):
+    for section in ("Green Threads", "Threads", "Configuration", "osapi server"):
         assert f"{section: ^64}" in report
     assert "in slow_app" in report  # the request in flight, where it waits
     assert "_accept_loop" in report  # and the greenthread that accepts

@@ -5,7 +5,7 @@ binary's (tests/functional/test_api_bad_input.py).
 Limits assume ``max_header_line = 256``.
 """
 
-MAX_HEADERS = 100  # wsgisvc.http_guard.MAX_HEADERS
+MAX_HEADERS = 100  # wsgisvc.http.guard.MAX_HEADERS
 
 
 def request_bytes(*lines: bytes, body: bytes = b"") -> bytes:
@@ -85,4 +85,25 @@ BAD_REQUESTS = {
         request_bytes(GET11, HOST, *(b"X-%d: v" % i for i in range(MAX_HEADERS + 1))),
         b"431",
     ),
+}
+
+# Chunked bodies (after a valid ``Transfer-Encoding: chunked`` head) that RFC 9112
+# section 7.1 refuses: each must be a 400 and a closed connection.
+BAD_BODIES = {
+    "size_0x_prefix": b"0x2\r\nab\r\n0\r\n\r\n",
+    "size_plus_sign": b"+2\r\nab\r\n0\r\n\r\n",
+    "size_underscore": b"0_2\r\nab\r\n0\r\n\r\n",
+    "size_leading_space": b" 2\r\nab\r\n0\r\n\r\n",
+    "size_negative": b"-1\r\nab\r\n0\r\n\r\n",
+    "size_empty": b"\r\nab\r\n0\r\n\r\n",
+    "size_overflow": b"10000000000000000\r\nab\r\n0\r\n\r\n",
+    "size_bare_lf": b"2\nab\r\n0\r\n\r\n",
+    "extension_space_in_name": b"2;a b\r\nab\r\n0\r\n\r\n",
+    "extension_space_before": b"2 ;a=b\r\nab\r\n0\r\n\r\n",
+    "data_longer_than_size": b"2\r\nabc\r\n0\r\n\r\n",
+    "data_without_crlf": b"2\r\nab0\r\n\r\n",
+    "data_bare_lf": b"2\r\nab\n0\r\n\r\n",
+    "trailer_bad_name": b"0\r\nX T: v\r\n\r\n",
+    "trailer_folded": b"0\r\nX-T: v\r\n w\r\n\r\n",
+    "last_chunk_without_final_crlf": b"0\r\n",  # the next request is no trailer
 }

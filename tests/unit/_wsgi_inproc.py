@@ -1,13 +1,18 @@
 """In-process helpers for the WSGI server tests.
 
-The server runs on eventlet's hub in the pytest process (nothing is monkey
-patched): clients here use eventlet's green sockets, so a blocking call in the
-test yields to the hub, which runs the server's greenthreads meanwhile.
+The server runs in the pytest process (nothing is monkey patched), on either
+connection scheduler: the ``scheduler`` fixture (import it into a test module)
+runs every test of the module once per backend. Clients here use eventlet's
+green sockets, so a blocking call in the test yields to the hub, which runs the
+eventlet scheduler's greenthreads meanwhile; the threads scheduler runs on its
+own threads.
 """
 
 from __future__ import annotations
 
 import contextlib
+
+import pytest
 
 # isort: off
 import wsgisvc  # noqa: F401  (first: filters eventlet's deprecation warnings)
@@ -18,9 +23,22 @@ from eventlet.green import socket as green_socket
 from eventlet.green.http import client as green_http
 from oslo_config import cfg
 
-from wsgisvc import config, wsgi
+from wsgisvc import backend, config, wsgi
+
+SCHEDULERS = ("eventlet", "threading")
 
 GOOD_REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+@pytest.fixture(scope="module", params=SCHEDULERS, autouse=True)
+def scheduler(request):
+    """Every test of a module that imports this fixture, on both schedulers:
+    ``wsgi.Server`` picks its scheduler from ``wsgisvc.backend.NAME``."""
+    saved, backend.NAME = backend.NAME, request.param
+    try:
+        yield request.param
+    finally:
+        backend.NAME = saved
 
 
 def make_conf(**overrides) -> cfg.ConfigOpts:

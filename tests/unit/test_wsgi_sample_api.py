@@ -9,7 +9,14 @@ import pathlib
 import pytest
 import webob
 
-from tests.unit._wsgi_inproc import connect, get, make_conf, read_response, running
+from tests.unit._wsgi_inproc import (  # noqa: F401
+    connect,
+    get,
+    make_conf,
+    read_response,
+    running,
+    scheduler,
+)
 from wsgisvc import wsgi
 from wsgisvc.sample import faultwrap
 
@@ -137,7 +144,7 @@ def test_500_logs_the_traceback_and_sends_it_only_in_debug(caplog, debug):
     request = webob.Request.blank("/v1/x", environ={"wsgisvc.debug": debug})
     response = request.get_response(faultwrap.FaultWrapper(_boom))
     assert response.status_int == 500
-    fault = json.loads(response.body)["computeFault"]
+    fault = json.loads(response.body)["sampleFault"]
     assert fault["code"] == 500
     assert ("hunter2" in fault["message"]) is debug
     assert "Traceback" in caplog.text and "hunter2" in caplog.text

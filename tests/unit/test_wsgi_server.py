@@ -11,7 +11,7 @@ import eventlet
 import pytest
 from eventlet.green import socket as green_socket
 
-from tests.unit._wsgi_inproc import (
+from tests.unit._wsgi_inproc import (  # noqa: F401  (scheduler: a fixture)
     GOOD_REQUEST,
     RecordingApp,
     connect,
@@ -22,6 +22,7 @@ from tests.unit._wsgi_inproc import (
     read_response,
     read_until_closed,
     running,
+    scheduler,
     sleepy_app,
 )
 from wsgisvc import wsgi
@@ -133,13 +134,20 @@ def test_connection_accepted_just_before_stop_is_served_not_reset():
 
 @pytest.mark.timeout(30)
 def test_wait_returns_only_when_in_flight_requests_are_done():
-    with running(make_conf(), sleepy_app) as server:
+    finished = []
+
+    def app(environ, start_response):
+        answer = sleepy_app(environ, start_response)
+        finished.append(environ["PATH_INFO"])  # the response is ready
+        return answer
+
+    with running(make_conf(), app) as server:
         results = []
         client = eventlet.spawn(lambda: results.append(get(server, "/?s=0.5")))
         eventlet.sleep(0.1)
         server.stop()
         server.wait()
-        assert client.dead or results, "wait() returned before the request ended"
+        assert finished, "wait() returned before the request ended"
         client.wait()
         assert results[0][0] == 200
 
@@ -178,74 +186,49 @@ def test_explicit_pool_size_wins_over_the_option():
 
 
 @pytest.mark.timeout(30)
-def test_full_pool_sheds_keep_alive_for_a_waiting_client():
-    """Pool of 2, two keep-alive clients: a third waits in the backlog until one
-    of them gets ``Connection: close`` with its next response."""
+def test_idle_keep_alive_connections_hold_no_pool_slot():
+    """Pool of 2, two idle keep-alive clients: a third is served at once, and
+    none of the three is told to close (they hold no slot while idle)."""
     with running(make_conf(), hello_app, pool_size=2) as server:
-        server.keepalive_turn = 0
         first, second = connect(server), connect(server)
         for sock in (first, second):
             sock.sendall(GOOD_REQUEST)
             assert b"Connection: close" not in read_response(sock)
         third = connect(server)
         third.sendall(GOOD_REQUEST)
-        third.settimeout(0.3)
-        with pytest.raises(TimeoutError):
-            third.recv(100)  # the pool is full: not accepted yet
-
-        first.sendall(GOOD_REQUEST)
-        assert b"Connection: close" in read_response(first)
-
-        assert read_response(third).startswith(b"HTTP/1.1 200")
+        answer = read_response(third, timeout=1)
+        assert answer.startswith(b"HTTP/1.1 200")
+        assert b"Connection: close" not in answer
+        for sock in (first, second):
+            sock.sendall(GOOD_REQUEST)
+            assert b"Connection: close" not in read_response(sock)
         for sock in (first, second, third):
             sock.close()
 
 
 @pytest.mark.timeout(30)
-def test_a_keep_alive_connection_keeps_its_slot_for_its_turn():
-    """Shedding is per turn, not per request: reconnects cost CPU."""
-    with running(make_conf(), hello_app, pool_size=1) as server:
-        server.keepalive_turn = 60
-        first = connect(server)
-        first.sendall(GOOD_REQUEST)
-        read_response(first)
-        waiting = connect(server)
+def test_full_pool_queues_the_next_request_until_a_slot_frees():
+    """Pool of 1: a request waits for the slot while another is served, and
+    is served as soon as the slot frees; both connections stay open."""
+    with running(make_conf(), sleepy_app, pool_size=1) as server:
+        busy, waiting = connect(server), connect(server)
+        busy.sendall(b"GET /?s=0.3 HTTP/1.1\r\nHost: x\r\n\r\n")
+        eventlet.sleep(0.05)
         waiting.sendall(GOOD_REQUEST)
-        first.sendall(GOOD_REQUEST)
-        assert b"Connection: close" not in read_response(first)  # turn not over
-
-        server.keepalive_turn = 0
-        first.sendall(GOOD_REQUEST)
-        assert b"Connection: close" in read_response(first)
-        assert read_response(waiting).startswith(b"HTTP/1.1 200")
-        first.close()
+        waiting.settimeout(0.1)
+        with pytest.raises(TimeoutError):
+            waiting.recv(100)  # the slot is taken
+        assert read_response(busy).endswith(b"slept")
+        answer = read_response(waiting, timeout=2)
+        assert answer.startswith(b"HTTP/1.1 200")
+        assert b"Connection: close" not in answer
+        busy.close()
         waiting.close()
 
 
 @pytest.mark.timeout(30)
-def test_freed_greenthread_takes_the_next_waiting_client_itself():
-    """The slot passes from a closing connection straight to a waiting one,
-    not through the accept loop (stopped here to prove it)."""
-    with running(make_conf(), hello_app, pool_size=1) as server:
-        server.keepalive_turn = 0
-        first = connect(server)
-        first.sendall(GOOD_REQUEST)
-        read_response(first)
-        waiting = connect(server)
-        waiting.sendall(GOOD_REQUEST)
-        server._acceptor.kill()  # from now on, only a hand-off can serve it
-
-        first.sendall(GOOD_REQUEST)
-        assert b"Connection: close" in read_response(first)
-
-        assert read_response(waiting).startswith(b"HTTP/1.1 200")
-        first.close()
-        waiting.close()
-
-
-@pytest.mark.timeout(30)
-def test_client_socket_timeout_cuts_a_slow_client():
-    with running(make_conf(client_socket_timeout=1), hello_app) as server:
+def test_header_timeout_cuts_a_slow_client():
+    with running(make_conf(wsgi_header_timeout=1), hello_app) as server:
         slow = connect(server)
         slow.sendall(b"GET / HTTP/1.1\r\n")  # and then nothing
         assert read_until_closed(slow, timeout=10) == b""
@@ -263,7 +246,7 @@ def test_keep_alive_off_closes_after_each_response():
 def test_max_url_len_gives_414():
     with running(make_conf(), hello_app, max_url_len=64) as server:
         assert raw(server, b"GET /" + b"a" * 80 + b" HTTP/1.1\r\n\r\n").startswith(
-            b"HTTP/1.0 414"
+            b"HTTP/1.1 414"
         )
         assert get(server, "/short")[0] == 200
 

@@ -9,7 +9,7 @@ from eventlet.green import socket as green_socket
 from eventlet.green import ssl as green_ssl
 
 from tests.helpers import openssl, self_signed_cert
-from tests.unit._wsgi_inproc import RecordingApp, make_conf, running
+from tests.unit._wsgi_inproc import RecordingApp, make_conf, running, scheduler  # noqa: F401
 from wsgisvc import sslutils, wsgi
 
 REQUEST = b"GET /tls HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"

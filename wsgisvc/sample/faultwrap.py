@@ -29,6 +29,9 @@ FAULT_NAMES = {
     501: "notImplemented",
     503: "serviceUnavailable",
 }
+# The fault name of any other 5xx. nova says computeFault; a service built on
+# this sample names its own.
+SERVER_FAULT = "sampleFault"
 _MESSAGES = {
     404: "The resource could not be found.",
     405: "The method is not allowed for this resource.",
@@ -40,7 +43,7 @@ _MESSAGES = {
 
 def fault_response(code: int, message: str, headers=None) -> webob.Response:
     """The one place the fault body shape is written."""
-    name = FAULT_NAMES.get(code, "computeFault" if code >= 500 else "badRequest")
+    name = FAULT_NAMES.get(code, SERVER_FAULT if code >= 500 else "badRequest")
     body = json.dumps({name: {"code": code, "message": message}}).encode()
     response = webob.Response(
         body=body, status=code, content_type="application/json", charset=None

@@ -1,20 +1,30 @@
-"""Listening sockets for the WSGI server: TCP (IPv4/IPv6) and unix.
+"""Listening sockets for the WSGI server (TCP, IPv4/IPv6, and unix), and what
+an error from ``accept()`` means.
 
 Bound before any fork (see ``wsgisvc.wsgi``), so every worker accepts on the
-same socket. The TCP options set here are inherited by accepted sockets on
-Linux, so nothing is set per connection.
+same socket. The sockets are plain ones; a scheduler wraps them as it needs
+(eventlet: a green socket). The TCP options set here are inherited by accepted
+sockets on Linux, so nothing is set per connection.
 """
 
 import errno
 import os
+import select
 import socket
 import stat
 import time
 
-from eventlet import patcher
-from eventlet.green import socket as green_socket
-
-_select = patcher.original("select")
+# Errors from accept() that concern one client, not the listener: go on.
+CLIENT_ACCEPT_ERRORS = frozenset(
+    {errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.EINTR, errno.EAGAIN}
+)
+# Errors from accept() that mean the process is out of a resource for now:
+# log once, back off, retry.
+RESOURCE_ACCEPT_ERRORS = frozenset(
+    {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+)
+# How long the accept loop waits after a resource error before it retries.
+RESOURCE_BACKOFF = 0.5
 
 
 class ListenError(RuntimeError):
@@ -24,7 +34,7 @@ class ListenError(RuntimeError):
 def tcp_listener(
     host: str, port: int, backlog: int, keepidle: int, retry_seconds: float
 ):
-    """A green listening socket on ``host``:``port`` (0: the kernel's choice).
+    """A listening socket on ``host``:``port`` (0: the kernel's choice).
 
     ``EADDRINUSE`` is retried for ``retry_seconds``: the previous owner of the
     port may still be exiting (a quick restart).
@@ -37,7 +47,7 @@ def tcp_listener(
         raise ListenError(f"cannot resolve {host!r}: {exc}") from exc
     deadline = time.monotonic() + retry_seconds
     while True:
-        sock = green_socket.socket(family, socket.SOCK_STREAM)
+        sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(address)
@@ -58,7 +68,7 @@ def tcp_listener(
 
 
 def unix_listener(path: str, mode: int | str | None, backlog: int):
-    """A green listening unix socket at ``path``, chmod-ed to ``mode``.
+    """A listening unix socket at ``path``, chmod-ed to ``mode``.
 
     A socket file nobody listens on (left by a server that died) is replaced;
     one in use is an error.
@@ -69,7 +79,7 @@ def unix_listener(path: str, mode: int | str | None, backlog: int):
         if _unix_socket_alive(path):
             raise ListenError(f"{path} is in use by another server")
         os.unlink(path)
-    sock = green_socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(path)
         if mode is not None:
@@ -83,8 +93,8 @@ def unix_listener(path: str, mode: int | str | None, backlog: int):
 
 def pending(sock) -> bool:
     """True when a client waits in ``sock``'s accept queue (never blocks)."""
-    poller = _select.poll()
-    poller.register(sock.fileno(), _select.POLLIN)
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
     return bool(poller.poll(0))
 
 
@@ -97,3 +107,27 @@ def _unix_socket_alive(path: str) -> bool:
         return False
     finally:
         probe.close()
+
+
+class AcceptErrors:
+    """Logs running out of a resource in accept() once per streak, not per retry."""
+
+    def __init__(self, log, name: str) -> None:
+        self._log = log
+        self._name = name
+        self._failing = False
+
+    def resource_error(self, exc: OSError) -> None:
+        if not self._failing:
+            self._failing = True
+            self._log.error(
+                "%s cannot accept: %s; retrying every %.1f s until it can",
+                self._name,
+                exc,
+                RESOURCE_BACKOFF,
+            )
+
+    def accepted(self) -> None:
+        if self._failing:
+            self._failing = False
+            self._log.warning("%s accepting connections again", self._name)

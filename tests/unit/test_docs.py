@@ -1,0 +1,84 @@
+"""The documentation's sources stay true to the code (CI also builds them with
+``sphinx-build -W``, which checks every reference and every public name)."""
+
+import importlib
+import pathlib
+import re
+import runpy
+import shutil
+
+import pytest
+
+from tests.helpers import BIN, run_in_session
+from tests.unit.test_opts import generator_namespaces
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SOURCE = ROOT / "doc/source"
+PUBLIC_MODULES = runpy.run_path(str(SOURCE / "conf.py"))["PUBLIC_MODULES"]
+# Imported here, as a binary would, not inside a test (where pytest's own
+# warning filters would show eventlet's import-time deprecation warning).
+MODULES = {name: importlib.import_module(name) for name in PUBLIC_MODULES}
+# Commands a reader types from the clone; each must run as written there.
+VENV_COMMANDS = (
+    "wsgisvc-", "gunicorn", "pytest", "pip", "oslo-config-", "sphinx-build", "reno",
+)  # fmt: skip
+
+
+def test_config_reference_shows_every_generator_namespace():
+    text = (SOURCE / "reference/config.rst").read_text()
+    shown = re.findall(r"show-options::(?: (\S+))?\n((?:\n   \S+)*)", text)
+    namespaces = [name for one, more in shown for name in [one, *more.split()] if name]
+    assert sorted(namespaces) == sorted(generator_namespaces())
+
+
+@pytest.mark.parametrize("modname", PUBLIC_MODULES)
+def test_every_public_module_has_a_page_and_an_all(modname):
+    page = SOURCE / f"reference/api/{modname.removeprefix('wsgisvc.')}.rst"
+    assert f".. automodule:: {modname}\n" in page.read_text()
+    module = MODULES[modname]
+    assert module.__all__, modname
+    assert all(hasattr(module, name) for name in module.__all__)
+
+
+def console_commands(markdown: str) -> list[str]:
+    blocks = re.findall(r"```console\n(.*?)```", markdown, re.DOTALL)
+    return [line for block in blocks for line in block.splitlines() if line]
+
+
+def test_readme_commands_run_from_the_clone():
+    """Every binary the README has a reader run is the clone's .venv/bin/ one."""
+    commands = console_commands((ROOT / "README.md").read_text())
+    assert commands
+    bare = [
+        line for line in commands for word in re.split(r"[\s;&|()]+", line)
+        if word.startswith(VENV_COMMANDS)
+    ]  # fmt: skip
+    assert not bare, f"README.md: binaries not called as .venv/bin/NAME: {bare}"
+
+
+def systemd_unit() -> str:
+    """The unit file of doc/source/systemd.rst, as an operator would copy it."""
+    text = (SOURCE / "systemd.rst").read_text()
+    match = re.search(r"\.\. code-block:: ini\n\n((?:   .*\n|\n)+)", text)
+    assert match, "systemd.rst has no unit file"
+    lines = match[1].rstrip().splitlines()
+    return "\n".join(line.removeprefix("   ") for line in lines) + "\n"
+
+
+def test_systemd_unit_stops_reloads_and_notifies_as_documented():
+    unit = systemd_unit()
+    for line in ("Type=notify", "KillMode=mixed", "ExecReload=kill -HUP $MAINPID"):
+        assert f"\n{line}\n" in unit, line
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="no systemd-analyze")
+def test_systemd_unit_is_valid(tmp_path):
+    """systemd-analyze names every unknown key or bad value (and still exits 0)."""
+    unit = re.sub(r"ExecStart=\S+", f"ExecStart={BIN}/wsgisvc-api", systemd_unit())
+    path = tmp_path / "myproj-api.service"
+    path.write_text(unit)
+    status, output = run_in_session(
+        ["systemd-analyze", "verify", str(path)], timeout=50
+    )
+    assert status == 0 and not output.strip(), output

@@ -1,0 +1,171 @@
+"""The eventlet connection scheduler: a greenthread per connection, slots per request.
+
+Every accepted connection (up to ``max_connections``) gets a greenthread of
+its own, cheap to park: it waits for its request head, and for the next one on
+a keep-alive connection, in a green ``recv`` that holds no pool slot. Only a
+whole head takes a slot from :class:`~wsgisvc.http.slots.Slots`, for as long
+as the request is served. So slow or idle clients cost a parked greenthread
+each, and cannot lock out the clients that are ready.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import eventlet
+import greenlet
+from eventlet import event as green_event
+from eventlet.green import socket as green_socket
+from eventlet.green import threading as green_threading
+
+from wsgisvc import sslutils
+from wsgisvc.http import listeners
+from wsgisvc.http.core import Connection, Core
+from wsgisvc.http.slots import Slots
+
+LOG = logging.getLogger(__name__)
+
+
+def make_slots(size: int) -> Slots:
+    lock = green_threading.Lock()
+    return Slots(size, *(green_threading.Condition(lock) for _ in range(3)))
+
+
+class Scheduler:
+    """Accepts on ``listener`` and runs each connection through ``core``."""
+
+    multithread = False
+
+    def __init__(
+        self, core: Core, name: str, slots: Slots, max_connections: int, tls=None
+    ) -> None:
+        self.core = core
+        self.name = name
+        self.slots = slots
+        self.max_connections = max_connections
+        self._tls = tls  # (conf, SSLContext) or None
+        self._connections: dict[int, Connection | None] = {}
+        self._room: green_event.Event | None = None  # set while the loop waits
+        self._acceptor = None
+        self._threads: set = set()
+        self._errors = listeners.AcceptErrors(LOG, name)
+
+    def start(self, listener: socket.socket) -> None:
+        self._acceptor = eventlet.spawn(
+            self._accept_loop, green_socket.socket(listener)
+        )
+
+    def stop_accepting(self) -> None:
+        if self._acceptor is not None:
+            self._acceptor.kill()
+
+    def close_idle(self, grace: float) -> None:
+        """Close, after ``grace`` seconds, connections not sending a request.
+
+        Not at once: a client that connected just before the stop may not
+        have sent its request yet; it gets served (``Connection: close``).
+        """
+        eventlet.spawn_after(grace, self._close_idle)
+
+    def _close_idle(self) -> None:
+        for conn in list(self._connections.values()):
+            if conn is not None and not conn.parser.begun:
+                try:
+                    conn.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def wait(self) -> None:
+        """Until the accept loop ended and every connection is done."""
+        if self._acceptor is not None:
+            try:
+                self._acceptor.wait()
+            except greenlet.GreenletExit:
+                pass
+        for thread in list(self._threads):
+            thread.wait()
+
+    @property
+    def connections(self) -> int:
+        return len(self._connections)
+
+    def connection_states(self) -> list[str]:
+        """One line per open connection, for the report (SIGUSR2)."""
+        return [
+            "  (TLS handshake)"
+            if conn is None
+            else f"  {conn.client_ip or 'unix'}: "
+            + ("request" if conn.parser.begun else "idle")
+            for conn in list(self._connections.values())
+        ]
+
+    # --- accepting ---------------------------------------------------------------
+
+    def _accept_loop(self, listener) -> None:
+        try:
+            while True:
+                self.slots.wait_room()
+                if len(self._connections) >= self.max_connections:
+                    self._room = green_event.Event()
+                    self._room.wait()  # meanwhile the kernel's backlog holds them
+                    continue
+                try:
+                    client, address = listener.accept()
+                except OSError as exc:
+                    if exc.errno in listeners.CLIENT_ACCEPT_ERRORS:
+                        continue
+                    if exc.errno in listeners.RESOURCE_ACCEPT_ERRORS:
+                        self._errors.resource_error(exc)
+                        eventlet.sleep(listeners.RESOURCE_BACKOFF)
+                        continue
+                    raise
+                self._errors.accepted()
+                thread = eventlet.spawn(self._run, client, address)
+                self._threads.add(thread)
+                thread.link(self._threads.discard)
+                # Let the new connection run first: a busy worker comes back to
+                # accept() later than an idle sibling, which spreads connections.
+                eventlet.sleep(0)
+        except greenlet.GreenletExit:
+            pass  # stop() killed the loop
+
+    def _run(self, client, address) -> None:
+        key = id(client)
+        self._connections[key] = None
+        conn = None
+        try:
+            if self._tls is not None:
+                conf, context = self._tls
+                client = sslutils.wrap(conf, client, context)
+                client.settimeout(self.core.header_timeout)
+                client.do_handshake()
+            conn = self._connections[key] = Connection(self.core, client, address)
+            self._serve(conn)
+        except OSError as exc:  # includes ssl.SSLError and timeouts
+            LOG.debug("%s: connection from %s ended: %s", self.name, address, exc)
+        except Exception:
+            LOG.exception("%s: error serving connection from %s", self.name, address)
+        finally:
+            del self._connections[key]
+            if conn is not None:
+                conn.close()
+            else:
+                client.close()
+            room, self._room = self._room, None
+            if room is not None:
+                room.send()
+
+    def _serve(self, conn: Connection) -> None:
+        slots = self.slots
+        while conn.read_head():  # no slot held while the head arrives
+            slots.acquire()
+            try:
+                keep = conn.serve()
+            finally:
+                slots.release()
+            if not keep:
+                return
+            # Fairness: let every other ready connection run before this one
+            # serves its next (possibly already buffered) request.
+            eventlet.sleep(0)
