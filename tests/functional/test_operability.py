@@ -69,7 +69,16 @@ def test_ttin_then_ttou_change_the_worker_count_and_the_metrics_follow(tmp_path)
 
         os.kill(api.pid, signal.SIGHUP)  # a reload goes back to the configured 2
         wait_for(lambda: len(api.workers()) == 2, timeout=30)
-        wait_for(lambda: _workers_metric(port) == 2)
+        samples = wait_for(
+            lambda: (
+                (s := scrape(port)).total("wsgisvc_workers") == 2
+                and s.total("wsgisvc_worker_exits_total", reason="replaced") == 1
+                and s
+            )
+        )
+        assert samples.total("wsgisvc_reloads_total") == 1
+        assert samples.total("wsgisvc_worker_exits_total", reason="retired") == 2
+        assert samples.total("wsgisvc_worker_exits_total") == 3  # none unasked
 
 
 @pytest.mark.timeout(120)
