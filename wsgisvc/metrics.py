@@ -341,13 +341,6 @@ def request_started(app: str) -> None:
         _on.in_flight_now[app] = _on.in_flight_now.get(app, 0) + 1
 
 
-def request_finished(app: str, method: str, code: int, seconds: float) -> None:
-    """One answered request: no longer in flight, counted, timed."""
-    if _on is not None:
-        _on.in_flight_now[app] -= 1
-        _on.count_request(app, method, code, seconds)
-
-
 def http_request_done(app: str, line: str, status: str, started: float) -> None:
     """A request the HTTP core answered, as it has it: the request line, the
     status line, and when it started (``time.monotonic()``)."""
@@ -373,8 +366,9 @@ def track_pool(app: str, pool, in_flight: Callable[[], int] | None = None) -> No
     ``in_flight()``, or else the requests counted by request_started/ended."""
     if _on is not None:
         if in_flight is None:
-            _on.in_flight_now.setdefault(app, 0)
-            in_flight = lambda: _on.in_flight_now[app]  # noqa: E731
+            counted = _on.in_flight_now
+            counted.setdefault(app, 0)
+            in_flight = lambda: counted[app]  # noqa: E731
         _on.pools[app] = (pool, in_flight)
         _on.start_sampler()
 
@@ -388,10 +382,10 @@ def worker_exited(status: int, expected: str | None = None) -> None:
     """A worker exited: ``expected`` names why when the parent asked it to
     (``stopped``, ``replaced``, ``retired``); otherwise the status says."""
     if _on is not None:
-        _on.worker_exits.labels(expected or exit_reason(status)).inc()
+        _on.worker_exits.labels(expected or _exit_reason(status)).inc()
 
 
-def exit_reason(status: int) -> str:
+def _exit_reason(status: int) -> str:
     """``killed`` (by a signal), ``failed`` (non-zero status) or ``exited``."""
     if os.WIFSIGNALED(status):
         return "killed"
