@@ -87,19 +87,20 @@ def test_sighup_says_what_it_does_and_when_it_is_done(tmp_path):
         old = api.workers()
         os.kill(api.pid, signal.SIGHUP)
         wait_for(lambda: _lines(api, "configuration reloaded"), timeout=30)
+        new = api.workers()
+        api.proc.send_signal(signal.SIGTERM)
+        assert api.proc.wait(timeout=30) == 0
         log = api.log()
     assert "reloading configuration; replacing 2 workers" in log
     assert log.index("replacing 2 workers") < log.index("configuration reloaded")
-    for pid in old:
-        (line,) = [
-            line
-            for line in log.splitlines()
-            if f" {pid} INFO" in line and "replaced" in line
-        ]
-        assert "being replaced" in line
-    assert "osapi stopped accepting" not in "\n".join(
-        line for line in log.splitlines() if f" {api.pid} " in line
-    )
+    for pid in old:  # a replaced worker says so, not just "got SIGTERM"
+        (line,) = [x for x in log.splitlines() if f"pid {pid} " in x and "INFO" in x]
+        assert "is being replaced: stopping gracefully" in line
+    # the parent serves nothing, so it says nothing of connections; every
+    # worker, replaced or stopped, does
+    said = [x for x in log.splitlines() if "stopped accepting" in x]
+    assert {int(x.split()[2]) for x in said} == old | new
+    assert "doc/source" not in log  # the start line points at no source path
 
 
 @pytest.mark.timeout(120)
