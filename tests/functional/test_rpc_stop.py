@@ -11,6 +11,7 @@ import logging
 import queue
 import signal
 import time
+import uuid
 
 import futurist
 import pytest
@@ -50,10 +51,14 @@ def test_idle_server_stops_within_a_second(conf, client, idle, caplog):  # noqa:
     caplog.set_level(logging.WARNING, logger="amqp")
     from wsgisvc.sample.manager import WorkerManager
 
-    server = rpc.RPCServer(conf, "worker", "h-idle", [WorkerManager("h", conf=conf)])
+    # A topic of its own: a queue is named by its topic whatever the exchange,
+    # so on "worker" another test run's calls could be in flight here.
+    topic = f"stop-{uuid.uuid4().hex[:8]}"
+    server = rpc.RPCServer(conf, topic, "h-idle", [WorkerManager("h", conf=conf)])
     server.start()
+    caller = rpc.RPCClient(conf, topic, timeout=15, transport=client.transport)
     try:
-        assert client.call({}, "echo", payload="ready")["payload"] == "ready"
+        assert caller.call({}, "echo", payload="ready")["payload"] == "ready"
         time.sleep(idle)  # the listener's wait for the broker grows while idle
     finally:
         begin = time.monotonic()
