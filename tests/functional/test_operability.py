@@ -125,6 +125,9 @@ def test_sigusr2_report_shows_each_greenthread_and_serving_goes_on(tmp_path, wor
             os.kill(api.pid, signal.SIGUSR2)  # the parent writes its own
             wait_for(lambda: str(api.pid) in REPORT.findall(api.log()))
             assert alive(api.pid) and len(api.workers()) == workers
+            parents = api.log()[api.log().index(f"{api.pid} WARNING wsgisvc.report") :]
+            assert f"{'Workers': ^64}" in parents
+            assert "osapi: 2 of 2 configured; pids " in parents
         log = api.log()
     report = log[log.index("report requested (SIGUSR2)") :]
     for section in ("Green Threads", "Threads", "Configuration", "osapi server"):
