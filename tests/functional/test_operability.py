@@ -134,3 +134,14 @@ def test_sigusr2_report_shows_each_greenthread_and_serving_goes_on(tmp_path, wor
         assert f"{section: ^64}" in report
     assert "in slow_app" in report  # the request in flight, where it waits
     assert "_accept_loop" in report  # and the greenthread that accepts
+
+
+@pytest.mark.timeout(60)
+def test_ttin_and_ttou_in_a_single_process_are_ignored(tmp_path):
+    """Without them handled, either signal would stop (suspend) the process."""
+    with api_server(tmp_path, workers=1) as api:
+        for signo in (signal.SIGTTIN, signal.SIGTTOU):
+            os.kill(api.pid, signo)
+            name = signal.Signals(signo).name
+            wait_for(lambda: _lines(api, f"got {name}: ignored (no workers here)"))  # noqa: B023
+        assert api.ping_pid() == api.pid
