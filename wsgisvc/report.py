@@ -31,21 +31,23 @@ from wsgisvc import backend
 
 LOG = logging.getLogger(__name__)
 
-# title -> a weak reference to a callable returning the section's text
-_sections: dict[str, Callable[[], Callable[[], str] | None]] = {}
+# title -> (the pid that added it, a weak reference to a callable returning
+# the section's text)
+_sections: dict[str, tuple[int, Callable[[], Callable[[], str] | None]]] = {}
 
 
 def add_section(title: str, describe: Callable[[], str]) -> None:
-    """Have every report include ``describe()`` under ``title``.
+    """Have this process's reports include ``describe()`` under ``title``.
 
     A bound method is held weakly (the section goes with its object); a
     plain function is held for the life of the process. A second section of
-    the same title replaces the first.
+    the same title replaces the first. A section is this process's only: a
+    forked worker does not report its parent's (its ``Workers``, say).
     """
     if hasattr(describe, "__self__"):
-        _sections[title] = weakref.WeakMethod(describe)
+        _sections[title] = (os.getpid(), weakref.WeakMethod(describe))
     else:
-        _sections[title] = lambda: describe
+        _sections[title] = (os.getpid(), lambda: describe)
 
 
 def build(conf: cfg.ConfigOpts, frame: FrameType | None = None) -> str:
@@ -63,9 +65,9 @@ def build(conf: cfg.ConfigOpts, frame: FrameType | None = None) -> str:
     if backend.NAME == "eventlet":
         text.add_section("Green Threads", thread_generator.GreenThreadReportGenerator())
     text.add_section("Processes", process_generator.ProcessReportGenerator())
-    for title, ref in list(_sections.items()):
+    for title, (pid, ref) in list(_sections.items()):
         describe = ref()
-        if describe is None:
+        if describe is None or pid != os.getpid():
             del _sections[title]
         else:
             text.add_section(title, _failsafe(describe))

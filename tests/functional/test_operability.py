@@ -130,6 +130,9 @@ def test_sigusr2_report_shows_each_greenthread_and_serving_goes_on(tmp_path, wor
             assert "osapi: 2 of 2 configured; pids " in parents
         log = api.log()
     report = log[log.index("report requested (SIGUSR2)") :]
+    parents_at = report.find(f"{api.pid} WARNING wsgisvc.report")
+    served_by = report if parents_at < 0 else report[:parents_at]
+    assert f"{'Workers': ^64}" not in served_by  # the parent's section is its own
     for section in ("Green Threads", "Threads", "Configuration", "osapi server"):
         assert f"{section: ^64}" in report
     assert "in slow_app" in report  # the request in flight, where it waits
