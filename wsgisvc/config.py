@@ -26,6 +26,7 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(opts.service_opts)
     conf.register_opts(opts.wsgi_opts)
     conf.register_opts(opts.periodic_task_opts)
+    conf.register_opts(opts.metrics_opts)
     # By name: oslo.config keeps overrides in the OptGroup object, so sharing
     # opts' group objects would leak overrides between ConfigOpts instances.
     conf.register_opts(opts.ssl_opts, group=opts.ssl_group.name)

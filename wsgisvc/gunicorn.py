@@ -25,6 +25,11 @@ Process model, and why each piece sits where it does:
   requests within ``graceful_timeout``; INT/QUIT exit at once; USR1 reopens logs.
   ``max_requests`` (+ jitter) is counted by the base class, which marks the worker
   not alive after the current request; the acceptors then stop and it drains.
+* With ``PROMETHEUS_MULTIPROC_DIR`` set, each worker writes the request metrics
+  of ``wsgisvc.metrics`` there (counted at gunicorn's access-log call, the one
+  place every answered request passes, with gunicorn's own status and time);
+  serving and ``mark_process_dead`` are the operator's gunicorn config, as
+  prometheus_client documents (doc/source/operations.rst).
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ import eventlet.hubs
 from eventlet.greenio import GreenSocket
 from gunicorn import sock as gunicorn_sock
 from gunicorn.workers.base_async import AsyncWorker
+
+from wsgisvc import metrics
 
 #: accept() errors that concern one failed connection, not the listener.
 _ACCEPT_TRANSIENT_ERRNOS = frozenset(
@@ -147,6 +154,7 @@ class Worker(AsyncWorker):
 
     _ssl_context = None
     _winding_down: eventlet.event.Event
+    _app_label = "gunicorn"  # the app label of the request metrics (or --name)
 
     @classmethod
     def check_config(cls, cfg, log) -> None:
@@ -174,7 +182,22 @@ class Worker(AsyncWorker):
             signal.signal(signum, self._stop_before_boot)
         eventlet.hubs.use_hub()
         eventlet.monkey_patch()
+        self._app_label = self.cfg.settings["proc_name"].get() or "gunicorn"
+        if metrics.use_environment():
+            self._count_answered_requests()
         super().init_process()
+
+    def _count_answered_requests(self) -> None:
+        """Count each request where gunicorn logs it: its status and its time."""
+        access, app = self.log.access, self._app_label
+
+        def access_and_count(resp, req, environ, request_time):
+            # resp.status, not status_code: gunicorn's error answers set only it
+            code = int(str(resp.status).split(None, 1)[0])
+            metrics.request_counted(app, req.method, code, request_time.total_seconds())
+            access(resp, req, environ, request_time)
+
+        self.log.access = access_and_count
 
     def _stop_before_boot(self, sig, frame) -> None:
         self.alive = False
@@ -206,6 +229,7 @@ class Worker(AsyncWorker):
             # Built after monkey patching, so it wraps into green SSL sockets.
             self._ssl_context = gunicorn_sock.ssl_context(self.cfg)
         pool = eventlet.GreenPool(self.worker_connections)
+        metrics.track_pool(self._app_label, pool)
         acceptors = [
             eventlet.spawn(self._accept_loop, listener, pool)
             for listener in self.sockets
@@ -292,9 +316,11 @@ class Worker(AsyncWorker):
         corked = isinstance(sock, _GreenConnection)
         if corked:
             sock.cork_response()
+        metrics.request_started(self._app_label)
         try:
             return super().handle_request(listener_name, req, sock, addr)
         finally:
+            metrics.request_ended(self._app_label)
             if corked:
                 sock.uncork()
             if not self.alive and not self._winding_down.ready():

@@ -19,10 +19,21 @@ import time
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from wsgisvc import backend, opts, signals, systemd
+from wsgisvc import backend, metrics, opts, report, signals, systemd
 from wsgisvc.signals import Action
 
 LOG = logging.getLogger(__name__)
+
+# SIGTTOU is how a ProcessLauncher retires one of its workers (a reload, or
+# one worker fewer): its SIGTERM means the whole service stops.
+HANDLED_SIGNALS = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+    signal.SIGUSR2,
+)
 
 STATUS_OK = 0
 STATUS_FAILED = 1
@@ -216,12 +227,12 @@ class Launcher:
                 f"restart_method must be 'reload' or 'mutate', got {restart_method!r}"
             )
         register_opts(conf)
+        if parent_death_fd is None:  # the top process serves its own metrics
+            metrics.start_collector(conf)
         self.conf = conf
         self.restart_method = restart_method
         self._parent_death_fd = parent_death_fd
-        self._signals = signals.SignalHandler(
-            (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-        )
+        self._signals = signals.SignalHandler(HANDLED_SIGNALS)
         self._signals.install()
         self.services = Services(on_change=self._signals.nudge)
         self._drain: _Drain | None = None
@@ -249,6 +260,8 @@ class Launcher:
         if self._drain is not None:
             LOG.info("already reloading: the files are read when the drain ends")
             return
+        if self._parent_death_fd is None:  # a worker's parent counts its own
+            metrics.reloaded()
         self.services.stop()
         self._begin_drain(stop=None)
 
@@ -294,6 +307,9 @@ class Launcher:
         action = signals.action_for(signo)
         name = signals.signal_name(signo)
         stopping = self._drain is not None and self._drain.stop is not None
+        if action is Action.REPORT:
+            report.write(self.conf)
+            return None
         if action is Action.FAST_STOP:
             LOG.info("pid %d got %s: stopping at once", os.getpid(), name)
             return self._stop_at_once(f"stopped at once by {name}")
@@ -308,8 +324,16 @@ class Launcher:
             )
             self.restart()
             return None
+        if action is Action.ADD_WORKER or (
+            action is Action.RETIRE_WORKER and self._parent_death_fd is None
+        ):
+            LOG.info("pid %d got %s: ignored (no workers here)", os.getpid(), name)
+            return None
         if action is Action.HANGUP:
             LOG.info("pid %d: terminal hung up (SIGHUP); stopping", os.getpid())
+        elif action is Action.RETIRE_WORKER:  # the parent retires this worker
+            LOG.info("pid %d is being replaced: stopping gracefully", os.getpid())
+            name = "its parent, replacing it"
         else:
             LOG.info("pid %d got %s: stopping gracefully", os.getpid(), name)
         timeout = shutdown_timeout(self.conf)

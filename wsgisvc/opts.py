@@ -269,6 +269,25 @@ database_opts = [
 ]
 
 
+# --- Prometheus metrics (namespace wsgisvc.metrics) ---------------------------
+
+metrics_opts = [
+    cfg.HostAddressOpt(
+        "metrics_listen",
+        default="127.0.0.1",
+        help="Address the Prometheus metrics listener binds; it serves /metrics "
+        "of every worker from the parent process. Metrics can tell an outsider "
+        "much about the service, hence loopback by default.",
+    ),
+    cfg.PortOpt(
+        "metrics_listen_port",
+        help="Port of the Prometheus metrics listener. Unset (the default) turns "
+        "metrics off: no listener, no metrics directory, no prometheus_client. "
+        "0 lets the kernel choose a free port, which is logged at start.",
+    ),
+]
+
+
 # --- oslo-config-generator entry points ---------------------------------------
 
 
@@ -290,3 +309,7 @@ def list_periodic_task_opts():
 
 def list_registry_opts():
     return [(database_group, database_opts)]
+
+
+def list_metrics_opts():
+    return [(None, metrics_opts)]

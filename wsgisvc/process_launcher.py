@@ -24,7 +24,7 @@ import time
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from wsgisvc import backend, launcher, signals, systemd
+from wsgisvc import backend, launcher, metrics, report, signals, systemd
 from wsgisvc.signals import Action
 
 LOG = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ RESPAWN_BACKOFF_START = 1.0
 RESPAWN_BACKOFF_MAX = 30.0
 # After SIGINT, workers get this long to stop before SIGKILL.
 FAST_STOP_GRACE = 1.0
-HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)
+HANDLED_SIGNALS = (*launcher.HANDLED_SIGNALS, signal.SIGCHLD)
 
 
 @dataclasses.dataclass
@@ -65,8 +65,10 @@ class ServerWrapper:
 
     def __init__(self, service: launcher.ServiceBase, workers: int) -> None:
         self.service = service
+        self.configured = workers  # what a SIGHUP reload goes back to
         self.workers = workers
         self.slots = [WorkerSlot() for _ in range(workers)]
+        self.name = getattr(service, "name", None) or str(service)
 
 
 class ProcessLauncher:
@@ -85,6 +87,7 @@ class ProcessLauncher:
                 f"restart_method must be 'reload' or 'mutate', got {restart_method!r}"
             )
         launcher.register_opts(conf)
+        metrics.start_collector(conf)  # before any fork: the workers inherit it
         self.conf = conf
         self.wait_interval = wait_interval
         self.restart_method = restart_method
@@ -92,6 +95,8 @@ class ProcessLauncher:
         self.workers: dict[int, tuple[ServerWrapper, WorkerSlot]] = {}
         # Workers replaced on SIGHUP, draining: pid -> when they get SIGKILL.
         self.retiring: dict[int, float | None] = {}
+        self._retired_why: dict[int, str] = {}  # "replaced" or "retired"
+        self._reloading: set[int] = set()  # replaced by the reload in progress
         self._stop_deadline: float | None = None
         self._status = launcher.STATUS_OK
         self._stopping = False
@@ -101,6 +106,7 @@ class ProcessLauncher:
         self._death_read_fd, self._death_write_fd = os.pipe()
         self._signals = signals.SignalHandler(HANDLED_SIGNALS)
         self._signals.install()
+        report.add_section("Workers", self.describe_workers)
 
     def launch_service(self, service: launcher.ServiceBase, workers: int = 1) -> None:
         launcher.check_service(service)
@@ -158,12 +164,18 @@ class ProcessLauncher:
         if action is Action.CHILD_EXITED:
             return  # _reap() runs after every wake-up
         pid, name = os.getpid(), signals.signal_name(signo)
-        if self._stopping and action is not Action.FAST_STOP:
+        if action is Action.REPORT:
+            report.write(self.conf)
+        elif self._stopping and action is not Action.FAST_STOP:
             LOG.info("parent %d got %s while stopping: ignored", pid, name)
         elif action is Action.RELOAD:
-            how = "reloading" if self.restart_method == "reload" else "mutating"
-            LOG.info("parent %d got SIGHUP, not a terminal hang-up: %s", pid, how)
             self.restart()
+        elif action is Action.ADD_WORKER:
+            for wrapper in self.wrappers:
+                self._add_worker(wrapper)
+        elif action is Action.RETIRE_WORKER:
+            for wrapper in self.wrappers:
+                self._retire_one(wrapper)
         elif action is Action.HANGUP:
             LOG.info("parent %d: terminal hung up (SIGHUP); stopping", pid)
             self._begin_stop(signal.SIGTERM, launcher.shutdown_timeout(self.conf))
@@ -189,6 +201,7 @@ class ProcessLauncher:
             os._exit(self._run_worker(wrapper.service, mask))
         slot.pid = pid
         self.workers[pid] = (wrapper, slot)
+        metrics.workers(len(self.workers))
         LOG.info("started worker %d for %s", pid, wrapper.service)
 
     def _run_worker(self, service: launcher.ServiceBase, mask: set[int]) -> int:
@@ -200,6 +213,7 @@ class ProcessLauncher:
         try:
             os.close(self._death_write_fd)
             self._signals.forget_in_child()
+            metrics.forked()
             if self._readiness is not None:  # tell the parent, not systemd
                 os.environ["NOTIFY_SOCKET"] = self._readiness.address
             else:
@@ -230,14 +244,20 @@ class ProcessLauncher:
 
     def _worker_exited(self, pid: int, status: int) -> None:
         how = _describe_exit(status)
+        metrics.process_dead(pid)
         if pid in self.retiring:
             del self.retiring[pid]
-            LOG.info("replaced worker %d %s", pid, how)
+            why = self._retired_why.pop(pid, "replaced")
+            metrics.worker_exited(status, expected=why)
+            LOG.info("%s worker %d %s", why, pid, how)
+            self._reload_done_when_replaced(pid)
             return
         if pid not in self.workers:
             return
         wrapper, slot = self.workers.pop(pid)
         slot.pid = None
+        metrics.workers(len(self.workers))
+        metrics.worker_exited(status, expected="stopped" if self._stopping else None)
         if self._stopping:
             LOG.info("worker %d %s", pid, how)
             if status != 0:
@@ -313,22 +333,95 @@ class ProcessLauncher:
         SIGKILL. mutate: apply mutable options and pass SIGHUP on; workers
         keep their PIDs.
         """
+        metrics.reloaded()
+        old = list(self.workers)
         if self.restart_method == "mutate":
+            self._log_reload("mutating configuration; signalling", len(old))
             self.conf.mutate_config_files()
             self._signal_all(signal.SIGHUP, self.workers)
+            LOG.info("configuration reloaded (mutable options)")
             return
+        self._log_reload("reloading configuration; replacing", len(old))
         self.conf.reload_config_files()
         for wrapper in self.wrappers:
             wrapper.service.reset()
-        kill_at = launcher.deadline_after(launcher.shutdown_timeout(self.conf))
-        old = list(self.workers)
+            # back to the configured count, whatever SIGTTIN/SIGTTOU made it
+            wrapper.workers = wrapper.configured
+            wrapper.slots = [WorkerSlot() for _ in range(wrapper.configured)]
         for pid in old:
-            _, slot = self.workers.pop(pid)
-            slot.pid = None
-            slot.respawn_at = time.monotonic()
-            self.retiring[pid] = kill_at
-        self._signal_all(signal.SIGTERM, old)
+            self._retire(pid, "replaced")
+        self._reloading.update(old)
         self._refill_slots()
+        self._reload_done_when_replaced(None)
+
+    def _log_reload(self, what: str, workers: int) -> None:
+        LOG.info(
+            "parent %d got SIGHUP, not a terminal hang-up: %s %s",
+            os.getpid(),
+            what,
+            _workers(workers),
+        )
+
+    def _reload_done_when_replaced(self, exited: int | None) -> None:
+        if exited is not None and exited not in self._reloading:
+            return
+        self._reloading.discard(exited)
+        if not self._reloading:
+            LOG.info("configuration reloaded; %s running", _workers(len(self.workers)))
+
+    def _retire(self, pid: int, why: str) -> None:
+        """Let worker ``pid`` finish its work and exit (SIGTTOU, which a worker
+        reads as "you are being replaced"); SIGKILL after the timeout."""
+        self.workers.pop(pid, None)
+        self.retiring[pid] = launcher.deadline_after(
+            launcher.shutdown_timeout(self.conf)
+        )
+        self._retired_why[pid] = why
+        self._signal_all(signal.SIGTTOU, [pid])
+        metrics.workers(len(self.workers))
+
+    def _add_worker(self, wrapper: ServerWrapper) -> None:
+        """SIGTTIN: one more slot; the loop forks its worker right away."""
+        wrapper.workers += 1
+        wrapper.slots.append(WorkerSlot())
+        LOG.info(
+            "parent %d got SIGTTIN: %s now runs %s",
+            os.getpid(),
+            wrapper.name,
+            _workers(wrapper.workers),
+        )
+
+    def _retire_one(self, wrapper: ServerWrapper) -> None:
+        """SIGTTOU: one slot fewer, never below one; its worker drains."""
+        if wrapper.workers <= 1:
+            LOG.info(
+                "parent %d got SIGTTOU: %s stays at 1 worker", os.getpid(), wrapper.name
+            )
+            return
+        wrapper.workers -= 1
+        slot = wrapper.slots.pop()
+        retiring = f"; retiring worker {slot.pid}" if slot.pid else ""
+        LOG.info(
+            "parent %d got SIGTTOU: %s now runs %s%s",
+            os.getpid(),
+            wrapper.name,
+            _workers(wrapper.workers),
+            retiring,
+        )
+        if slot.pid is not None:
+            self._retire(slot.pid, "retired")
+
+    def describe_workers(self) -> str:
+        """The report's section: each service's workers, and those draining."""
+        lines = [
+            f"{w.name}: {w.workers} of {w.configured} configured; pids "
+            + ", ".join(str(s.pid) if s.pid else "(respawning)" for s in w.slots)
+            for w in self.wrappers
+        ]
+        lines += [
+            f"draining: {pid} ({self._retired_why.get(pid)})" for pid in self.retiring
+        ]
+        return "\n".join(lines)
 
     def _kill_stale_retiring(self) -> None:
         now = time.monotonic()
@@ -361,6 +454,10 @@ def _give_log_handlers_fresh_locks() -> None:
     }
     for handler in handlers:
         handler.createLock()
+
+
+def _workers(count: int) -> str:
+    return f"{count} worker" if count == 1 else f"{count} workers"
 
 
 def _describe_exit(status: int) -> str:

@@ -14,6 +14,18 @@ are green threads once patched) against 130-250 with ``eventlet``, same
 client, same broker. oslo.messaging warns about the ``executor`` argument
 itself (it will go once threading is the only model); that one warning is
 silenced, and an oslo.messaging that no longer takes the argument gets none.
+
+Stopping: oslo.messaging's rabbit listener only notices a stop between two
+waits for the broker, and an idle one waits up to 5 s; then closing the
+connection deletes the fanout queue under a live consumer, so RabbitMQ
+cancels it and amqp warns "Received method (60, 30) during closing channel".
+``stop()`` therefore first cancels the consumers at the broker
+(``_cancel_consumers``): the reply wakes the listener at once, and the
+queues are closed in the order AMQP expects. Then futurist's executor
+threads, which look for a shutdown only once a second, are woken by
+``_wake_executor_threads``. Those two functions are the only ones here that
+touch oslo.messaging's and futurist's internals; tests/functional/
+test_rpc_stop.py fails when an upgrade moves them.
 """
 
 from __future__ import annotations
@@ -26,12 +38,15 @@ import warnings
 from collections.abc import Iterable
 from typing import Any
 
+import futurist
 import oslo_messaging as messaging
+from futurist import _utils as futurist_utils
 from oslo_config import cfg
 from oslo_messaging import opts as messaging_opts
 from oslo_messaging.rpc import dispatcher
+from oslo_messaging.rpc import server as rpc_server
 
-from wsgisvc import loopingcall, opts
+from wsgisvc import loopingcall, metrics, opts
 
 LOG = logging.getLogger(__name__)
 
@@ -161,19 +176,88 @@ class HiddenMethodsPolicy(dispatcher.RPCAccessPolicyBase):
         return not method.startswith("_") and method not in hidden
 
 
+class _MeteredDispatcher(dispatcher.RPCDispatcher):
+    """Counts and times every message dispatched (wsgisvc_rpc_calls_total,
+    wsgisvc_rpc_call_duration_seconds); used only when metrics are on."""
+
+    def dispatch(self, incoming):
+        method = str(incoming.message.get("method"))
+        begin = time.perf_counter()
+        outcome = "error"
+        try:
+            result = super().dispatch(incoming)
+            outcome = "ok"
+            return result
+        finally:
+            metrics.rpc_call_finished(method, outcome, time.perf_counter() - begin)
+
+
 def _rpc_server(transport, target, endpoints) -> messaging.MessageHandlingServer:
-    """get_rpc_server() with the threading executor (see the module doc)."""
-    options = {"access_policy": HiddenMethodsPolicy}
+    """get_rpc_server() with the threading executor (see the module doc) and,
+    when metrics are on, a dispatcher that counts calls."""
+    dispatcher_class = (
+        _MeteredDispatcher if metrics.enabled() else dispatcher.RPCDispatcher
+    )
+    rpc_dispatcher = dispatcher_class(endpoints, None, HiddenMethodsPolicy)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings(
                 "ignore", message=".*executor.*", category=DeprecationWarning
             )
-            return messaging.get_rpc_server(
-                transport, target, endpoints, executor=EXECUTOR, **options
-            )
+            return rpc_server.RPCServer(transport, target, rpc_dispatcher, EXECUTOR)
     except TypeError:  # an oslo.messaging without the argument: threading only
-        return messaging.get_rpc_server(transport, target, endpoints, **options)
+        return rpc_server.RPCServer(transport, target, rpc_dispatcher)
+
+
+def _listener_connection(server: messaging.MessageHandlingServer):
+    """The rabbit driver's listening connection of a started ``server``
+    (oslo.messaging internals), or None for another driver."""
+    poll_style = getattr(server.listener, "_poll_style_listener", None)
+    connection = getattr(poll_style, "conn", None)
+    return connection if hasattr(connection, "_consumers") else None
+
+
+def _cancel_consumers(server: messaging.MessageHandlingServer) -> None:
+    """Send basic.cancel for every consumer of ``server``'s connection.
+
+    Sent without waiting for the reply: the listener thread, blocked reading
+    the connection, reads the cancel-ok, which ends its wait, and it then
+    sees the stop. (Waiting here would make a second reader on one socket.)
+    Messages already delivered are still handled.
+    """
+    import amqp.spec
+
+    connection = _listener_connection(server)
+    if connection is None or connection.channel is None:
+        return
+    try:
+        for tag in list(connection._consumers.values()):
+            connection.channel.send_method(
+                amqp.spec.Basic.Cancel, "sb", (str(tag), False)
+            )
+    except (OSError, *connection.connection.recoverable_connection_errors) as exc:
+        LOG.debug("could not cancel the RPC consumers: %s", exc)
+
+
+def _wake_executor_threads(server: messaging.MessageHandlingServer) -> None:
+    """Wait for the calls in progress, then let the executor's threads go now.
+
+    A futurist worker thread waits for work one second at a time and sees a
+    shutdown only when a wait ends, so MessageHandlingServer.wait() would
+    take up to a second more than the calls it waits for. Here the executor
+    is shut down once its queue is done (so wait() does not do it again),
+    and every thread is handed a no-op that wakes it to see it is stopping.
+    """
+    executor = getattr(server, "_work_executor", None)
+    if not isinstance(executor, futurist.ThreadPoolExecutor):
+        return
+    executor._work_queue.join()  # every call taken from the broker answered
+    threads = executor.num_workers
+    executor.shutdown(wait=False)
+    for _ in range(threads):
+        executor._work_queue.put(
+            futurist_utils.WorkItem(futurist.Future(), lambda: None)
+        )
 
 
 class RPCServer:
@@ -219,6 +303,7 @@ class RPCServer:
         if self._watch is not None:
             self._watch.stop()
         if self._server is not None:
+            _cancel_consumers(self._server)
             self._server.stop()
 
     def wait(self) -> None:
@@ -228,7 +313,9 @@ class RPCServer:
         server, self._server = self._server, None
         timeout = self.conf.graceful_shutdown_timeout or None
         # A (green, when patched) thread bounds the wait for either executor.
-        waiter = threading.Thread(target=server.wait, name="rpc-drain", daemon=True)
+        waiter = threading.Thread(
+            target=_drain, args=(server,), name="rpc-drain", daemon=True
+        )
         waiter.start()
         waiter.join(timeout)
         if waiter.is_alive():
@@ -250,6 +337,11 @@ class RPCServer:
             return messaging.TransportURL.parse(self.conf, url).transport
         except messaging.InvalidTransportURL:
             return "?"
+
+
+def _drain(server: messaging.MessageHandlingServer) -> None:
+    _wake_executor_threads(server)
+    server.wait()
 
 
 class RPCClient:

@@ -34,6 +34,9 @@ class Action(enum.Enum):
     RELOAD = "reload"
     HANGUP = "terminal hung up: graceful stop"
     CHILD_EXITED = "reap children"
+    ADD_WORKER = "one more worker per service"
+    RETIRE_WORKER = "one worker fewer per service (in a worker: retire)"
+    REPORT = "write a report to the log"
 
 
 def terminal_hung_up() -> bool:
@@ -66,6 +69,12 @@ def action_for(signo: int) -> Action:
         return Action.HANGUP if terminal_hung_up() else Action.RELOAD
     if signo == signal.SIGCHLD:
         return Action.CHILD_EXITED
+    if signo == signal.SIGTTIN:
+        return Action.ADD_WORKER
+    if signo == signal.SIGTTOU:
+        return Action.RETIRE_WORKER
+    if signo == signal.SIGUSR2:
+        return Action.REPORT
     raise ValueError(f"wsgisvc does not handle signal {signo}")
 
 

@@ -25,7 +25,7 @@ import os
 from oslo_config import cfg
 from paste import deploy
 
-from wsgisvc import backend, opts, sslutils
+from wsgisvc import backend, metrics, opts, report, sslutils
 from wsgisvc.errors import (  # noqa: F401  (re-exported: wsgi.StartupError ...)
     BindError,
     PasteAppNotFound,
@@ -169,6 +169,8 @@ class Server:
             self._core, self.name, self.pool, self.conf.wsgi_max_connections, tls
         )
         self._scheduler.start(self._socket)
+        metrics.track_pool(self.name, self.pool, lambda: self.pool.busy)
+        report.add_section(f"{self.name} server", self.describe)
 
     def stop(self) -> None:
         """Stop accepting, close idle connections; in-flight requests finish."""
@@ -202,6 +204,17 @@ class Server:
         self.pool.resize(self.pool_size)
         if self._socket is None:
             self._socket = self._bind()
+
+    def describe(self) -> str:
+        """The report's section: the pool and the open connections."""
+        pool, scheduler = self.pool, self._scheduler
+        lines = [
+            f"{self.url}: pool of {pool.size}, {pool.busy} serving, {pool.free()} "
+            f"free; {scheduler.connections if scheduler else 0} connection(s) open"
+        ]
+        if hasattr(scheduler, "connection_states"):
+            lines += scheduler.connection_states()
+        return "\n".join(lines)
 
     # --- serving ---------------------------------------------------------------
 

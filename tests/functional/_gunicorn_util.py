@@ -115,7 +115,12 @@ def gunicorn_args(paste: Path | str = TEST_PASTE, *extra: str) -> list[str]:
 
 @contextlib.contextmanager
 def gunicorn_master(
-    tmp_path: Path, *extra: str, paste=TEST_PASTE, worker=WORKER, plain_http=True
+    tmp_path: Path,
+    *extra: str,
+    paste=TEST_PASTE,
+    worker=WORKER,
+    plain_http=True,
+    env: dict | None = None,
 ):
     """Start a master, yield it once it listens and (plain HTTP) a worker answers.
 
@@ -125,7 +130,7 @@ def gunicorn_master(
     log_path = tmp_path / "gunicorn.log"
     args = gunicorn_args(paste, *extra)
     args[args.index(WORKER)] = worker
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(
             args,

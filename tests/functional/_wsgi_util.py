@@ -101,6 +101,7 @@ def start_api(
     *args: str,
     command: list[str] | None = None,
     backend: str = "eventlet",
+    env: dict | None = None,
 ) -> tuple[subprocess.Popen, Path]:
     """Start the binary, or ``command``, on ``backend`` (not waiting for
     anything); the caller kills its group."""
@@ -108,7 +109,7 @@ def start_api(
     proc = spawn(
         [*(command or [BINARY]), "--config-file", str(conf), *args],
         log_path,
-        env={"PYTHONPATH": str(ROOT), "WSGISVC_BACKEND": backend},
+        env={"PYTHONPATH": str(ROOT), "WSGISVC_BACKEND": backend, **(env or {})},
         cwd=tmp_path,
     )
     return proc, log_path
@@ -121,11 +122,14 @@ def api_server(
     extra: str = "",
     command: list[str] | None = None,
     backend: str = "eventlet",
+    env: dict | None = None,
 ):
     """A started wsgisvc-api (or ``command``, on ``backend``) whose workers all
     answer; killed on exit."""
     conf = write_config(tmp_path, workers, extra)
-    proc, log_path = start_api(tmp_path, conf, command=command, backend=backend)
+    proc, log_path = start_api(
+        tmp_path, conf, command=command, backend=backend, env=env
+    )
     api = Api(proc, log_path)
     try:
 

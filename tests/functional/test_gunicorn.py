@@ -29,6 +29,7 @@ from tests.functional._gunicorn_util import (
     gunicorn_master,
     run_gunicorn,
 )
+from tests.functional._metrics_util import read_directory
 from tests.helpers import self_signed_cert, wait_for
 
 # gunicorn's default access_log_format: h l u t "r" s b "f" "a".
@@ -429,3 +430,43 @@ def test_tls_through_gunicorn_certfile_and_keyfile(tmp_path):
                 assert json.loads(resp.read())["socket"] is True
         finally:
             conn.close()
+
+
+@pytest.mark.timeout(90)
+def test_request_metrics_from_every_worker_under_prometheus_multiproc_dir(tmp_path):
+    directory = tmp_path / "prometheus"
+    directory.mkdir()
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    with gunicorn_master(tmp_path, "-w", "2", env=env) as master:
+        name = "wsgisvc_http_requests_total"
+        # counted after the answer went out: wait for the readiness probe's
+        before = wait_for(lambda: read_directory(directory).total(name))
+        answers = _answering_pid_of_each_worker(master, "/sleep?ms=1")
+        for _ in range(20):
+            assert master.get("/pid")[0] == 200
+        assert master.get("/error")[0] == 500
+        slow = _request_in_thread(master, "/sleep?ms=3000")
+        samples = wait_for(
+            lambda: (
+                (s := read_directory(directory)).total(
+                    "wsgisvc_http_requests_in_flight", app="gunicorn"
+                )
+                >= 1
+                and s
+            ),
+            what="a sampled in-flight request",
+        )
+        slow["thread"].join(30)
+        made = 2 + 20 + 1 + 1
+        wait_for(lambda: read_directory(directory).total(name) >= before + made)
+    after = read_directory(directory)
+    assert after.total(name, app="gunicorn") == before + made
+    assert after.total(name, method="GET", code="500") == 1
+    assert after.total("wsgisvc_http_request_duration_seconds_count") == after.total(
+        name
+    )
+    assert after.total("wsgisvc_http_request_duration_seconds_bucket", le="+Inf") > 0
+    # every worker wrote its own counts, which the collector adds up
+    for pid in answers:
+        assert read_directory(directory, f"counter_{pid}.db").total(name) > 0
+    assert samples.pids("wsgisvc_pool_size") >= {str(pid) for pid in answers}

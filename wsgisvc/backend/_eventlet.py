@@ -89,6 +89,6 @@ def after_fork_in_child() -> None:
 
 def describe() -> str:
     return (
-        f"eventlet {eventlet.__version__} (in maintenance mode; see "
-        "doc/source/eventlet.rst and doc/source/backends.rst)"
+        f"eventlet {eventlet.__version__} (in maintenance mode; "
+        "WSGISVC_BACKEND=threading runs without it)"
     )

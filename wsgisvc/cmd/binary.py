@@ -37,7 +37,7 @@ def run(
     argv = sys.argv if argv is None else argv
     prog = os.path.basename(argv[0])
     server, count = startup_errors(prog, lambda: _prepare(argv, build, workers))
-    service.serve(server, workers=count)
+    startup_errors(prog, lambda: service.serve(server, workers=count))  # metrics
     sys.exit(service.wait())
 
 

@@ -24,6 +24,7 @@ import time
 import traceback
 from urllib.parse import unquote
 
+from wsgisvc import metrics
 from wsgisvc.http import accesslog, guard
 from wsgisvc.http.guard import BadRequest
 from wsgisvc.http.parser import Message, RequestParser
@@ -113,8 +114,9 @@ class Core:
     def request_done(
         self, conn: Connection, line: str, status: str, length: int, started: float
     ) -> None:
-        """The one place a request ends: the access line (and later, metrics)."""
+        """The one place a request ends: the access line and the metrics."""
         self.access_log.write(conn.client_ip, line, status, length, started, conn.rid)
+        metrics.http_request_done(self.server.name, line, status, started)
 
 
 class Connection:

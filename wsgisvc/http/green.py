@@ -90,6 +90,16 @@ class Scheduler:
     def connections(self) -> int:
         return len(self._connections)
 
+    def connection_states(self) -> list[str]:
+        """One line per open connection, for the report (SIGUSR2)."""
+        return [
+            "  (TLS handshake)"
+            if conn is None
+            else f"  {conn.client_ip or 'unix'}: "
+            + ("request" if conn.parser.begun else "idle")
+            for conn in list(self._connections.values())
+        ]
+
     # --- accepting ---------------------------------------------------------------
 
     def _accept_loop(self, listener) -> None:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from oslo_config import cfg
 from sqlalchemy import exc
 
-from wsgisvc import loopingcall
+from wsgisvc import loopingcall, metrics
 from wsgisvc.registry import api, engine
 
 LOG = logging.getLogger(__name__)
@@ -123,8 +123,10 @@ class Heartbeat:
                 self._register()
                 api.report_state(self.engine, self.service_id)
         except DB_ERRORS as error:
+            metrics.heartbeat(self.binary, ok=False)
             self._lost(error)
             return
+        metrics.heartbeat(self.binary, ok=True)
         self._recovered()
 
     def _register(self) -> None:

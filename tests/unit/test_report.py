@@ -1,0 +1,85 @@
+"""The SIGUSR2 report, built in this process (the signal path is functional)."""
+
+import gc
+import logging
+import threading
+
+import eventlet
+import pytest
+from oslo_config import cfg
+
+from wsgisvc import config, report
+
+
+@pytest.fixture
+def conf():
+    conf = cfg.ConfigOpts()
+    config.register_opts(conf)
+    conf([], default_config_files=[])
+    conf.set_override("connection", "postgresql://u:hunter2@db/x", group="database")
+    return conf
+
+
+def _parked_in_a_greenthread(done: eventlet.event.Event) -> None:
+    done.wait()
+
+
+def _parked_in_a_thread(done: threading.Event) -> None:
+    done.wait()
+
+
+def test_every_thread_and_greenthread_stack_and_the_options(conf):
+    green_done, thread_done = eventlet.event.Event(), threading.Event()
+    green = eventlet.spawn(_parked_in_a_greenthread, green_done)
+    thread = threading.Thread(target=_parked_in_a_thread, args=(thread_done,))
+    thread.start()
+    eventlet.sleep(0)
+    try:
+        text = report.build(conf)
+    finally:
+        green_done.send()
+        thread_done.set()
+        green.wait()
+        thread.join()
+    for section in ("Threads", "Green Threads", "Processes", "Configuration"):
+        assert f"{section: ^64}" in text
+    assert "in _parked_in_a_greenthread" in text
+    assert "in _parked_in_a_thread" in text
+    assert "wsgi_default_pool_size = 100" in text
+    assert "hunter2" not in text and "connection = ***" in text
+
+
+class _Server:
+    def describe(self) -> str:
+        return "pool 100, 3 busy"
+
+
+def test_sections_come_and_go_with_their_owner(conf):
+    server = _Server()
+    report.add_section("osapi server", server.describe)
+    heading = f"{'osapi server': ^64}"
+    assert heading in report.build(conf)
+    del server
+    gc.collect()
+    assert heading not in report.build(conf)
+
+
+def test_a_failing_section_says_so_and_the_report_still_comes(conf):
+    def broken() -> str:
+        raise RuntimeError("pool went away")
+
+    report.add_section("broken", broken)
+    try:
+        text = report.build(conf)
+    finally:
+        report._sections.pop("broken")
+    assert "this section failed: RuntimeError: pool went away" in text
+    assert f"{'Configuration': ^64}" in text
+
+
+def test_written_as_one_warning_record(conf, caplog):
+    caplog.set_level(logging.WARNING, logger="wsgisvc.report")
+    report.write(conf)
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    assert "wsgisvc report: pid" in record.getMessage()
