@@ -405,3 +405,23 @@ def _highest_fd() -> int:
 
 def test_drain_and_linger_limits_are_bounded():
     assert core.DRAIN_LIMIT <= 1 << 20 and core.LINGER_SECONDS <= 5
+
+
+@pytest.mark.timeout(60)
+def test_many_keep_alive_connections_each_get_every_answer():
+    """20 clients x 50 requests each, at once: every response arrives, none
+    waits on a connection the scheduler lost track of between requests."""
+    with running(make_conf(), hello_app) as server:
+
+        def client():
+            sock = connect(server, timeout=5)
+            try:
+                for _ in range(50):
+                    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                    assert read_response(sock, timeout=2).endswith(b"hello\n")
+            finally:
+                sock.close()
+
+        clients = [eventlet.spawn(client) for _ in range(20)]
+        for thread in clients:
+            thread.wait()  # re-raises a client's failure
