@@ -17,6 +17,8 @@ from pathlib import Path
 
 from tests.helpers import BIN, children, kill_group, spawn, wait_for
 
+BACKENDS = ("eventlet", "threading")
+
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = str(Path(BIN) / "wsgisvc-api")
 LISTENING = re.compile(r"osapi listening on (https?)://127\.0\.0\.1:(\d+)")
@@ -96,15 +98,22 @@ def write_config(tmp_path: Path, workers: int, extra: str = "") -> Path:
 
 
 def start_api(
-    tmp_path: Path, conf: Path, *args: str, command: list[str] | None = None
+    tmp_path: Path,
+    conf: Path,
+    *args: str,
+    command: list[str] | None = None,
+    backend: str | None = None,
 ) -> tuple[subprocess.Popen, Path]:
-    """Start the binary, or ``command`` (not waiting for anything); the caller
-    kills its group."""
+    """Start the binary, or ``command`` (not waiting for anything), on
+    ``backend`` (default: the environment's); the caller kills its group."""
     log_path = tmp_path / "api.log"
+    env = {"PYTHONPATH": str(ROOT)}
+    if backend:
+        env["WSGISVC_BACKEND"] = backend
     proc = spawn(
         [*(command or [BINARY]), "--config-file", str(conf), *args],
         log_path,
-        env={"PYTHONPATH": str(ROOT)},
+        env=env,
         cwd=tmp_path,
     )
     return proc, log_path
@@ -116,11 +125,12 @@ def api_server(
     workers: int = 2,
     extra: str = "",
     command: list[str] | None = None,
+    backend: str | None = None,
 ):
     """A started wsgisvc-api (or ``command``) whose workers all answer; killed
     on exit."""
     conf = write_config(tmp_path, workers, extra)
-    proc, log_path = start_api(tmp_path, conf, command=command)
+    proc, log_path = start_api(tmp_path, conf, command=command, backend=backend)
     api = Api(proc, log_path)
     try:
 
