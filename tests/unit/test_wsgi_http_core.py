@@ -425,3 +425,33 @@ def test_many_keep_alive_connections_each_get_every_answer():
         clients = [eventlet.spawn(client) for _ in range(20)]
         for thread in clients:
             thread.wait()  # re-raises a client's failure
+
+
+@pytest.mark.timeout(30)
+def test_early_answer_to_an_expect_continue_closes_at_once():
+    """The client holds its body back until 100 Continue, which an early answer
+    never sends: the connection closes now instead of waiting for a body."""
+    with running(make_conf(), early_413_app) as server:
+        sock = connect(server)
+        sock.sendall(
+            request_bytes(POST11, HOST, b"Content-Length: 10", b"Expect: 100-continue")
+        )
+        started = time.monotonic()
+        answer = read_until_closed(sock, timeout=5)
+        sock.close()
+    assert answer.startswith(b"HTTP/1.1 413") and b"100 Continue" not in answer
+    assert b"Connection: close" in answer
+    assert time.monotonic() - started < 0.5
+
+
+@pytest.mark.timeout(30)
+def test_a_refusal_lingering_does_not_hold_up_other_clients(server):
+    """A refused client that keeps its connection open makes the server drop
+    its bytes for up to a second before closing; nobody else waits for that."""
+    bad = connect(server)
+    bad.sendall(b"GET / HTTP/1.1\r\nHost: a, b\r\n\r\n")  # refused; bad stays open
+    assert status_of(bad.recv(4096)) == b"400"
+    started = time.monotonic()
+    assert raw(server, GOOD_CLOSING).startswith(b"HTTP/1.1 200")
+    assert time.monotonic() - started < 0.3
+    bad.close()

@@ -142,14 +142,17 @@ class Connection:
         self.deadline: float | None = time.monotonic() + core.header_timeout
         self.rid = ""
         self.closed = False
+        self.refusal: BadRequest | None = None  # a head to answer and close on
 
     # --- phase 1: the head, without a slot -------------------------------------
 
     def receive(self, data: bytes) -> bool:
-        """Feed ``data`` read by a scheduler; True when a head is whole.
+        """Feed ``data`` read by a scheduler; True when the connection is
+        ready for :meth:`serve`: a head is whole, or it must be refused.
 
-        An empty ``data`` is the client's close. A refused head is answered
-        here; the connection is then closed (``closed`` is set).
+        An empty ``data`` is the client's close (``closed`` is set). A refusal
+        is answered by :meth:`serve`, in the serving phase: its lingering close
+        blocks, which a selector thread must not.
         """
         if not data:
             self.close()
@@ -159,8 +162,8 @@ class Connection:
         try:
             parser.feed(data)
         except BadRequest as exc:
-            self.reject(exc)
-            return False
+            self.refusal = exc
+            return True
         if not begun and self.deadline is None:
             self.deadline = time.monotonic() + self.core.header_timeout
         return parser.head_ready
@@ -172,7 +175,7 @@ class Connection:
         ``keepalive_timeout``; from then on the head deadline.
         """
         parser, sock = self.parser, self.sock
-        if parser.head_ready:
+        if parser.head_ready or self.refusal is not None:
             return True
         if self.deadline is None and not parser.begun:
             idle_until = time.monotonic() + self.core.keepalive_timeout
@@ -206,6 +209,9 @@ class Connection:
 
     def serve(self) -> bool:
         """Serve the oldest request; True when the connection stays open."""
+        if self.refusal is not None:
+            self.reject(self.refusal)
+            return False
         core = self.core
         message = self.parser.messages[0]
         self.deadline = None
@@ -375,6 +381,11 @@ class Input:
         self._message = message
         self._expect = expect
         self.error: BadRequest | None = None
+
+    @property
+    def awaiting_continue(self) -> bool:
+        """True while a client that asked for ``100 Continue`` did not get it."""
+        return self._expect
 
     def _fill(self) -> bool:
         """Wait until body bytes are buffered; False at the body's end."""
@@ -554,6 +565,8 @@ class _Response:
         message = self.message
         if message.complete:
             return True
+        if self.input.awaiting_continue:
+            return False  # the client holds its body back: nothing to drop
         length = self.environ.get("CONTENT_LENGTH")
         return length is not None and int(length) - message.received <= DRAIN_LIMIT
 
