@@ -25,7 +25,7 @@ from tests.unit._wsgi_inproc import (  # noqa: F401  (scheduler: a fixture)
     scheduler,
     sleepy_app,
 )
-from wsgisvc import wsgi
+from wsgisvc import backend, wsgi
 
 
 @pytest.mark.timeout(30)
@@ -282,3 +282,4 @@ def test_environ_carries_server_state_and_chunked_input_flag():
     assert environ["wsgi.input_terminated"] is True
     assert environ["wsgisvc.server"] is server
     assert environ["wsgi.url_scheme"] == "http"
+    assert environ["wsgi.multithread"] is (backend.NAME == "threading")
