@@ -111,9 +111,17 @@ class Core:
             self.environ["HTTPS"] = "on"
 
     def request_done(
-        self, conn: Connection, line: str, status: str, length: int, started: float
+        self,
+        conn: Connection,
+        method: str,
+        line: str,
+        status: str,
+        length: int,
+        started: float,
     ) -> None:
-        """The one place a request ends: the access line (and later, metrics)."""
+        """The one place a request ends, answered or cut: its method, status
+        line, body bytes sent and start (monotonic). The access line is
+        written here, and here is where request metrics belong."""
         self.access_log.write(conn.client_ip, line, status, length, started, conn.rid)
 
 
@@ -230,7 +238,9 @@ class Connection:
         except OSError as exc:  # the client went away while we answered
             LOG.debug("connection from %s ended: %s", self.client_ip, exc)
             response.keep = False
-        core.request_done(self, line, response.status, response.sent, started)
+        core.request_done(
+            self, message.method, line, response.status, response.sent, started
+        )
         self.rid = ""
         self.parser.messages.popleft()
         if not response.keep or core.stopping or not self._finish_body(message):
