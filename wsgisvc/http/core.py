@@ -243,7 +243,10 @@ class Connection:
         )
         self.rid = ""
         self.parser.messages.popleft()
-        if not response.keep or core.stopping or not self._finish_body(message):
+        # Not core.stopping here: a stop after the head went out with keep-alive
+        # must not cut the connection under the client's next request; the
+        # connection is closed idle (after the grace) or after that request.
+        if not response.keep or not self._finish_body(message):
             self.close(linger=not message.complete)
             return False
         return True

@@ -285,7 +285,13 @@ class Scheduler:
             self._close_idle_at = None
             for key in list(self._selector.get_map().values()):
                 waiting = key.data
-                if isinstance(waiting, _Waiting) and not (
+                if not isinstance(waiting, _Waiting) or waiting.seq == -1:
+                    continue
+                if waiting.conn is not None and not waiting.handshaking:
+                    # A request may be in the socket, its readiness not yet
+                    # seen: read it first, or closing would reset it.
+                    self._readable(waiting)
+                if waiting.seq != -1 and not (
                     waiting.conn is not None and waiting.conn.parser.begun
                 ):
                     self._close_waiting(waiting)
