@@ -4,7 +4,7 @@
 - ``guard``: the head checks llhttp leaves to us (framing, Host, target form);
 - ``core``: a connection's requests in turn: environ, the app, the response;
 - ``accesslog``: the access line;
-- ``slots``: the resizable pool of request slots;
+- ``slots``: the eventlet scheduler's resizable pool of request slots;
 - ``listeners``: listening sockets and what accept() errors mean;
 - ``green`` / ``threaded``: the connection schedulers of the two backends.
 """
