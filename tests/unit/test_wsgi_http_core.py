@@ -31,7 +31,7 @@ from tests.unit._wsgi_inproc import (  # noqa: F401  (scheduler: a fixture)
     running,
     scheduler,
 )
-from wsgisvc.http import core
+from wsgisvc.http import body
 
 
 def green_wait_for(predicate, timeout=10.0, what=""):
@@ -404,7 +404,7 @@ def _highest_fd() -> int:
 
 
 def test_drain_and_linger_limits_are_bounded():
-    assert core.DRAIN_LIMIT <= 1 << 20 and core.LINGER_SECONDS <= 5
+    assert body.DRAIN_LIMIT <= 1 << 20 and body.LINGER_SECONDS <= 5
 
 
 @pytest.mark.timeout(60)
