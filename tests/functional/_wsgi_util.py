@@ -17,6 +17,8 @@ from pathlib import Path
 
 from tests.helpers import BIN, children, kill_group, spawn, wait_for
 
+BACKENDS = ("eventlet", "threading")
+
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = str(Path(BIN) / "wsgisvc-api")
 LISTENING = re.compile(r"osapi listening on (https?)://127\.0\.0\.1:(\d+)")
@@ -100,16 +102,20 @@ def start_api(
     conf: Path,
     *args: str,
     command: list[str] | None = None,
-    backend: str = "eventlet",
+    backend: str | None = None,
     env: dict | None = None,
 ) -> tuple[subprocess.Popen, Path]:
-    """Start the binary, or ``command``, on ``backend`` (not waiting for
-    anything); the caller kills its group."""
+    """Start the binary, or ``command`` (not waiting for anything), on
+    ``backend`` (default: the environment's), with ``env`` added to its
+    environment; the caller kills its group."""
     log_path = tmp_path / "api.log"
+    child_env = {"PYTHONPATH": str(ROOT), **(env or {})}
+    if backend:
+        child_env["WSGISVC_BACKEND"] = backend
     proc = spawn(
         [*(command or [BINARY]), "--config-file", str(conf), *args],
         log_path,
-        env={"PYTHONPATH": str(ROOT), "WSGISVC_BACKEND": backend, **(env or {})},
+        env=child_env,
         cwd=tmp_path,
     )
     return proc, log_path
@@ -121,7 +127,7 @@ def api_server(
     workers: int = 2,
     extra: str = "",
     command: list[str] | None = None,
-    backend: str = "eventlet",
+    backend: str | None = None,
     env: dict | None = None,
 ):
     """A started wsgisvc-api (or ``command``, on ``backend``) whose workers all

@@ -7,14 +7,17 @@ import socket
 
 import pytest
 
-from tests.functional._wsgi_util import api_server
+from tests.functional._wsgi_util import BACKENDS, api_server
 from tests.unit._http_cases import BAD_BODIES, BAD_REQUESTS, HOST, request_bytes
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory):
+@pytest.fixture(scope="module", params=BACKENDS)
+def api(tmp_path_factory, request):
     with api_server(
-        tmp_path_factory.mktemp("api"), workers=2, extra="max_header_line = 256\n"
+        tmp_path_factory.mktemp("api"),
+        workers=2,
+        extra="max_header_line = 256\n",
+        backend=request.param,
     ) as server:
         yield server
 
@@ -58,8 +61,11 @@ def test_malformed_chunked_body_to_the_sample_api_is_400(api, case):
 
 
 @pytest.mark.timeout(60)
-def test_slow_client_is_cut_after_the_header_timeout(tmp_path):
-    with api_server(tmp_path, workers=1, extra="wsgi_header_timeout = 1\n") as api:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_slow_client_is_cut_after_the_header_timeout(tmp_path, backend):
+    with api_server(
+        tmp_path, workers=1, extra="wsgi_header_timeout = 1\n", backend=backend
+    ) as api:
         with socket.create_connection(("127.0.0.1", api.port), timeout=15) as sock:
             sock.sendall(b"GET /v1/ping HTTP/1.1\r\n")  # and nothing more
             assert sock.recv(100) == b""  # closed by the server, not by timeout

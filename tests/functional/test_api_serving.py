@@ -1,20 +1,28 @@
-"""wsgisvc-api serving: the port it reports, its workers, TLS."""
+"""wsgisvc-api serving, on both backends: the port it reports, its workers, TLS,
+and slow clients beside a normal one."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import socket
 import ssl
+import time
 
 import pytest
 
-from tests.functional._wsgi_util import api_server
+from tests.functional._wsgi_util import BACKENDS, api_server
 from tests.helpers import self_signed_cert, wait_for
 
 
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param
+
+
 @pytest.mark.timeout(60)
-def test_port_zero_is_reported_and_reachable(tmp_path):
-    with api_server(tmp_path, workers=1) as api:
+def test_port_zero_is_reported_and_reachable(tmp_path, backend):
+    with api_server(tmp_path, workers=1, backend=backend) as api:
         assert api.port > 0
         assert f"osapi listening on http://127.0.0.1:{api.port}" in api.log()
         status, headers, body = api.request("/")
@@ -24,8 +32,8 @@ def test_port_zero_is_reported_and_reachable(tmp_path):
 
 
 @pytest.mark.timeout(60)
-def test_two_workers_both_serve(tmp_path):
-    with api_server(tmp_path, workers=2) as api:
+def test_two_workers_both_serve(tmp_path, backend):
+    with api_server(tmp_path, workers=2, backend=backend) as api:
         workers = api.workers()
         assert len(workers) == 2
         seen: set[int] = set()
@@ -38,9 +46,9 @@ def test_two_workers_both_serve(tmp_path):
 
 
 @pytest.mark.timeout(60)
-def test_sample_api_limits_through_the_binary(tmp_path):
+def test_sample_api_limits_through_the_binary(tmp_path, backend):
     extra = "[oslo_middleware]\nmax_request_body_size = 1000\n"
-    with api_server(tmp_path, workers=1, extra=extra) as api:
+    with api_server(tmp_path, workers=1, extra=extra, backend=backend) as api:
         assert api.request("/v1/echo", "POST", b"[" + b"1," * 400 + b"1]")[0] == 200
         status, _, body = api.request("/v1/echo", "POST", b"x" * 1001)
         assert status == 413 and json.loads(body)["overLimit"]["code"] == 413
@@ -58,13 +66,13 @@ def test_sample_api_limits_through_the_binary(tmp_path):
 
 
 @pytest.mark.timeout(90)
-def test_tls_round_trip_through_the_binary(tmp_path):
+def test_tls_round_trip_through_the_binary(tmp_path, backend):
     self_signed_cert(tmp_path, "server", cn="127.0.0.1", ip="127.0.0.1")
     extra = (
         "osapi_use_ssl = true\n[ssl]\n"
         f"cert_file = {tmp_path / 'server.pem'}\nkey_file = {tmp_path / 'server.key'}\n"
     )
-    with api_server(tmp_path, workers=2, extra=extra) as api:
+    with api_server(tmp_path, workers=2, extra=extra, backend=backend) as api:
         assert api.scheme == "https"
         context = ssl.create_default_context(cafile=str(tmp_path / "server.pem"))
 
@@ -83,3 +91,28 @@ def test_tls_round_trip_through_the_binary(tmp_path):
 
         status, document = wait_for(tls_ping, timeout=30)
         assert status == 200 and document["ping"] == "pong"
+
+
+@pytest.mark.timeout(60)
+def test_half_sent_heads_beyond_the_pool_leave_a_normal_request_served(
+    tmp_path, backend
+):
+    """The slow-client probe: 3 x the pool in connections holding half a request
+    head, held open; a normal request is still answered within 1 s."""
+    extra = "wsgi_default_pool_size = 4\n"
+    with api_server(tmp_path, workers=1, extra=extra, backend=backend) as api:
+        slow = []
+        try:
+            for _ in range(12):
+                sock = socket.create_connection(("127.0.0.1", api.port), timeout=10)
+                sock.sendall(b"GET /v1/ping HTTP/1.1\r\nHost: x\r\nX-Half: ")
+                slow.append(sock)
+            started = time.monotonic()
+            status = api.request("/v1/ping", timeout=5)[0]
+            elapsed = time.monotonic() - started
+        finally:
+            for sock in slow:
+                sock.close()
+    assert status == 200
+    assert elapsed < 1.0, f"{backend}: the normal request took {elapsed:.3f} s"
+    print(f"slow-client probe ({backend}): normal request in {elapsed * 1000:.1f} ms")

@@ -128,14 +128,15 @@ def test_echo_body_is_16_kib_of_json(tmp_path):
 @needs_wrk
 @pytest.mark.timeout(120)
 def test_slow_client_workload_on_the_neutral_pipeline(tmp_path):
-    """SC on bench/paste.ini: the trickling connections are open beside W1,
-    and the classic eventlet.wsgi peer starts the way bench/servers.py runs it."""
+    """SC on bench/paste.ini: the trickling connections are open beside W1 on
+    both backends, and the classic eventlet.wsgi peer starts the way
+    bench/servers.py runs it."""
     status, result = _run_bench(
         tmp_path,
         "--paste",
         str(REPO / "bench" / "paste.ini"),
         "--servers",
-        "wsgisvc-api,eventlet-wsgi",
+        "wsgisvc-api,wsgisvc-api-threads,eventlet-wsgi",
         "--workloads",
         "SC",
         "--duration",
@@ -145,9 +146,10 @@ def test_slow_client_workload_on_the_neutral_pipeline(tmp_path):
         timeout=110,
     )
     assert status == 0, result["failures"]
-    row = result["medians"]["SC"]["wsgisvc-api"]
-    assert row["slow_opened"] == workloads.SLOW_CLIENTS
-    assert row["rps"] > 0 and row["errors"] == 0
+    for server in ("wsgisvc-api", "wsgisvc-api-threads"):
+        row = result["medians"]["SC"][server]
+        assert row["slow_opened"] == workloads.SLOW_CLIENTS
+        assert row["rps"] > 0 and row["errors"] == 0
     assert "eventlet-wsgi" in result["medians"]["SC"]
     labels = [t["target"] for t in result["targets"]]
     assert "SC wsgisvc-api: no errors, p99 < 100 ms" in labels

@@ -31,7 +31,7 @@ from tests.unit._wsgi_inproc import (  # noqa: F401  (scheduler: a fixture)
     running,
     scheduler,
 )
-from wsgisvc.http import core
+from wsgisvc.http import body
 
 
 def green_wait_for(predicate, timeout=10.0, what=""):
@@ -404,4 +404,54 @@ def _highest_fd() -> int:
 
 
 def test_drain_and_linger_limits_are_bounded():
-    assert core.DRAIN_LIMIT <= 1 << 20 and core.LINGER_SECONDS <= 5
+    assert body.DRAIN_LIMIT <= 1 << 20 and body.LINGER_SECONDS <= 5
+
+
+@pytest.mark.timeout(60)
+def test_many_keep_alive_connections_each_get_every_answer():
+    """20 clients x 50 requests each, at once: every response arrives, none
+    waits on a connection the scheduler lost track of between requests."""
+    with running(make_conf(), hello_app) as server:
+
+        def client():
+            sock = connect(server, timeout=5)
+            try:
+                for _ in range(50):
+                    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                    assert read_response(sock, timeout=2).endswith(b"hello\n")
+            finally:
+                sock.close()
+
+        clients = [eventlet.spawn(client) for _ in range(20)]
+        for thread in clients:
+            thread.wait()  # re-raises a client's failure
+
+
+@pytest.mark.timeout(30)
+def test_early_answer_to_an_expect_continue_closes_at_once():
+    """The client holds its body back until 100 Continue, which an early answer
+    never sends: the connection closes now instead of waiting for a body."""
+    with running(make_conf(), early_413_app) as server:
+        sock = connect(server)
+        sock.sendall(
+            request_bytes(POST11, HOST, b"Content-Length: 10", b"Expect: 100-continue")
+        )
+        started = time.monotonic()
+        answer = read_until_closed(sock, timeout=5)
+        sock.close()
+    assert answer.startswith(b"HTTP/1.1 413") and b"100 Continue" not in answer
+    assert b"Connection: close" in answer
+    assert time.monotonic() - started < 0.5
+
+
+@pytest.mark.timeout(30)
+def test_a_refusal_lingering_does_not_hold_up_other_clients(server):
+    """A refused client that keeps its connection open makes the server drop
+    its bytes for up to a second before closing; nobody else waits for that."""
+    bad = connect(server)
+    bad.sendall(b"GET / HTTP/1.1\r\nHost: a, b\r\n\r\n")  # refused; bad stays open
+    assert status_of(bad.recv(4096)) == b"400"
+    started = time.monotonic()
+    assert raw(server, GOOD_CLOSING).startswith(b"HTTP/1.1 200")
+    assert time.monotonic() - started < 0.3
+    bad.close()

@@ -25,7 +25,7 @@ from tests.unit._wsgi_inproc import (  # noqa: F401  (scheduler: a fixture)
     scheduler,
     sleepy_app,
 )
-from wsgisvc import wsgi
+from wsgisvc import backend, wsgi
 
 
 @pytest.mark.timeout(30)
@@ -282,3 +282,40 @@ def test_environ_carries_server_state_and_chunked_input_flag():
     assert environ["wsgi.input_terminated"] is True
     assert environ["wsgisvc.server"] is server
     assert environ["wsgi.url_scheme"] == "http"
+    assert environ["wsgi.multithread"] is (backend.NAME == "threading")
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("repeat", range(3))
+def test_stop_under_keep_alive_load_never_cuts_a_connection_unannounced(repeat):
+    """Clients busy on keep-alive connections while stop() runs: each either
+    gets answers or a last answer saying Connection: close, never a close in
+    place of an answer (a SIGHUP reload under load, issue 12's R)."""
+    cut = []
+
+    with running(make_conf(), hello_app) as server:
+
+        def client():
+            sock = connect(server, timeout=5)
+            try:
+                while True:
+                    try:
+                        sock.sendall(GOOD_REQUEST)
+                        answer = read_response(sock, timeout=5)
+                    except OSError as exc:
+                        cut.append(repr(exc))
+                        return
+                    if not answer:
+                        cut.append("closed without an answer")
+                        return
+                    if b"Connection: close" in answer:
+                        return
+            finally:
+                sock.close()
+
+        clients = [eventlet.spawn(client) for _ in range(16)]
+        eventlet.sleep(0.2)
+        server.stop()
+        for thread in clients:
+            thread.wait()
+    assert not cut, cut

@@ -17,7 +17,6 @@ import eventlet
 import greenlet
 from eventlet import event as green_event
 from eventlet.green import socket as green_socket
-from eventlet.green import threading as green_threading
 
 from wsgisvc import sslutils
 from wsgisvc.http import listeners
@@ -28,8 +27,7 @@ LOG = logging.getLogger(__name__)
 
 
 def make_slots(size: int) -> Slots:
-    lock = green_threading.Lock()
-    return Slots(size, *(green_threading.Condition(lock) for _ in range(3)))
+    return Slots(size)
 
 
 class Scheduler:

@@ -108,3 +108,9 @@ def split_target(target: str) -> tuple[str, str, str | None]:
     path, _, query = target.partition("?")
     path = path.partition("#")[0]
     return path, query, authority
+
+
+def tokens(value: str) -> set[str]:
+    """A header holding a token list (``Connection``), as its lower-case tokens
+    (RFC 9110 section 5.6.1): ``keep-alive, close`` closes."""
+    return {token.strip().lower() for token in value.split(",")}

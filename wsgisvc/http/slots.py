@@ -1,62 +1,65 @@
-"""The pool: how many requests a worker serves at once, resizable at run time.
+"""The eventlet scheduler's pool: how many requests a worker serves at once,
+resizable at run time.
 
 Connections are not counted here, only requests being served: a connection
 takes a slot once its request head is whole and gives it back when the
-response is sent. A worker accepts only while a slot is free, so that under
-load connections spread over the workers sharing a listener instead of piling
-up in the first one that woke. The conditions come from the scheduler (green ones under
-eventlet, real ones under threads; both on one lock), so both share this piece.
+response is sent. A freed slot passes straight to the longest-waiting request
+(FIFO), and the accept loop waits for a free slot before it accepts, so that
+under load connections spread over the workers sharing a listener instead of
+piling up in the first one that woke. Greenthreads are never preempted, so
+plain counters need no lock; a waiter parks on an ``eventlet.event.Event``.
 """
+
+import collections
+
+from eventlet import event
 
 
 class Slots:
-    """A resizable counting semaphore with a wait for "all free"."""
+    """A resizable counting semaphore for greenthreads."""
 
-    def __init__(self, size: int, slot_freed, all_free, room) -> None:
+    def __init__(self, size: int) -> None:
         self.size = size
         self.busy = 0
-        self._cond = slot_freed
-        self._idle = all_free
-        self._room = room
+        self._waiting: collections.deque[event.Event] = collections.deque()
+        self._room: event.Event | None = None  # the accept loop, waiting
 
     def free(self) -> int:
         return self.size - self.busy
 
     def acquire(self) -> None:
-        with self._cond:
-            while self.busy >= self.size:
-                self._cond.wait()
+        if self.busy < self.size and not self._waiting:
             self.busy += 1
+            return
+        handed = event.Event()
+        self._waiting.append(handed)
+        handed.wait()  # release() or resize() counted the slot as ours
 
     def release(self) -> None:
-        with self._cond:
-            self.busy -= 1
-            self._cond.notify()
-            self._room.notify()
-            if not self.busy:
-                self._idle.notify_all()
+        if self._waiting and self.busy <= self.size:
+            self._waiting.popleft().send()  # the slot changes hands
+            return
+        self.busy -= 1
+        self._wake_room()
 
     def resize(self, size: int) -> None:
         """Change the size; waiters run at once when it grew."""
-        with self._cond:
-            self.size = size
-            self._cond.notify_all()
-            self._room.notify_all()
+        self.size = size
+        while self._waiting and self.busy < self.size:
+            self.busy += 1
+            self._waiting.popleft().send()
+        self._wake_room()
 
-    def wait_room(self, timeout: float | None = None) -> bool:
+    def wait_room(self) -> None:
         """Block while every slot is busy (the accept loop: a worker with no
-        free slot leaves new connections to a sibling); False on timeout."""
-        with self._room:
-            return self._room.wait_for(lambda: self.busy < self.size, timeout)
+        free slot leaves new connections to a sibling)."""
+        while self.busy >= self.size:
+            self._room = event.Event()
+            self._room.wait()
 
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        """Block until no request is being served; False on timeout."""
-        with self._idle:
-            return self._idle.wait_for(lambda: self.busy == 0, timeout)
-
-    def __enter__(self) -> "Slots":
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
+    def _wake_room(self) -> None:
+        room, self._room = self._room, None
+        if room is not None and self.busy < self.size:
+            room.send()
+        elif room is not None:
+            self._room = room

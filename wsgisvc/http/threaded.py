@@ -141,6 +141,7 @@ class Scheduler:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._returned: collections.deque = collections.deque()
+        self._woken = False
         self._deadlines: list = []
         self._seq = itertools.count()
         self._live = 0  # connections accepted and not closed
@@ -211,6 +212,11 @@ class Scheduler:
             self._wake()
 
     def _wake(self) -> None:
+        """Wake the selector thread, once until it has drained the wake-ups:
+        under load many connections come back between two of its rounds."""
+        if self._woken:
+            return
+        self._woken = True
         try:
             self._wake_w.send(b"x")
         except (BlockingIOError, OSError):
@@ -257,6 +263,9 @@ class Scheduler:
                 pass
         except BlockingIOError:
             pass
+        # After reading, before _handle_returned: what came back before this
+        # line is handled next; what comes back after it writes a new byte.
+        self._woken = False
 
     def _handle_returned(self) -> None:
         returned = self._returned
@@ -276,7 +285,13 @@ class Scheduler:
             self._close_idle_at = None
             for key in list(self._selector.get_map().values()):
                 waiting = key.data
-                if isinstance(waiting, _Waiting) and not (
+                if not isinstance(waiting, _Waiting) or waiting.seq == -1:
+                    continue
+                if waiting.conn is not None and not waiting.handshaking:
+                    # A request may be in the socket, its readiness not yet
+                    # seen: read it first, or closing would reset it.
+                    self._readable(waiting)
+                if waiting.seq != -1 and not (
                     waiting.conn is not None and waiting.conn.parser.begun
                 ):
                     self._close_waiting(waiting)
@@ -333,31 +348,34 @@ class Scheduler:
             pass
 
     def _accept(self) -> None:
-        """Accept what waits, while a pool thread is free and connections are
-        under the limit; else leave the rest to a sibling worker."""
-        while self._live < self.max_connections and self.pool.free() > 0:
-            try:
-                client, address = self._listener.accept()
-            except BlockingIOError:
+        """Accept one waiting connection, while a pool thread is free and
+        connections are under the limit; else leave them to a sibling worker.
+
+        One per wake-up, not all that wait: the selector comes back at once if
+        more wait, and meanwhile a sibling sharing the listener takes its share.
+        """
+        if self._live >= self.max_connections or self.pool.free() <= 0:
+            # Full: stop watching the listener for a moment, or it stays ready.
+            self._pause_accepting()
+            self._retry_accept_at = time.monotonic() + 0.005
+            return
+        try:
+            client, address = self._listener.accept()
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            if exc.errno in listeners.CLIENT_ACCEPT_ERRORS:
                 return
-            except OSError as exc:
-                if exc.errno in listeners.CLIENT_ACCEPT_ERRORS:
-                    continue
-                if exc.errno in listeners.RESOURCE_ACCEPT_ERRORS:
-                    self._errors.resource_error(exc)
-                    self._pause_accepting()
-                    self._retry_accept_at = (
-                        time.monotonic() + listeners.RESOURCE_BACKOFF
-                    )
-                    return
-                raise
-            self._errors.accepted()
-            with self._live_lock:
-                self._live += 1
-            self._admit(client, address)
-        # Full: stop watching the listener until a slot or a connection frees.
-        self._pause_accepting()
-        self._retry_accept_at = time.monotonic() + 0.005
+            if exc.errno in listeners.RESOURCE_ACCEPT_ERRORS:
+                self._errors.resource_error(exc)
+                self._pause_accepting()
+                self._retry_accept_at = time.monotonic() + listeners.RESOURCE_BACKOFF
+                return
+            raise
+        self._errors.accepted()
+        with self._live_lock:
+            self._live += 1
+        self._admit(client, address)
 
     def _admit(self, client: socket.socket, address) -> None:
         client.setblocking(False)
