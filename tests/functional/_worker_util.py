@@ -16,9 +16,9 @@ from pathlib import Path
 import sqlalchemy as sa
 from oslo_config import cfg
 
-from tests.functional._svc_util import RABBIT_URL, require
+from tests.functional._svc_util import RABBIT_URL, TcpProxy, database, require
 from tests.helpers import BIN, children, kill_group, spawn, wait_for
-from wsgisvc import rpc
+from wsgisvc import registry, rpc
 
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = str(Path(BIN) / "wsgisvc-worker")
@@ -125,3 +125,23 @@ def worker_process(
     finally:
         worker.close()
         kill_group(proc)
+
+
+@contextlib.contextmanager
+def worker_behind_a_db_proxy(tmp_path: Path, extra: str = ""):
+    """A 2-worker wsgisvc-worker whose [database] is a fresh PostgreSQL database
+    at the current schema, reached through a TcpProxy the test can cut and
+    restore; yields ``(worker, proxy)``."""
+    require("127.0.0.1", 5432, "PostgreSQL")
+    proxy = TcpProxy(5432)
+    try:
+        with database("postgresql", tmp_path) as direct_url:
+            engine = sa.create_engine(direct_url)
+            registry.db_sync(engine)
+            engine.dispose()
+            proxied = direct_url.replace(":5432/", f":{proxy.port}/")
+            extra += f"[database]\nconnection = {proxied}\nconnect_timeout = 2\n"
+            with worker_process(tmp_path, 2, extra, db_url=direct_url) as worker:
+                yield worker, proxy
+    finally:
+        proxy.close()

@@ -18,15 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 import oslo_messaging as messaging
 import psutil
 import pytest
-import sqlalchemy as sa
 
 from tests.functional._metrics_util import scrape
-from tests.functional._svc_util import TcpProxy, database, require
-from tests.functional._worker_util import worker_process
+from tests.functional._worker_util import worker_behind_a_db_proxy, worker_process
 from tests.functional._wsgi_util import api_server, write_config
 from tests.functional.test_api_startup import _start_and_fail
 from tests.helpers import wait_for
-from wsgisvc import registry
 
 METRICS_LISTENING = re.compile(
     r"metrics listening on http://127\.0\.0\.1:(\d+)/metrics"
@@ -201,34 +198,21 @@ def test_rpc_calls_are_counted_and_timed(tmp_path):
 
 @pytest.mark.timeout(180)
 def test_heartbeat_failures_are_counted_and_service_up_follows(tmp_path):
-    require("127.0.0.1", 5432, "PostgreSQL")
-    proxy = TcpProxy(5432)
-    try:
-        with database("postgresql", tmp_path) as direct_url:
-            engine = sa.create_engine(direct_url)
-            registry.db_sync(engine)
-            engine.dispose()
-            proxied = direct_url.replace(":5432/", f":{proxy.port}/")
-            extra = (
-                f"{METRICS_ON}[database]\nconnection = {proxied}\nconnect_timeout = 2\n"
-            )
-            with worker_process(tmp_path, 2, extra, db_url=direct_url) as worker:
-                port = metrics_port(worker.log)
-                pids = {str(pid) for pid in worker.workers()}
+    with worker_behind_a_db_proxy(tmp_path, METRICS_ON) as (worker, proxy):
+        port = metrics_port(worker.log)
+        pids = {str(pid) for pid in worker.workers()}
 
-                def service_up():
-                    up = scrape(port).select("wsgisvc_service_up")
-                    return {s.labels["pid"]: s.value for s in up}
+        def service_up():
+            up = scrape(port).select("wsgisvc_service_up")
+            return {s.labels["pid"]: s.value for s in up}
 
-                wait_for(lambda: service_up() == dict.fromkeys(pids, 1.0), timeout=30)
-                proxy.cut()
-                wait_for(lambda: service_up() == dict.fromkeys(pids, 0.0), timeout=30)
-                failures = scrape(port).total("wsgisvc_heartbeat_failures_total")
-                assert failures >= 2  # one at least from each worker
-                proxy.restore()
-                wait_for(lambda: service_up() == dict.fromkeys(pids, 1.0), timeout=30)
-    finally:
-        proxy.close()
+        wait_for(lambda: service_up() == dict.fromkeys(pids, 1.0), timeout=30)
+        proxy.cut()
+        wait_for(lambda: service_up() == dict.fromkeys(pids, 0.0), timeout=30)
+        failures = scrape(port).total("wsgisvc_heartbeat_failures_total")
+        assert failures >= 2  # one at least from each worker
+        proxy.restore()
+        wait_for(lambda: service_up() == dict.fromkeys(pids, 1.0), timeout=30)
 
 
 @pytest.mark.timeout(60)

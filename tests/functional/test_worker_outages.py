@@ -10,12 +10,10 @@ import datetime
 import time
 
 import pytest
-import sqlalchemy as sa
 
-from tests.functional._svc_util import TcpProxy, database, require
-from tests.functional._worker_util import worker_process
+from tests.functional._svc_util import TcpProxy, require
+from tests.functional._worker_util import worker_behind_a_db_proxy, worker_process
 from tests.helpers import alive, wait_for
-from wsgisvc import registry
 
 BROKER_LOST = "Lost the message broker"
 BROKER_BACK = "Message broker rabbit://127.0.0.1:{port} reachable again"
@@ -89,50 +87,39 @@ def test_broker_outage_is_survived_and_logged_once_each_way(tmp_path):
 
 @pytest.mark.timeout(180)
 def test_database_outage_is_survived_and_logged_once_each_way(tmp_path):
-    require("127.0.0.1", 5432, "PostgreSQL")
-    proxy = TcpProxy(5432)
-    try:
-        with database("postgresql", tmp_path) as direct_url:
-            engine = sa.create_engine(direct_url)
-            registry.db_sync(engine)
-            engine.dispose()
-            proxied = direct_url.replace(":5432/", f":{proxy.port}/")
-            extra = f"[database]\nconnection = {proxied}\nconnect_timeout = 2\n"
-            with worker_process(tmp_path, 2, extra, db_url=direct_url) as worker:
-                parent, pids = worker.proc.pid, set(worker.workers())
-                client = worker.client()
-                count = lambda: worker.rows()[0]["report_count"]  # noqa: E731
-                wait_for(lambda: count() >= 2, timeout=30)
+    with worker_behind_a_db_proxy(tmp_path) as (worker, proxy):
+        parent, pids = worker.proc.pid, set(worker.workers())
+        client = worker.client()
+        count = lambda: worker.rows()[0]["report_count"]  # noqa: E731
+        wait_for(lambda: count() >= 2, timeout=30)
 
-                cut_at = time.time()
-                proxy.cut()
-                lost = wait_for(
-                    lambda: len(worker.lines(DB_LOST)) == 2 and worker.lines(DB_LOST),
-                    timeout=30,
-                )
-                # RPC keeps being served while the database is away.
-                assert echo_works(client)
-                stalled = count()
-                time.sleep(3)  # several failed heartbeats: still one line each
-                assert count() == stalled
-                assert alive(parent) and set(worker.workers()) == pids
+        cut_at = time.time()
+        proxy.cut()
+        lost = wait_for(
+            lambda: len(worker.lines(DB_LOST)) == 2 and worker.lines(DB_LOST),
+            timeout=30,
+        )
+        # RPC keeps being served while the database is away.
+        assert echo_works(client)
+        stalled = count()
+        time.sleep(3)  # several failed heartbeats: still one line each
+        assert count() == stalled
+        assert alive(parent) and set(worker.workers()) == pids
 
-                restored_at = time.time()
-                proxy.restore()
-                back = wait_for(
-                    lambda: len(worker.lines(DB_BACK)) == 2 and worker.lines(DB_BACK),
-                    timeout=30,
-                )
-                wait_for(lambda: count() >= stalled + 2, timeout=30)
+        restored_at = time.time()
+        proxy.restore()
+        back = wait_for(
+            lambda: len(worker.lines(DB_BACK)) == 2 and worker.lines(DB_BACK),
+            timeout=30,
+        )
+        wait_for(lambda: count() >= stalled + 2, timeout=30)
 
-                assert pids_of(lost) == pids and pids_of(back) == pids
-                assert len(worker.lines(DB_LOST)) == 2
-                assert alive(parent) and set(worker.workers()) == pids
-                noticed = max(log_time(line) for line in lost) - cut_at
-                recovered = max(log_time(line) for line in back) - restored_at
-                print(
-                    f"\ndatabase outage: noticed after {noticed:.1f} s; heartbeat "
-                    f"resumed {recovered:.1f} s after the database came back"
-                )
-    finally:
-        proxy.close()
+        assert pids_of(lost) == pids and pids_of(back) == pids
+        assert len(worker.lines(DB_LOST)) == 2
+        assert alive(parent) and set(worker.workers()) == pids
+        noticed = max(log_time(line) for line in lost) - cut_at
+        recovered = max(log_time(line) for line in back) - restored_at
+        print(
+            f"\ndatabase outage: noticed after {noticed:.1f} s; heartbeat "
+            f"resumed {recovered:.1f} s after the database came back"
+        )
