@@ -147,6 +147,12 @@ class Trickle:
                 continue
             socks.append([sock, 0])
         self.opened = len(socks)
+
+        def cut_by_server(entry) -> None:
+            self.closed_by_server += 1
+            entry[0].close()
+            socks.remove(entry)
+
         while socks and not self._stop.wait(self.interval):
             for entry in list(socks):
                 sock, sent = entry
@@ -156,18 +162,14 @@ class Trickle:
                 except BlockingIOError:
                     pass
                 except OSError:
-                    self.closed_by_server += 1
-                    sock.close()
-                    socks.remove(entry)
+                    cut_by_server(entry)
                     continue
                 try:
                     entry[1] += sock.send(self.HEAD[sent : sent + 1])
                 except BlockingIOError:
                     pass
                 except OSError:
-                    self.closed_by_server += 1
-                    sock.close()
-                    socks.remove(entry)
+                    cut_by_server(entry)
         for sock, _ in socks:
             sock.close()
 
