@@ -36,6 +36,16 @@ def wait_for(
         sleep(interval)
 
 
+def green_wait_for(
+    predicate: Callable[[], T], timeout: float = 20.0, interval: float = 0.05, what=""
+) -> T:
+    """``wait_for`` that lets the backend's other work (greenthreads on eventlet)
+    run while it waits."""
+    from wsgisvc import backend
+
+    return wait_for(predicate, timeout, interval, sleep=backend.sleep, what=what)
+
+
 def spawn(args: list[str], log_path, **kwargs) -> subprocess.Popen:
     """Start ``args`` in a session of its own, stdout and stderr to ``log_path``."""
     log = open(log_path, "ab")

@@ -12,8 +12,6 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from tests.helpers import wait_for
-
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
 RABBIT_URL = "rabbit://guest:guest@127.0.0.1:5672/"
@@ -136,10 +134,3 @@ class TcpProxy:
                 self._open.discard(src)
                 self._open.discard(dst)
             src.close()
-
-
-def green_wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what=""):
-    """Wait for ``predicate()`` while letting greenthreads (on eventlet) run."""
-    from wsgisvc import backend
-
-    return wait_for(predicate, timeout, interval, sleep=backend.sleep, what=what)

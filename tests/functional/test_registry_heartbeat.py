@@ -10,8 +10,8 @@ from tests.functional._svc_util import (
     TcpProxy,
     backend_port,
     database,
-    green_wait_for,
 )
+from tests.helpers import green_wait_for
 from wsgisvc import registry
 from wsgisvc.backend import sleep as backend_sleep
 from wsgisvc.registry import api

@@ -8,7 +8,8 @@ import uuid
 import pytest
 from oslo_config import cfg
 
-from tests.functional._svc_util import RABBIT_URL, green_wait_for, require
+from tests.functional._svc_util import RABBIT_URL, require
+from tests.helpers import green_wait_for
 from wsgisvc import manager, registry, rpc, service
 from wsgisvc.periodic_task import periodic_task
 from wsgisvc.registry import api

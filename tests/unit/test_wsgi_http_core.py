@@ -18,7 +18,7 @@ import eventlet
 import pytest
 from eventlet.green import socket as green_socket
 
-from tests.helpers import wait_for
+from tests.helpers import green_wait_for
 from tests.unit._http_cases import BAD_BODIES, HOST, POST11, request_bytes
 from tests.unit._wsgi_inproc import (  # noqa: F401  (scheduler: a fixture)
     RecordingApp,
@@ -32,10 +32,6 @@ from tests.unit._wsgi_inproc import (  # noqa: F401  (scheduler: a fixture)
     scheduler,
 )
 from wsgisvc.http import body
-
-
-def green_wait_for(predicate, timeout=10.0, what=""):
-    return wait_for(predicate, timeout, sleep=eventlet.sleep, what=what)
 
 
 def rss_kib() -> int:
