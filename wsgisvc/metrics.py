@@ -341,11 +341,10 @@ def request_started(app: str) -> None:
         _on.in_flight_now[app] = _on.in_flight_now.get(app, 0) + 1
 
 
-def http_request_done(app: str, line: str, status: str, started: float) -> None:
-    """A request the HTTP core answered, as it has it: the request line, the
-    status line, and when it started (``time.monotonic()``)."""
+def http_request_done(app: str, method: str, status: str, started: float) -> None:
+    """A request the HTTP core answered, as it has it: the method, the status
+    line, and when it started (``time.monotonic()``)."""
     if _on is not None:
-        method = line.partition(" ")[0]
         _on.count_request(app, method, status[:3], time.monotonic() - started)
 
 

@@ -113,7 +113,7 @@ class Core:
         line, body bytes sent and start (monotonic): the access line and the
         request metrics."""
         self.access_log.write(conn.client_ip, line, status, length, started, conn.rid)
-        metrics.http_request_done(self.server.name, line, status, started)
+        metrics.http_request_done(self.server.name, method, status, started)
 
 
 class Connection:
