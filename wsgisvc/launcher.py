@@ -15,6 +15,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -52,7 +53,14 @@ class ServiceBase(abc.ABC):
     listening sockets early: there it runs on a thread of its own, so it must
     only close what the constructor opened. ``wait()`` returns once in-flight
     work is done. ``reset()`` runs on SIGHUP.
+
+    ``on_failure`` is set by the launcher before ``start()``: a service calls
+    it, with one line saying why, when it can no longer do its work (say, its
+    listener broke); the process then stops gracefully and exits with status
+    1, and a ProcessLauncher's parent forks a new worker.
     """
+
+    on_failure: Callable[[str], None] | None = None
 
     @abc.abstractmethod
     def start(self) -> None: ...
@@ -80,6 +88,7 @@ class Services:
     def __init__(self, on_change) -> None:
         self.services: list[ServiceBase] = []
         self.failed: list[tuple[ServiceBase, BaseException]] = []
+        self.broken: list[str] = []  # why running services called on_failure
         self._starting: set[int] = set()  # id() of services in start()
         self._none_starting = backend.Event()
         self._none_starting.set()
@@ -105,6 +114,7 @@ class Services:
 
     def _start(self, service: ServiceBase) -> None:
         stop_now = False
+        service.on_failure = self._broke
         try:
             service.start()
         except BaseException as exc:
@@ -122,6 +132,10 @@ class Services:
                 if not self._starting:
                     self._none_starting.set()
             self._on_change()
+
+    def _broke(self, why: str) -> None:
+        self.broken.append(why)
+        self._on_change()
 
     def stop(self) -> None:
         """Call each service's stop() once, however often this is called."""
@@ -154,6 +168,7 @@ class Services:
     def start_again(self) -> None:
         """Reset and start every stopped service again (SIGHUP, reload)."""
         self.reset()
+        self.broken.clear()
         with self._lock:
             self._stopped = False
         for service in self.services:
@@ -295,6 +310,10 @@ class Launcher:
                     return stop
             if self._drain is None and self.services.failed:
                 return self._stop_at_once("a service failed to start")
+            if self._drain is None and self.services.broken:
+                why = self.services.broken[0]
+                LOG.error("pid %d: %s; stopping gracefully", os.getpid(), why)
+                self._stop_gracefully(why, STATUS_FAILED)
             self._notify_ready_once()
 
     def _sleep(self) -> bool:
@@ -336,14 +355,17 @@ class Launcher:
             name = "its parent, replacing it"
         else:
             LOG.info("pid %d got %s: stopping gracefully", os.getpid(), name)
+        self._stop_gracefully(f"stopped by {name}", STATUS_OK)
+        return None
+
+    def _stop_gracefully(self, why: str, status: int) -> None:
         timeout = shutdown_timeout(self.conf)
         if timeout is not None:  # armed first: stop() itself may block
             self._watchdog = backend.os_thread(
                 self._exit_stuck_stop, "stop-watchdog", timeout + STUCK_STOP_GRACE
             )
         self.stop()
-        self._begin_drain(stop=Stop(f"stopped by {name}", STATUS_OK))
-        return None
+        self._begin_drain(stop=Stop(why, status))
 
     def _begin_drain(self, stop: Stop | None) -> None:
         """Wait for the stopped services' in-flight work, on a task, up to

@@ -182,6 +182,7 @@ class WSGIService(ServiceBase):
         return workers
 
     def start(self) -> None:
+        self.server.on_failure = self.on_failure
         self.server.start()
         if self.heartbeat is not None:  # registers now: up from this moment
             self.heartbeat.start()

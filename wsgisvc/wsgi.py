@@ -21,6 +21,7 @@ Lifecycle, and why it is shaped this way:
 
 import logging
 import os
+from collections.abc import Callable
 
 from oslo_config import cfg
 from paste import deploy
@@ -79,7 +80,13 @@ class Loader:
 
 
 class Server:
-    """A WSGI server for ``app`` on one listening socket."""
+    """A WSGI server for ``app`` on one listening socket.
+
+    ``on_failure`` (see :class:`wsgisvc.launcher.ServiceBase`) is called when
+    the listener fails in a way no retry mends; a launcher sets it.
+    """
+
+    on_failure: Callable[[str], None] | None = None
 
     bind_retry_seconds = 5.0
     # After stop(), a connection not sending a request this long is closed.
@@ -205,6 +212,14 @@ class Server:
         if self._socket is None:
             self._socket = self._bind()
 
+    def accept_failed(self, exc: BaseException) -> None:
+        """The scheduler's accept loop ended on an unexpected error."""
+        why = f"{self.name} cannot accept connections: {exc!r}"
+        if self.on_failure is None:
+            LOG.error("%s; nothing here restarts it", why)
+        else:
+            self.on_failure(why)
+
     def describe(self) -> str:
         """The report's section: the pool and the open connections."""
         pool, scheduler = self.pool, self._scheduler
@@ -212,7 +227,7 @@ class Server:
             f"{self.url}: pool of {pool.size}, {pool.busy} serving, {pool.free()} "
             f"free; {scheduler.connections if scheduler else 0} connection(s) open"
         ]
-        if hasattr(scheduler, "connection_states"):
+        if scheduler is not None:
             lines += scheduler.connection_states()
         return "\n".join(lines)
 

@@ -8,5 +8,6 @@
 - ``accesslog``: the access line;
 - ``slots``: the eventlet scheduler's resizable pool of request slots;
 - ``listeners``: listening sockets and what accept() errors mean;
-- ``green`` / ``threaded``: the connection schedulers of the two backends.
+- ``scheduling``: the contract a connection scheduler fulfils;
+  ``green`` / ``threaded``: the connection schedulers of the two backends.
 """

@@ -9,7 +9,9 @@ slot only while its request is served:
    must arrive within ``header_timeout`` seconds of its first byte (the first
    request: of the accept), whole, not per read;
 2. :meth:`Connection.serve` with a slot: environ, the application, the
-   response, the access log. It returns whether the connection stays open.
+   response, the access log (or the refusal of a malformed head). It returns
+   an :class:`After`: keep the connection, forget it (closed), or let it
+   linger without the slot.
 
 Only ``recv``, ``sendall``, ``settimeout`` and ``shutdown`` are called on the
 socket, so a green socket (eventlet) and a real one (threads) both work.
@@ -17,6 +19,7 @@ socket, so a green socket (eventlet) and a real one (threads) both work.
 
 from __future__ import annotations
 
+import enum
 import logging
 import socket
 import sys
@@ -33,22 +36,40 @@ from wsgisvc.http.response import Response
 LOG = logging.getLogger(__name__)
 
 # Header names as environ keys, computed once per name.
-_ENVIRON_KEYS: dict[bytes, str] = {
+_ENVIRON_KEYS: dict[bytes, str | None] = {
     b"content-type": "CONTENT_TYPE",
     b"content-length": "CONTENT_LENGTH",
 }
 
 
-def _environ_key(name: bytes) -> str:
-    key = _ENVIRON_KEYS.get(name)
-    if key is None:
-        lower = name.lower()
-        key = _ENVIRON_KEYS.get(lower)
-        if key is None:
-            key = "HTTP_" + lower.decode("ascii").upper().replace("-", "_")
-        if len(_ENVIRON_KEYS) < 1024:
-            _ENVIRON_KEYS[name] = key
+def _environ_key(name: bytes) -> str | None:
+    """``HTTP_X_Y`` for ``X-Y``; None for a name holding ``_``: it would share
+    ``X-Y``'s key, and a proxy that sets only ``X-Y`` would be bypassed."""
+    try:
+        return _ENVIRON_KEYS[name]
+    except KeyError:
+        pass
+    lower = name.lower()
+    if lower in _ENVIRON_KEYS:
+        key = _ENVIRON_KEYS[lower]
+    elif b"_" in name:
+        key = None
+    else:
+        key = "HTTP_" + lower.decode("ascii").upper().replace("-", "_")
+    if len(_ENVIRON_KEYS) < 1024:
+        _ENVIRON_KEYS[name] = key
     return key
+
+
+class After(enum.Enum):
+    """What a scheduler does with a connection after :meth:`Connection.serve`."""
+
+    KEEP = "keep"  # read the next request's head (no slot held meanwhile)
+    CLOSE = "close"  # the socket is closed: forget the connection
+    # Shut for writing: drop what the client still sends (``Connection.linger``,
+    # or a selector doing the same without blocking) until ``linger_until``,
+    # then close. No slot is held: refusals cannot starve the pool.
+    LINGER = "linger"
 
 
 class ClientGone(ConnectionError):
@@ -141,7 +162,8 @@ class Connection:
         self.deadline: float | None = time.monotonic() + core.header_timeout
         self.rid = ""
         self.closed = False
-        self.refusal: BadRequest | None = None  # a head to answer and close on
+        self.linger_until = 0.0  # set by end(linger=True)
+        self._done_at = 0.0  # when the last response went out
 
     # --- phase 1: the head, without a slot -------------------------------------
 
@@ -150,22 +172,17 @@ class Connection:
         ready for :meth:`serve`: a head is whole, or it must be refused.
 
         An empty ``data`` is the client's close (``closed`` is set). A refusal
-        is answered by :meth:`serve`, in the serving phase: its lingering close
-        blocks, which a selector thread must not.
+        is answered by :meth:`serve`, in the serving phase.
         """
         if not data:
             self.close()
             return False
         parser = self.parser
         begun = parser.begun
-        try:
-            parser.feed(data)
-        except BadRequest as exc:
-            self.refusal = exc
-            return True
+        parser.feed(data)
         if not begun and self.deadline is None:
             self.deadline = time.monotonic() + self.core.header_timeout
-        return parser.head_ready
+        return parser.head_ready or parser.error is not None
 
     def read_head(self) -> bool:
         """Block until the next head is whole; False when the connection ended.
@@ -174,7 +191,7 @@ class Connection:
         ``keepalive_timeout``; from then on the head deadline.
         """
         parser, sock = self.parser, self.sock
-        if parser.head_ready or self.refusal is not None:
+        if parser.head_ready or parser.error is not None:
             return True
         if self.deadline is None and not parser.begun:
             idle_until = time.monotonic() + self.core.keepalive_timeout
@@ -206,20 +223,23 @@ class Connection:
 
     # --- phase 2: the request, with a slot -------------------------------------
 
-    def serve(self) -> bool:
-        """Serve the oldest request; True when the connection stays open."""
-        if self.refusal is not None:
-            self.reject(self.refusal)
-            return False
+    def serve(self) -> After:
+        """Serve the oldest request (or refuse it); say what comes next."""
+        parser = self.parser
+        if not parser.head_ready:
+            return self.reject(parser.error)
+        message = parser.messages[0]
+        if message.error is not None:
+            return self.reject(message.error, message)
         core = self.core
-        message = self.parser.messages[0]
         self.deadline = None
-        started = time.monotonic()
+        # From when the request could be served: its head whole and the
+        # response before it (pipelined) sent; slot queueing is inside.
+        started = max(message.ready_at, self._done_at)
         try:
             environ, wants_keep = self._environ_for(message)
         except BadRequest as exc:
-            self.reject(exc)
-            return False
+            return self.reject(exc, message)
         target = message.target.decode("latin-1")
         line = f"{message.method} {target} HTTP/{message.version}"
         response = Response(self, message, environ, wants_keep)
@@ -228,24 +248,21 @@ class Connection:
             response.run(core.app)
         except OSError as exc:  # the client went away while we answered
             LOG.debug("connection from %s ended: %s", self.client_ip, exc)
-            response.keep = False
         core.request_done(
             self, message.method, line, response.status, response.sent, started
         )
         self.rid = ""
-        self.parser.messages.popleft()
+        self._done_at = time.monotonic()
+        parser.pop()
         # Not core.stopping here: a stop after the head went out with keep-alive
         # must not cut the connection under the client's next request; the
         # connection is closed idle (after the grace) or after that request.
-        if not response.keep or not self._finish_body(message):
-            self.close(linger=not message.complete)
-            return False
-        return True
+        if response.keep and not response.broken and self._finish_body(message):
+            return After.KEEP
+        return self.end(linger=not message.complete)
 
     def _finish_body(self, message: Message) -> bool:
         """Drop what the application left of the body, up to DRAIN_LIMIT."""
-        if message.complete:
-            return True
         dropped = 0
         deadline = time.monotonic() + LINGER_SECONDS
         while not message.complete:
@@ -253,16 +270,16 @@ class Connection:
             message.body.clear()
             message.body_bytes = 0
             remaining = deadline - time.monotonic()
-            if dropped > DRAIN_LIMIT or remaining <= 0:
+            if message.error or dropped > DRAIN_LIMIT or remaining <= 0:
                 return False
             try:
                 self.sock.settimeout(remaining)
                 data = self.sock.recv(RECV_SIZE)
-                if not data:
-                    return False
-                self.parser.feed(data)
-            except (OSError, BadRequest):
+            except OSError:
                 return False
+            if not data:
+                return False
+            self.parser.feed(data)
         return True
 
     def _environ_for(self, message: Message) -> tuple[dict, bool]:
@@ -272,6 +289,8 @@ class Connection:
         expect = connection = ""
         for name, value in message.headers:
             key = _environ_key(name)
+            if key is None:
+                continue
             text = value.strip(b" \t").decode("latin-1")
             if key in environ and key.startswith("HTTP_"):
                 environ[key] += "," + text
@@ -308,25 +327,43 @@ class Connection:
         environ["wsgi.input"] = Input(
             self, message, http11 and expect.lower() == "100-continue"
         )
-        return environ, message_keep and not message.upgrade
+        return environ, message_keep
 
     # --- reading more of a body, refusing, closing -----------------------------
 
     def read_more(self, message: Message) -> None:
         """Receive and parse more of ``message``'s body (blocking)."""
-        data = self.sock.recv(RECV_SIZE)
-        if not data:
-            raise ClientGone("client closed the connection inside the request body")
-        self.parser.feed(data)
+        if message.error is None:
+            data = self.sock.recv(RECV_SIZE)
+            if not data:
+                raise ClientGone("client closed the connection inside the request body")
+            self.parser.feed(data)
+        if message.error is not None:
+            raise message.error
 
-    def reject(self, exc: BadRequest) -> None:
-        """Answer ``exc`` and close: after a framing error nothing is trusted."""
+    def reject(self, exc: BadRequest, message: Message | None = None) -> After:
+        """Answer ``exc`` and close: after a framing error nothing is trusted.
+
+        The refusal is a request like any other in the access log and the
+        metrics; the linger that follows holds no slot (see :class:`After`).
+        """
         LOG.info(
             "rejected request from %s with %s: %s",
             self.client_ip,
             exc.status,
             exc.reason,
         )
+        self.answer_refusal(exc)
+        if message is not None:
+            method = message.method
+            line = f"{method} {message.target.decode('latin-1')} HTTP/{message.version}"
+            started = message.ready_at
+        else:
+            method, line, started = "-", "-", time.monotonic()
+        self.core.request_done(self, method, line, exc.status, 0, started)
+        return self.end(linger=True)
+
+    def answer_refusal(self, exc: BadRequest) -> None:
         body = exc.reason.encode("latin-1", "replace") + b"\n"
         try:
             self.sock.settimeout(self.core.socket_timeout or LINGER_SECONDS)
@@ -336,32 +373,45 @@ class Connection:
             )
         except OSError:
             pass
-        self.close(linger=True)
 
-    def close(self, linger: bool = False) -> None:
-        """Close the socket; with ``linger``, drop what the client still sends
-        for a bounded time first, so the answer is not lost to a reset."""
+    def end(self, linger: bool) -> After:
+        """Close now, or shut for writing and leave the linger to the scheduler:
+        closing with unread data would reset the connection and lose the answer."""
+        if linger and not self.closed:
+            try:
+                self.sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            else:
+                self.linger_until = time.monotonic() + LINGER_SECONDS
+                return After.LINGER
+        self.close()
+        return After.CLOSE
+
+    def linger(self) -> None:
+        """After :meth:`end` said LINGER: drop what the client still sends,
+        blocking, up to DRAIN_LIMIT bytes or the linger deadline, then close."""
+        sock, dropped = self.sock, 0
+        try:
+            while dropped <= DRAIN_LIMIT:
+                remaining = self.linger_until - time.monotonic()
+                if remaining <= 0:
+                    break
+                sock.settimeout(remaining)
+                data = sock.recv(RECV_SIZE)
+                if not data:
+                    break
+                dropped += len(data)
+        except (OSError, ValueError):
+            pass
+        self.close()
+
+    def close(self) -> None:
+        """Close the socket (once)."""
         if self.closed:
             return
         self.closed = True
-        sock = self.sock
-        if linger:
-            try:
-                sock.shutdown(socket.SHUT_WR)
-                deadline = time.monotonic() + LINGER_SECONDS
-                dropped = 0
-                while dropped <= DRAIN_LIMIT:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    sock.settimeout(remaining)
-                    data = sock.recv(RECV_SIZE)
-                    if not data:
-                        break
-                    dropped += len(data)
-            except (OSError, ValueError):
-                pass
         try:
-            sock.close()
+            self.sock.close()
         except OSError:
             pass

@@ -20,7 +20,7 @@ from eventlet.green import socket as green_socket
 
 from wsgisvc import sslutils
 from wsgisvc.http import listeners
-from wsgisvc.http.core import Connection, Core
+from wsgisvc.http.core import After, Connection, Core
 from wsgisvc.http.slots import Slots
 
 LOG = logging.getLogger(__name__)
@@ -127,6 +127,9 @@ class Scheduler:
                 eventlet.sleep(0)
         except greenlet.GreenletExit:
             pass  # stop() killed the loop
+        except Exception as exc:  # the listener broke: let the process go
+            LOG.exception("%s: accept() failed", self.name)
+            self.core.server.accept_failed(exc)
 
     def _run(self, client, address) -> None:
         key = id(client)
@@ -159,10 +162,12 @@ class Scheduler:
         while conn.read_head():  # no slot held while the head arrives
             slots.acquire()
             try:
-                keep = conn.serve()
+                after = conn.serve()
             finally:
                 slots.release()
-            if not keep:
+            if after is not After.KEEP:
+                if after is After.LINGER:
+                    conn.linger()  # without the slot
                 return
             # Fairness: let every other ready connection run before this one
             # serves its next (possibly already buffered) request.

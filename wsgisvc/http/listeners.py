@@ -9,7 +9,6 @@ sockets on Linux, so nothing is set per connection.
 
 import errno
 import os
-import select
 import socket
 import stat
 import time
@@ -89,13 +88,6 @@ def unix_listener(path: str, mode: int | str | None, backlog: int):
         sock.close()
         raise ListenError(f"cannot listen on {path}: {exc}") from exc
     return sock
-
-
-def pending(sock) -> bool:
-    """True when a client waits in ``sock``'s accept queue (never blocks)."""
-    poller = select.poll()
-    poller.register(sock.fileno(), select.POLLIN)
-    return bool(poller.poll(0))
 
 
 def _unix_socket_alive(path: str) -> bool:

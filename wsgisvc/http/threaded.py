@@ -27,7 +27,8 @@ import threading
 import time
 
 from wsgisvc.http import listeners
-from wsgisvc.http.core import RECV_SIZE, Connection, Core
+from wsgisvc.http.body import DRAIN_LIMIT
+from wsgisvc.http.core import RECV_SIZE, After, Connection, Core
 
 LOG = logging.getLogger(__name__)
 
@@ -95,10 +96,7 @@ class ThreadPool:
             with self._lock:
                 self.busy += 1
             try:
-                self._serve(conn)
-            except Exception:
-                LOG.exception("error serving connection from %s", conn.client_ip)
-                conn.close()
+                self._serve(conn)  # handles its own errors; this thread lives on
             finally:
                 with self._lock:
                     self.busy -= 1
@@ -113,7 +111,15 @@ def make_slots(size: int) -> ThreadPool:
 class _Waiting:
     """A connection parked in the selector: TLS state and its deadline."""
 
-    __slots__ = ("conn", "sock", "address", "handshaking", "deadline", "seq")
+    __slots__ = (
+        "conn",
+        "sock",
+        "address",
+        "handshaking",
+        "deadline",
+        "seq",
+        "dropped",
+    )
 
     def __init__(self, sock, address, handshaking: bool, deadline: float) -> None:
         self.sock = sock
@@ -122,6 +128,7 @@ class _Waiting:
         self.handshaking = handshaking
         self.deadline = deadline
         self.seq = 0
+        self.dropped: int | None = None  # lingering: bytes dropped so far
 
 
 class Scheduler:
@@ -191,17 +198,45 @@ class Scheduler:
     def connections(self) -> int:
         return self._live
 
+    def connection_states(self) -> list[str]:
+        """One line per connection waiting in the selector, and the serving."""
+        try:
+            keys = list(self._selector.get_map().values())
+        except (RuntimeError, ValueError):  # changed meanwhile, or closed
+            keys = []
+        lines = [f"  {self.pool.busy} being served"]
+        for key in keys:
+            waiting = key.data
+            if not isinstance(waiting, _Waiting):
+                continue
+            conn = waiting.conn
+            if waiting.handshaking or conn is None:
+                lines.append("  (TLS handshake)")
+            elif waiting.dropped is not None:
+                lines.append(f"  {conn.client_ip or 'unix'}: lingering")
+            else:
+                state = "request" if conn.parser.begun else "idle"
+                lines.append(f"  {conn.client_ip or 'unix'}: {state}")
+        return lines
+
     # --- pool threads ----------------------------------------------------------------
 
     def _serve(self, conn: Connection) -> None:
         """Serve one request (a pool thread); then hand the connection on."""
-        if not conn.serve():
+        try:
+            after = conn.serve()
+        except BaseException:  # SystemExit too: a pool thread outlives any app
+            LOG.exception("%s: error serving %s", self.name, conn.client_ip)
+            after = conn.end(linger=False)
+        if after is After.CLOSE:
             self._closed()
             return
-        if conn.parser.head_ready:
+        if after is After.KEEP and (
+            conn.parser.head_ready or conn.parser.error is not None
+        ):
             self.pool.submit(conn)  # pipelined: to the end of the line
             return
-        self._returned.append(("park", conn))
+        self._returned.append((after, conn))
         self._wake()
 
     def _closed(self) -> None:
@@ -271,9 +306,14 @@ class Scheduler:
         returned = self._returned
         while returned:
             what, arg = returned.popleft()
-            if what == "park":
+            if what is After.KEEP:
                 arg.sock.setblocking(False)  # the core left it blocking
                 self._park(_Waiting(arg.sock, None, False, arg.idle_deadline()), arg)
+            elif what is After.LINGER:
+                arg.sock.setblocking(False)
+                waiting = _Waiting(arg.sock, None, False, arg.linger_until)
+                waiting.dropped = 0
+                self._park(waiting, arg)
             elif what == "stop":
                 self._stopping = True
                 self._pause_accepting()
@@ -371,11 +411,23 @@ class Scheduler:
                 self._pause_accepting()
                 self._retry_accept_at = time.monotonic() + listeners.RESOURCE_BACKOFF
                 return
-            raise
+            self._accept_failed(exc)
+            return
+        except Exception as exc:
+            self._accept_failed(exc)
+            return
         self._errors.accepted()
         with self._live_lock:
             self._live += 1
         self._admit(client, address)
+
+    def _accept_failed(self, exc: Exception) -> None:
+        """The listener broke: stop watching it, serve what is open, and let
+        the process go (``Server.accept_failed``)."""
+        LOG.error("%s: accept() failed: %r", self.name, exc)
+        self._pause_accepting()
+        self._accepting = False
+        self.core.server.accept_failed(exc)
 
     def _admit(self, client: socket.socket, address) -> None:
         client.setblocking(False)
@@ -400,6 +452,9 @@ class Scheduler:
 
     def _readable(self, waiting: _Waiting) -> None:
         sock = waiting.sock
+        if waiting.dropped is not None:
+            self._drop(waiting)
+            return
         if waiting.handshaking:
             try:
                 sock.do_handshake()
@@ -441,6 +496,20 @@ class Scheduler:
         except (KeyError, ValueError):
             pass
         self.pool.submit(conn)
+
+    def _drop(self, waiting: _Waiting) -> None:
+        """A lingering connection: drop what arrives; close at its end or limit."""
+        while True:
+            try:
+                data = waiting.sock.recv(RECV_SIZE)
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                return
+            except OSError:
+                data = b""
+            waiting.dropped += len(data)
+            if not data or waiting.dropped > DRAIN_LIMIT:
+                self._close_waiting(waiting)
+                return
 
     def _reschedule(self, waiting: _Waiting, began: bool) -> None:
         """The first byte of a keep-alive request moves the deadline to the head's."""

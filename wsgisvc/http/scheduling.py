@@ -1,0 +1,85 @@
+"""The contract of a connection scheduler: what ``wsgi.Server`` calls.
+
+A scheduler decides *when* the core (:mod:`wsgisvc.http.core`) runs; the core
+decides *what* a connection does. ``green`` (eventlet) and ``threaded`` (native
+threads) are the two; a third is written against this page alone.
+
+A scheduler module defines ``make_slots(size) -> Pool`` and a ``Scheduler``
+class. ``wsgi.Server`` builds the pool once (before the launcher forks: no
+thread or greenthread may exist until ``Scheduler.start``), and a new
+``Scheduler(core, name, pool, max_connections, tls)`` each time it starts.
+
+What a scheduler must do with each connection it accepts (``tls``, when not
+None, is ``(conf, ssl.SSLContext)``: handshake first, within
+``core.header_timeout``):
+
+1. Build ``Connection(core, sock, address)``, then get its next head without
+   holding a pool slot: either block in ``Connection.read_head()`` (False: the
+   connection ended, forget it), or feed what a non-blocking read returns to
+   ``Connection.receive(data)`` until it returns True, closing the connection
+   at ``Connection.idle_deadline()``.
+2. Take a slot, call ``Connection.serve()``, give the slot back. Never call
+   ``serve()`` on two threads for one connection at once.
+3. Act on the ``After`` it returned: ``KEEP``, back to 1 (a pipelined head may
+   already be parsed: ``conn.parser.head_ready``, or a refusal pending:
+   ``conn.parser.error``; let other connections be served first); ``CLOSE``,
+   forget it; ``LINGER``, drop what the client sends until EOF,
+   ``body.DRAIN_LIMIT`` bytes or ``conn.linger_until``, *without* a slot
+   (``Connection.linger()`` blocks for that), then ``Connection.close()``.
+4. An exception out of ``serve()`` (anything, ``SystemExit`` included) is
+   logged and ends that connection only: the slot, the connection count and
+   the thread that served it survive.
+5. An ``accept()`` error: ``listeners.CLIENT_ACCEPT_ERRORS``, go on;
+   ``listeners.RESOURCE_ACCEPT_ERRORS``, ``listeners.AcceptErrors`` logs it
+   once, retry after ``listeners.RESOURCE_BACKOFF``; anything else, stop
+   accepting and call ``core.server.accept_failed(exc)``, which stops the
+   process so that it is restarted.
+6. Accept only while a slot is free and fewer than ``max_connections`` are
+   open, so that siblings sharing the listener take the rest.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Protocol
+
+
+class Pool(Protocol):
+    """How many requests are served at once; resizable while serving."""
+
+    size: int  # the configured size
+    busy: int  # requests being served now
+
+    def free(self) -> int:
+        """Slots neither serving nor promised to a request waiting for one."""
+
+    def resize(self, size: int) -> None:
+        """Grow at once (waiters run) or shrink as slots come back; 0 at the
+        end of ``wsgi.Server.wait``."""
+
+
+class Scheduler(Protocol):
+    """Accepts on one listener and runs each connection through the core."""
+
+    multithread: bool  # environ's wsgi.multithread
+
+    def start(self, listener: socket.socket) -> None:
+        """Begin accepting on ``listener`` (a plain listening socket) and return."""
+
+    def stop_accepting(self) -> None:
+        """Accept no more; return once ``listener`` may be closed by the caller."""
+
+    def close_idle(self, grace: float) -> None:
+        """After ``grace`` seconds, close connections not sending a request
+        (``not conn.parser.begun``); the rest finish their current request,
+        whose response says ``Connection: close`` (``core.stopping``)."""
+
+    def wait(self) -> None:
+        """Block until accepting ended and every connection is closed."""
+
+    @property
+    def connections(self) -> int:
+        """Connections accepted and not yet closed."""
+
+    def connection_states(self) -> list[str]:
+        """One indented line per open connection, for the SIGUSR2 report."""
