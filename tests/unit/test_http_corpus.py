@@ -93,7 +93,7 @@ def app():
 
 
 @pytest.fixture(scope="module")
-def server(app):
+def server(app, scheduler):  # noqa: F811  (a server per scheduler)
     with running(make_conf(max_header_line=MAX_LINE), app) as srv:
         yield srv
 
