@@ -27,7 +27,7 @@ CLOSING_GOOD = request_bytes(b"GET /ok HTTP/1.1", HOST, b"Connection: close")
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(scheduler):  # noqa: F811  (a server per scheduler, not one for both)
     app = RecordingApp()
     with running(make_conf(max_header_line=256), app) as srv:
         srv.test_app = app

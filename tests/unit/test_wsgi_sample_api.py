@@ -25,7 +25,7 @@ MAX_BODY = 114688  # oslo.middleware's default max_request_body_size
 
 
 @pytest.fixture(scope="module")
-def api():
+def api(scheduler):  # noqa: F811  (a server per scheduler, not one for both)
     conf = make_conf(api_paste_config=str(PASTE))
     app = wsgi.Loader(conf).load_app("osapi")
     with running(conf, app) as server:
