@@ -254,6 +254,8 @@ class Connection:
         self.rid = ""
         self._done_at = time.monotonic()
         parser.pop()
+        if parser.begun:  # the next head began in the same read: its deadline
+            self.deadline = self._done_at + core.header_timeout
         # Not core.stopping here: a stop after the head went out with keep-alive
         # must not cut the connection under the client's next request; the
         # connection is closed idle (after the grace) or after that request.

@@ -1,0 +1,374 @@
+"""The HTTP core where a hostile client or a buggy application pushes it
+(issue 17, and issue 19's framing defects), on both schedulers.
+
+Each test names the defect it guards; each failed on the core before the fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+
+import eventlet
+import pytest
+
+from tests.helpers import green_wait_for
+from tests.unit._http_cases import HOST, request_bytes
+from tests.unit._wsgi_inproc import (  # noqa: F401  (scheduler: a fixture)
+    RecordingApp,
+    connect,
+    make_conf,
+    raw,
+    read_response,
+    read_until_closed,
+    running,
+    scheduler,
+)
+from wsgisvc.http import parser as http_parser
+
+GET = request_bytes(b"GET / HTTP/1.1", HOST)
+GET_CLOSE = request_bytes(b"GET / HTTP/1.1", HOST, b"Connection: close")
+
+
+def status_of(answer: bytes) -> bytes:
+    return answer.split(b" ", 2)[1] if answer.startswith(b"HTTP/1.1 ") else answer
+
+
+def access_lines(caplog) -> list[dict]:
+    return [r.args for r in caplog.records if r.name == "eventlet.wsgi.server"]
+
+
+def app_with_head(status, headers):
+    def app(environ, start_response):
+        start_response(status, headers)
+        return [b"body"]
+
+    return app
+
+
+# --- response splitting and bad heads from the application -------------------
+
+BAD_HEADS = {
+    "crlf_in_value": ("200 OK", [("X-A", "1\r\nX-Injected: yes")]),
+    "lf_in_value": ("200 OK", [("X-A", "1\nX-Injected: yes")]),
+    "cr_in_value": ("200 OK", [("X-A", "1\rX-Injected: yes")]),
+    "nul_in_value": ("200 OK", [("X-A", "a\x00b")]),
+    "crlf_in_name": ("200 OK", [("X-A\r\nX-Injected", "yes")]),
+    "colon_in_name": ("200 OK", [("X-A: b", "c")]),
+    "space_in_name": ("200 OK", [("X A", "c")]),
+    "empty_name": ("200 OK", [("", "c")]),
+    "crlf_in_status": ("200 OK\r\nX-Injected: yes", []),
+    "status_not_three_digits": ("20 OK", []),
+    "status_without_reason_space": ("200", []),
+    "non_latin1_value": ("200 OK", [("X-A", "snow \u2603")]),
+    "bytes_value": ("200 OK", [("X-A", b"bytes")]),
+    "bad_content_length": ("200 OK", [("Content-Length", "abc")]),
+    "negative_content_length": ("200 OK", [("Content-Length", "-1")]),
+    "transfer_encoding_from_app": ("200 OK", [("Transfer-Encoding", "chunked")]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_HEADS))
+def test_a_head_the_wire_cannot_carry_is_a_500_not_a_split_or_cut(case, caplog):
+    """Defects: response splitting (values written unchecked) and a bad value
+    cutting the response silently while the access line said 200."""
+    status, headers = BAD_HEADS[case]
+    caplog.set_level(logging.INFO, logger="eventlet.wsgi.server")
+    with running(make_conf(), app_with_head(status, headers)) as server:
+        answer = raw(server, GET_CLOSE)
+        assert status_of(answer) == b"500", answer
+        assert b"X-Injected" not in answer
+        assert answer.count(b"HTTP/1.1 ") == 1
+        assert raw(server, GET_CLOSE).startswith(b"HTTP/1.1 500")  # serves on
+    assert [line["status_code"] for line in access_lines(caplog)] == ["500", "500"]
+
+
+def test_a_valid_head_with_tabs_and_latin1_passes():
+    headers = [("X-A", "a\tb"), ("X-B", "caf\xe9"), ("Content-Length", "4")]
+    with running(make_conf(), app_with_head("299 Fine by me", headers)) as server:
+        answer = raw(server, GET_CLOSE)
+    assert answer.startswith(b"HTTP/1.1 299 Fine by me\r\n")
+    assert b"X-A: a\tb\r\n" in answer and b"X-B: caf\xe9\r\n" in answer
+
+
+# --- pipelining is bounded ------------------------------------------------------
+
+
+def test_a_read_of_tiny_pipelined_requests_parses_only_a_bounded_number():
+    """Defect: one 64 KiB read parsed into ~2,400 queued requests."""
+    tiny = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    data = tiny * (65536 // len(tiny))
+    parser = http_parser.RequestParser(8190, 8190)
+    parser.feed(data)
+    assert len(parser.messages) <= http_parser.PIPELINE_DEPTH
+    served = 0
+    while parser.head_ready:
+        assert len(parser.messages) <= http_parser.PIPELINE_DEPTH
+        parser.pop()
+        served += 1
+    assert served == len(data) // len(tiny) and parser.error is None
+
+
+def test_thousands_of_pipelined_requests_are_all_answered_in_order():
+    def app(environ, start_response):
+        body = environ["PATH_INFO"].encode()
+        start_response("200 OK", [("Content-Length", str(len(body)))])
+        return [body]
+
+    count = 2000
+    data = b"".join(
+        b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(count - 1)
+    ) + request_bytes(b"GET /last HTTP/1.1", HOST, b"Connection: close")
+    with running(make_conf(), app) as server:
+        answer = raw(server, data, timeout=20)
+    bodies = [part.rsplit(b"\r\n\r\n", 1)[-1] for part in answer.split(b"HTTP/1.1 200")]
+    assert answer.count(b"HTTP/1.1 200 OK") == count
+    assert answer.endswith(b"/last")
+    assert b"/1999" not in answer and b"/1998" in answer
+    assert bodies[1:4] == [b"/0", b"/1", b"/2"]
+
+
+# --- refusals: no slot held, logged like any request ----------------------------
+
+
+@pytest.mark.timeout(30)
+def test_lingering_refusals_hold_no_slot(caplog):
+    """Defect: the linger after a 400 ran inside the request slot, so ~100
+    malformed requests a second starved a 100-slot worker."""
+    caplog.set_level(logging.INFO, logger="eventlet.wsgi.server")
+    with running(make_conf(wsgi_default_pool_size=1), RecordingApp()) as server:
+        bad = []
+        for _ in range(10):  # each keeps its connection open: a 1 s linger
+            sock = connect(server)
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: a, b\r\n\r\n")
+            assert status_of(sock.recv(4096)) == b"400"
+            bad.append(sock)
+        started = time.monotonic()
+        assert raw(server, GET_CLOSE).startswith(b"HTTP/1.1 200")
+        waited = time.monotonic() - started
+        for sock in bad:
+            sock.close()
+    assert waited < 0.5  # held slots would make it wait ~10 linger seconds
+    statuses = [line["status_code"] for line in access_lines(caplog)]
+    assert statuses.count("400") == 10 and statuses.count("200") == 1
+
+
+def test_a_refused_head_is_in_the_access_log_with_its_request_line(caplog):
+    caplog.set_level(logging.INFO, logger="eventlet.wsgi.server")
+    with running(make_conf(), RecordingApp()) as server:
+        raw(server, b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n")
+        raw(server, b"\x01\x02 nonsense\r\n\r\n")
+    lines = access_lines(caplog)
+    assert [(line["request_line"], line["status_code"]) for line in lines] == [
+        ("POST /x HTTP/1.1", "400"),
+        ("-", "400"),
+    ]
+
+
+def test_latency_counts_the_wait_for_a_slot(caplog):
+    """Defect: the latency clock started after the slot was taken, so slot
+    queueing, the saturation signal, was invisible."""
+    caplog.set_level(logging.INFO, logger="eventlet.wsgi.server")
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/slow":
+            if environ["wsgi.multithread"]:
+                time.sleep(0.3)
+            else:
+                eventlet.sleep(0.3)
+        start_response("200 OK", [("Content-Length", "0")])
+        return []
+
+    slow = request_bytes(b"GET /slow HTTP/1.1", HOST)
+    with running(make_conf(wsgi_default_pool_size=1), app) as server:
+        first, second = connect(server), connect(server)
+        for sock in (first, second):  # both accepted, idle, holding no slot
+            sock.sendall(GET)
+            read_response(sock)
+        first.sendall(slow)
+        green_wait_for(lambda: server.pool.busy == 1, timeout=5)
+        second.sendall(slow)
+        read_response(first), read_response(second)
+        first.close(), second.close()
+    walls = sorted(line["wall_seconds"] for line in access_lines(caplog))[-2:]
+    assert walls[0] >= 0.25 and walls[1] >= 0.5
+
+
+# --- the pool survives what the application does --------------------------------
+
+
+class Exits:
+    """Raises ``exception`` on /boom, answers 200 elsewhere."""
+
+    def __init__(self, exception) -> None:
+        self.exception = exception
+
+    def __call__(self, environ, start_response):
+        if environ["PATH_INFO"] == "/boom":
+            raise self.exception
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+
+BOOM = request_bytes(b"GET /boom HTTP/1.1", HOST, b"Connection: close")
+
+
+@pytest.mark.timeout(30)
+def test_system_exit_from_the_app_is_a_500_and_the_pool_serves_on():
+    """Defect (threads): SystemExit killed the pool thread for good."""
+    server_cm = running(make_conf(wsgi_default_pool_size=1), Exits(SystemExit(3)))
+    with server_cm as server:
+        for _ in range(3):
+            assert status_of(raw(server, BOOM)) == b"500"
+        assert raw(server, GET_CLOSE).startswith(b"HTTP/1.1 200")
+    # leaving running() stopped and waited: wait() returned
+
+
+@pytest.mark.timeout(30)
+def test_an_exception_escaping_the_core_ends_one_connection_only(scheduler):  # noqa: F811
+    """Defect (threads): an exception while serving leaked the live count, so
+    wait() never returned; the thread that served it must survive too."""
+    if scheduler != "threading":
+        pytest.skip("a KeyboardInterrupt in a greenthread is eventlet's to raise")
+    server_cm = running(make_conf(wsgi_default_pool_size=1), Exits(KeyboardInterrupt()))
+    with server_cm as server:
+        for _ in range(3):
+            assert raw(server, BOOM) == b""
+        assert raw(server, GET_CLOSE).startswith(b"HTTP/1.1 200")
+        green_wait_for(lambda: server._scheduler.connections == 0, timeout=5)
+        threads = [t for t in threading.enumerate() if t.name == "wsgi-pool"]
+        assert len(threads) == 1
+
+
+# --- an unexpected accept() error ------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_a_broken_listener_is_reported_not_silent(caplog):
+    """Defect: the accept loop died on an unexpected error and the worker
+    stayed up, serving nothing, with nothing to respawn it."""
+    failures = []
+    with running(make_conf(), RecordingApp()) as server:
+        server.on_failure = failures.append
+        server._socket.shutdown(socket.SHUT_RDWR)  # accept() now fails: EINVAL
+        green_wait_for(lambda: failures, timeout=10)
+    assert "test cannot accept connections" in failures[0]
+
+
+# --- request head semantics -------------------------------------------------------
+
+
+def test_underscore_header_names_are_dropped_not_merged():
+    """Defect: X_Forwarded_Proto and X-Forwarded-Proto shared one environ key,
+    so a proxy that set only the dashed name was bypassed."""
+    app = RecordingApp()
+    with running(make_conf(), app) as server:
+        raw(
+            server,
+            request_bytes(
+                b"GET / HTTP/1.1",
+                HOST,
+                b"X_Forwarded_Proto: https",
+                b"X-Forwarded-Proto: http",
+                b"Connection: close",
+            ),
+        )
+    assert app.calls[0]["HTTP_X_FORWARDED_PROTO"] == "http"
+
+
+@pytest.mark.parametrize(
+    "framing, body",
+    [
+        (b"Content-Length: 5", b"hello"),
+        (b"Transfer-Encoding: chunked", b"5\r\nhello\r\n0\r\n\r\n"),
+    ],
+    ids=["content-length", "chunked"],
+)
+def test_an_upgrade_request_with_a_body_gets_its_body(framing, body):
+    """Defect: Connection: Upgrade with a body reached the app with an empty
+    body. No 101 is ever sent: the upgrade is ignored, the connection goes on."""
+    app = RecordingApp()
+    upgrade = request_bytes(
+        b"POST /up HTTP/1.1",
+        HOST,
+        b"Connection: Upgrade, HTTP2-Settings",
+        b"Upgrade: h2c",
+        b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA",
+        framing,
+        body=body,
+    )
+    with running(make_conf(), app) as server:
+        answer = raw(server, upgrade + GET_CLOSE)
+    assert answer.count(b"HTTP/1.1 200") == 2, answer
+    assert answer.split(b"\r\n\r\n", 1)[1].startswith(b"hello")
+    assert [call["PATH_INFO"] for call in app.calls] == ["/up", "/"]
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        request_bytes(b"GET /first HTTP/1.1", HOST, b"Connection: close"),
+        request_bytes(b"GET /first HTTP/1.0"),
+        request_bytes(b"GET /first HTTP/1.0", b"Connection: close"),
+    ],
+    ids=["http11-close", "http10", "http10-close"],
+)
+def test_a_request_after_a_closing_one_is_ignored_not_a_400(first):
+    """Issue 19: bytes after Connection: close made the server answer 400 to
+    the first, valid request. RFC 9112 9.6: serve it, close, ignore the rest."""
+    app = RecordingApp()
+    with running(make_conf(), app) as server:
+        answer = raw(server, first + GET)
+    assert answer.startswith(b"HTTP/1.1 200") and answer.count(b"HTTP/1.1") == 1
+    assert [call["PATH_INFO"] for call in app.calls] == ["/first"]
+
+
+def test_garbage_after_a_keep_alive_request_is_refused_after_serving_it():
+    app = RecordingApp()
+    with running(make_conf(), app) as server:
+        answer = raw(server, GET + b"\x00\x01garbage\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert status_of(answer.split(b"\r\n\r\n", 1)[1]) == b"400"
+    assert len(app.calls) == 1
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"GET  / HTTP/1.1",
+        b"GET /  HTTP/1.1",
+        b" GET / HTTP/1.1",
+        b"GET / HTTP/1.1 ",
+    ],
+)
+def test_a_request_line_with_extra_spaces_is_400(line):
+    """Issue 19: `GET  /v1/ping HTTP/1.1` was served, and the request after it
+    too; RFC 9112 section 3 allows one SP."""
+    app = RecordingApp()
+    with running(make_conf(), app) as server:
+        answer = raw(server, request_bytes(line, HOST) + GET_CLOSE)
+    assert status_of(answer) == b"400" and app.calls == []
+
+
+@pytest.mark.parametrize("split", [None, 3, 15, 17])
+def test_extra_spaces_after_a_body_or_split_across_reads_are_still_400(split):
+    """The request line is checked wherever the request starts: after a
+    sized body in the same read, or with its bytes split over reads."""
+    app = RecordingApp()
+    post = request_bytes(b"POST /p HTTP/1.1", HOST, b"Content-Length: 5", body=b"hello")
+    data = post + request_bytes(b"GET  /x HTTP/1.1", HOST)
+    with running(make_conf(), app) as server:
+        sock = connect(server)
+        if split is None:
+            sock.sendall(data)
+        else:
+            at = len(post) + split
+            sock.sendall(data[:at])
+            assert read_response(sock).startswith(b"HTTP/1.1 200")
+            sock.sendall(data[at:])
+        answer = read_until_closed(sock)
+        sock.close()
+    assert b"HTTP/1.1 400" in answer
+    assert [call["PATH_INFO"] for call in app.calls] == ["/p"]
