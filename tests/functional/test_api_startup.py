@@ -1,19 +1,30 @@
 """Start-up errors of wsgisvc-api: one clear line, exit status 1, no traceback.
 
-The line is logged (oslo.log writes to stdout here) and written to stderr;
-the tests read both from one file.
+The line is logged (oslo.log writes to stdout unless --log-file) and, when the
+log did not reach stderr's file already, written to stderr: once where a user
+reads it (a terminal, ``2>&1``, a pipe, with or without a log file).
 """
 
 from __future__ import annotations
 
+import os
+import pty
+import signal
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from tests.functional._svc_util import database
-from tests.functional._wsgi_util import api_server, start_api, write_config
+from tests.functional._wsgi_util import (
+    BINARY,
+    ROOT,
+    api_server,
+    start_api,
+    write_config,
+)
 from tests.helpers import BIN, run_in_session
 
 
@@ -27,12 +38,11 @@ def _start_and_fail(tmp_path, conf, timeout: float = 60) -> str:
             proc.wait()
     output = log_path.read_text()
     assert "Traceback" not in output, output
-    lines = [line for line in output.splitlines() if "cannot start" in line]
-    [on_stderr] = [line for line in lines if line.startswith("wsgisvc-api cannot")]
-    [logged] = [line for line in lines if line is not on_stderr]
-    assert logged.endswith(f"ERROR wsgisvc.cmd [-] {on_stderr}"), output
+    # stdout and stderr share the file: the logged line, and no echo of it
+    [logged] = [line for line in output.splitlines() if "cannot start" in line]
+    assert " ERROR wsgisvc.cmd [-] wsgisvc-api cannot start: " in logged, output
     assert "started worker" not in output  # nothing forked
-    return on_stderr
+    return logged.partition(" [-] ")[2]
 
 
 def _replace(conf, old: str, new: str) -> None:
@@ -147,3 +157,89 @@ def test_a_configured_database_without_the_schema_is_refused(tmp_path, backend):
         (tmp_path / "synced").mkdir()  # a log of its own
         with api_server(tmp_path / "synced", workers=1, extra=extra) as api:
             assert api.ping_pid()
+
+
+def _read_all(fd: int) -> bytes:
+    """Everything written to a pipe or a pty until its writers are gone."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the pty's last writer closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks)
+
+
+def _run_wired(args: list[str], stderr_kind: str, shared: bool) -> tuple[str, str]:
+    """Run the binary with stderr on a new pty or pipe, and stdout on the same
+    one (``shared``: a terminal, ``2>&1``) or a pipe of its own; (what
+    stderr's file got, what stdout's pipe got)."""
+    reader, writer = pty.openpty() if stderr_kind == "pty" else os.pipe()
+    out_reader, out_writer = (reader, writer) if shared else os.pipe()
+    proc = subprocess.Popen(
+        [BINARY, *args],
+        stdin=subprocess.DEVNULL,
+        stdout=out_writer,
+        stderr=writer,
+        start_new_session=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    try:
+        os.close(writer)
+        if not shared:
+            os.close(out_writer)
+            stdout = _read_all(out_reader).decode()
+        else:
+            stdout = ""
+        stderr = _read_all(reader).decode()
+        assert proc.wait(timeout=60) == 1, stderr + stdout
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return stderr, stdout
+
+
+def _cannot_start(text: str) -> list[str]:
+    return [line for line in text.splitlines() if "cannot start" in line]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("log_file", [False, True], ids=["log-stdout", "log-file"])
+@pytest.mark.parametrize(
+    "stderr_kind, shared",
+    [("pty", True), ("pty", False), ("pipe", True), ("pipe", False)],
+    ids=["terminal", "stderr-pty", "2>&1", "pipes"],
+)
+@pytest.mark.parametrize("error", ["missing-paste", "bad-option"])
+def test_startup_error_is_one_line_on_stderr(
+    tmp_path, error, stderr_kind, shared, log_file
+):
+    conf = write_config(tmp_path, workers=1)
+    if error == "missing-paste":
+        (tmp_path / "api-paste.ini").unlink()
+        why = "paste configuration file"
+    else:
+        _replace(conf, "osapi_listen_port = 0", "osapi_listen_port = abc")
+        why = "option osapi_listen_port: 'abc'"
+    args = ["--config-file", str(conf)]
+    log = tmp_path / "api.log"
+    if log_file:
+        args += ["--log-file", str(log)]
+
+    stderr, stdout = _run_wired(args, stderr_kind, shared)
+
+    [line] = _cannot_start(stderr)
+    assert why in line, stderr
+    assert "Traceback" not in stderr + stdout
+    if log_file:
+        [logged] = _cannot_start(log.read_text())
+        assert logged.endswith(line.partition(" [-] ")[2] or line), logged
+        assert not _cannot_start(stdout)
+    elif not shared:
+        [logged] = _cannot_start(stdout)  # oslo.log's line, the echo on stderr
+        assert logged.endswith(f"ERROR wsgisvc.cmd [-] {line}"), stdout

@@ -20,6 +20,7 @@ if backend.NAME == "eventlet":
     eventlet.monkey_patch()
 
 import logging  # noqa: E402
+import os  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from typing import TypeVar  # noqa: E402
@@ -54,10 +55,22 @@ def one_line(text: str) -> str:
 
 
 def _logged_to_stderr() -> bool:
-    """Did the LOG.error line reach stderr already? Yes when a root handler
-    streams there, or when logging is not set up yet (Python's last resort
-    handler writes to stderr then)."""
+    """Did the LOG.error line reach stderr's file already? Yes when a root
+    handler streams to it (oslo.log streams to stdout: on a terminal, or with
+    ``2>&1``, that is stderr's file too), or when logging is not set up yet
+    (Python's last resort handler writes to stderr then)."""
     handlers = logging.getLogger().handlers
     if not handlers:
         return True
-    return any(getattr(h, "stream", None) is sys.stderr for h in handlers)
+    return any(_is_stderr(getattr(h, "stream", None)) for h in handlers)
+
+
+def _is_stderr(stream) -> bool:
+    """True when ``stream`` writes where stderr does (the same open file)."""
+    if stream is None or stream is sys.stderr:
+        return stream is not None
+    try:
+        ours, theirs = os.fstat(stream.fileno()), os.fstat(sys.stderr.fileno())
+    except (AttributeError, OSError, ValueError):  # no file behind a stream
+        return False
+    return (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)
