@@ -27,7 +27,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
-from wsgisvc.http.core import ClientGone, Connection, Core
+from wsgisvc.http.core import After, ClientGone, Connection, Core
 from wsgisvc.http.guard import BadRequest
 
 CONTROL = 5  # read style (1 byte), split seed (4 bytes)
@@ -46,25 +46,12 @@ class Known(Exception):
 # Defects found and reported, each with an xfail(strict=True) regression test
 # that names it: an input that shows one is skipped, so a run looks for new
 # ones. Remove an entry when its fix lands (its test then passes).
-KNOWN = {
-    # llhttp's error on bytes pipelined after a closing request (issue 19);
-    # tests/unit/test_http_corpus.py::pipelined_after_connection_close
-    b"Data after `Connection: close`": "issue 19: data after Connection: close",
-    # read_head() with a pipelined head begun in an earlier read and no
-    # deadline (core.py); test_http_corpus.py::test_pipelined_head_split...
-    b"TypeError(\"unsupported operand type(s) for -: 'NoneType' and 'float'\")": (
-        "new: a pipelined head split across reads raises TypeError (eventlet)"
-    ),
-}
+KNOWN: dict[bytes, str] = {}
 # Line limits checked two ways (parser.py): a whole line's length while it is
 # open, name + value (or the target) once it is parsed, so a line near the
 # limit is served in one read and refused when it trickles in;
 # test_http_corpus.py::test_line_near_the_limit_is_judged_the_same_split.
 LIMIT_SPLIT = "new: a line near max_header_line is refused only when split"
-# llhttp stops at the first error of a read: the complete requests parsed in
-# the same read before it are refused with it instead of served first;
-# test_findings.py::test_requests_before_a_bad_one_in_the_same_read_are_served.
-EARLY_REFUSAL = "new: an error refuses the complete requests read with it"
 
 
 def _known(text: bytes) -> str | None:
@@ -180,7 +167,7 @@ def serve(pieces: list[bytes], style: str) -> Outcome:
     conn = Connection(core, sock, ("127.0.0.1", 40000))
     try:
         while conn.read_head():
-            if not conn.serve():
+            if conn.serve() is not After.KEEP:
                 break
     except OSError:
         pass  # the schedulers end the connection on these (green.py, threaded.py)
@@ -299,8 +286,6 @@ def check(data: bytes) -> None:
         if other.seen != whole.seen:
             if _limit_split(statuses["whole"], statuses[way]):
                 raise Known(LIMIT_SPLIT)
-            if _refused_early(whole, other, statuses["whole"], statuses[way]):
-                raise Known(EARLY_REFUSAL)
             raise Finding(
                 f"framed two ways: whole saw {whole.seen!r}, {way} {other.seen!r}"
             )
@@ -312,18 +297,6 @@ def check(data: bytes) -> None:
             raise Finding(
                 f"answered two ways: whole {statuses['whole']}, {way} {statuses[way]}"
             )
-
-
-def _refused_early(whole: Outcome, other: Outcome, ws: list, os_: list) -> bool:
-    """Whole served a prefix of what the other way served, then refused as it
-    did (EARLY_REFUSAL)."""
-    served = len(whole.seen)
-    return (
-        served < len(other.seen)
-        and other.seen[:served] == whole.seen
-        and ws[-1:] == os_[-1:]
-        and ws[-1:] != ["200"]
-    )
 
 
 def _limit_split(whole: list[str], other: list[str]) -> bool:

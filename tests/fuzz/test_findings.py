@@ -20,7 +20,6 @@ from tests.unit._wsgi_inproc import (  # noqa: F401  (scheduler: a fixture)
     running,
     scheduler,
 )
-from wsgisvc import backend
 
 REQUEST = b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -41,11 +40,7 @@ def status_of(answer: bytes) -> bytes:
 
 
 @pytest.mark.timeout(30)
-def test_pipelined_head_split_across_reads_is_served(server, request):
-    if backend.NAME == "eventlet":
-        request.applymarker(
-            pytest.mark.xfail(strict=True, reason=harness.KNOWN[_TYPE_ERROR])
-        )
+def test_pipelined_head_split_across_reads_is_served(server):
     second = REQUEST % 2
     sock = connect(server)
     try:
@@ -57,11 +52,7 @@ def test_pipelined_head_split_across_reads_is_served(server, request):
         sock.close()
 
 
-_TYPE_ERROR = next(k for k in harness.KNOWN if k.startswith(b"TypeError"))
-
-
 @pytest.mark.timeout(30)
-@pytest.mark.xfail(strict=True, reason=harness.EARLY_REFUSAL)
 def test_requests_before_a_bad_one_in_the_same_read_are_served(server, app):
     """RFC 9112 section 9.3: requests are answered in order; the first is
     complete and valid, only what follows it is malformed."""

@@ -318,6 +318,8 @@ class Connection:
         guard.check_framing(lengths, codings, hosts, http11)
         if message.method == "CONNECT":
             raise guard.bad("CONNECT is not served")
+        if path == "*" and message.method != "OPTIONS":
+            raise guard.bad("asterisk-form is for OPTIONS only")
         environ["REQUEST_METHOD"] = message.method
         environ["SERVER_PROTOCOL"] = "HTTP/" + version
         environ["RAW_PATH_INFO"] = path
