@@ -147,3 +147,26 @@ def test_a_configured_database_without_the_schema_is_refused(tmp_path, backend):
         (tmp_path / "synced").mkdir()  # a log of its own
         with api_server(tmp_path / "synced", workers=1, extra=extra) as api:
             assert api.ping_pid()
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql"])
+def test_a_configured_database_behind_is_refused_before_binding(tmp_path, backend):
+    """The light check (the DB-API driver reading alembic_version) refuses a
+    schema at an older revision, before anything binds or forks."""
+    with database(backend, tmp_path) as url:
+        engine = sa.create_engine(url)
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32))")
+            )
+            connection.execute(sa.text("INSERT INTO alembic_version VALUES ('0000')"))
+        engine.dispose()
+        conf = write_config(
+            tmp_path, workers=2, extra=f"[database]\nconnection = {url}\n"
+        )
+        line = _start_and_fail(tmp_path, conf)
+    assert "listening on" not in (tmp_path / "api.log").read_text()  # nothing bound
+    assert line.endswith(
+        "is at 0000, this release needs schema 0001: run `wsgisvc-manage db sync`"
+    )
