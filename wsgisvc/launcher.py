@@ -52,7 +52,8 @@ class ServiceBase(abc.ABC):
     called in a ProcessLauncher's parent, where ``start()`` never ran, to close
     listening sockets early: there it runs on a thread of its own, so it must
     only close what the constructor opened. ``wait()`` returns once in-flight
-    work is done. ``reset()`` runs on SIGHUP.
+    work is done. ``reset()`` runs on SIGHUP. ``serving()`` is the one
+    that need not be written.
 
     ``on_failure`` is set by the launcher before ``start()``: a service calls
     it, with one line saying why, when it can no longer do its work (say, its
@@ -73,6 +74,24 @@ class ServiceBase(abc.ABC):
 
     @abc.abstractmethod
     def reset(self) -> None: ...
+
+    def serving(self) -> None:  # noqa: B027 - optional, unlike the four above
+        """Called once in the top process (a ServiceLauncher's own, a
+        ProcessLauncher's parent) when the service has started, here or in
+        the first workers: for work that serving must not wait for, and the
+        workers must not do (an API's row in the services table). It runs on
+        the launcher's loop, so it spawns a task for anything slow; a reload
+        does not call it again. The default does nothing.
+        """
+
+
+def tell_serving(services: list[ServiceBase]) -> None:
+    """Each service's ``serving()``; one that fails is logged, not fatal."""
+    for service in services:
+        try:
+            service.serving()
+        except Exception:
+            LOG.exception("%s failed in serving()", service)
 
 
 class Services:
@@ -421,6 +440,8 @@ class Launcher:
     def _notify_ready_once(self) -> None:
         if self.services.all_started and not self._notified_ready:
             self._notified_ready = True
+            if self._parent_death_fd is None:  # the top process
+                tell_serving(self.services.services)
             systemd.notify("READY=1")
 
 

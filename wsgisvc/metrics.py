@@ -32,7 +32,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from wsgiref import simple_server
 
 from oslo_config import cfg
 
@@ -197,18 +196,18 @@ def enabled() -> bool:
 # --- the process that owns the directory --------------------------------------
 
 
-class _SilentHandler(simple_server.WSGIRequestHandler):
-    """Scrapes are not worth a log line each."""
-
-    def log_message(self, format, *args) -> None:
-        pass
-
-
 class _Collector:
     """The private directory and the listener that serves its aggregate."""
 
     def __init__(self, host: str, port: int) -> None:
+        # Imported when metrics are on: off means no import.
+        from wsgiref import simple_server
+
         from prometheus_client import CollectorRegistry, exposition, make_wsgi_app
+
+        class SilentHandler(simple_server.WSGIRequestHandler):
+            def log_message(self, format, *args) -> None:
+                pass  # scrapes are not worth a log line each
 
         self.directory = os.environ[ENV]
         registry = CollectorRegistry()
@@ -219,7 +218,7 @@ class _Collector:
 
         try:
             self.server = simple_server.make_server(
-                host, port, make_wsgi_app(registry), Server, _SilentHandler
+                host, port, make_wsgi_app(registry), Server, SilentHandler
             )
         except OSError as exc:
             raise MetricsError(

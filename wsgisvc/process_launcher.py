@@ -120,6 +120,7 @@ class ProcessLauncher:
     def wait(self) -> int:
         """Supervise until every worker is gone after a stop; return the status."""
         launcher.log_start(self.conf)
+        launcher.tell_serving([wrapper.service for wrapper in self.wrappers])
         while not (self._stopping and not self.workers and not self.retiring):
             self._signals.wait(self._sleep_time(), self._watched_fds())
             while (signo := self._signals.next()) is not None:

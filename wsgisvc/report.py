@@ -2,7 +2,8 @@
 
 One report, one log record: every thread's and every greenthread's stack,
 the processes below this one, the pool and open connections of each server
-in the process, and the options in effect (secrets masked).
+in the process, the top-level modules it has loaded (what a worker carries),
+and the options in effect (secrets masked).
 
 Built with oslo.reports, the Guru Meditation Report OpenStack operators
 know: its generators and text views make every section here. Its
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+import textwrap
 import weakref
 from collections.abc import Callable
 from types import FrameType
@@ -71,8 +74,15 @@ def build(conf: cfg.ConfigOpts, frame: FrameType | None = None) -> str:
             del _sections[title]
         else:
             text.add_section(title, _failsafe(describe))
+    text.add_section("Modules", loaded_modules)
     text.add_section("Configuration", conf_generator.ConfigReportGenerator(conf))
     return text.run()
+
+
+def loaded_modules() -> str:
+    """The top-level modules in ``sys.modules``, sorted, comma-separated."""
+    names = sorted({name.partition(".")[0] for name, m in sys.modules.items() if m})
+    return textwrap.fill(", ".join(names), width=79, break_on_hyphens=False)
 
 
 def _failsafe(describe: Callable[[], str]) -> Callable[[], str]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from wsgisvc import config, loopingcall, opts, registry
+from wsgisvc import backend, config, loopingcall, opts, registry
 from wsgisvc.errors import ServiceConfigError, StartupError
 from wsgisvc.launcher import (
     Launcher,
@@ -28,10 +28,11 @@ from wsgisvc.launcher import (
 )
 from wsgisvc.process_launcher import ProcessLauncher, ServerWrapper
 
-if TYPE_CHECKING:  # imported where used: an API needs no oslo.messaging, a
-    # worker no HTTP server
+if TYPE_CHECKING:  # imported where used: an API needs no oslo.messaging nor
+    # ORM, a worker no HTTP server
     from wsgisvc import rpc, wsgi
     from wsgisvc.manager import Manager
+    from wsgisvc.registry.heartbeat import Heartbeat
 
 LOG = logging.getLogger(__name__)
 
@@ -118,22 +119,18 @@ def wait() -> int:
 WSGI_BACKLOG = 4096
 
 
-def _api_heartbeat(conf: cfg.ConfigOpts, name: str) -> registry.Heartbeat | None:
-    """The row an API keeps in the services table (binary
-    ``<name>_service_binary``), or None when ``<name>_in_services_table`` is
-    off. Its engine is made on first use, in the worker: none crosses a fork."""
-    if not conf[f"{name}_in_services_table"]:
-        return None
-    return registry.Heartbeat(conf, conf.host, conf[f"{name}_service_binary"])
-
-
 class WSGIService(ServiceBase):
     """A paste application served over HTTP(S) by :class:`wsgisvc.wsgi.Server`.
 
-    Everything that can fail at start-up (paste file, app name, options, TLS
-    files, the port) fails here, in the constructor, before any fork. The socket
-    is bound here too, so ``.port`` is the real port (``<name>_listen_port = 0``
-    lets the kernel choose) and forked workers share it.
+    Everything that can fail at start-up (paste file, app name, options, a
+    configured database's schema, TLS files, the port) fails here, in the
+    constructor, before any fork. The socket is bound here too, so ``.port`` is
+    the real port (``<name>_listen_port = 0`` lets the kernel choose) and
+    forked workers share it.
+
+    The API's row in the services table (binary ``<name>_service_binary``,
+    unless ``<name>_in_services_table`` is off) is no business of the workers:
+    the top process registers and heartbeats it once they serve (``serving()``).
     """
 
     def __init__(
@@ -156,6 +153,9 @@ class WSGIService(ServiceBase):
         self.use_ssl = use_ssl or self.conf[f"{name}_use_ssl"]
         self.loader = loader or wsgi.Loader(self.conf)
         self.app = self.loader.load_app(name)
+        self.keeps_row = self.conf[f"{name}_in_services_table"]
+        if self.keeps_row:  # behind is refused now, before binding
+            registry.check_schema(self.conf)
         self.server = wsgi.Server(
             self.conf,
             name,
@@ -167,7 +167,8 @@ class WSGIService(ServiceBase):
             backlog=WSGI_BACKLOG,
         )
         self.host, self.port = self.server.host, self.server.port
-        self.heartbeat = _api_heartbeat(self.conf, name)
+        self.heartbeat: Heartbeat | None = None  # once the row is registered
+        self._row_task: backend.Task | None = None
 
     def __repr__(self) -> str:
         return f"<WSGIService {self.name} {self.server.url}>"
@@ -184,13 +185,34 @@ class WSGIService(ServiceBase):
     def start(self) -> None:
         self.server.on_failure = self.on_failure
         self.server.start()
-        if self.heartbeat is not None:  # registers now: up from this moment
-            self.heartbeat.start()
+
+    def serving(self) -> None:
+        """Keep the row, on a task of its own: answering waits for none of it.
+
+        The row says this API runs on this host, so it lives as long as the
+        top process does, through reloads and the last drain.
+        """
+        if self.keeps_row and self._row_task is None:
+            self._row_task = backend.spawn(self._keep_row)
+
+    def _keep_row(self) -> None:
+        # The ORM and alembic load here, in the top process, after the workers
+        # forked: they never carry them.
+        from wsgisvc.registry import heartbeat, migration
+
+        try:
+            migration.sync_default(self.conf)
+            self.heartbeat = heartbeat.Heartbeat(
+                self.conf, self.conf.host, self.conf[f"{self.name}_service_binary"]
+            )
+            self.heartbeat.start()  # registers now: up from this moment
+        except StartupError as error:
+            LOG.error("%s keeps no row in the services table: %s", self, error)
+        except Exception:
+            LOG.exception("%s keeps no row in the services table", self)
 
     def stop(self) -> None:
         self.server.stop()
-        if self.heartbeat is not None:
-            self.heartbeat.stop()
 
     def wait(self) -> None:
         self.server.wait()

@@ -243,3 +243,26 @@ def test_startup_error_is_one_line_on_stderr(
     elif not shared:
         [logged] = _cannot_start(stdout)  # oslo.log's line, the echo on stderr
         assert logged.endswith(f"ERROR wsgisvc.cmd [-] {line}"), stdout
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql"])
+def test_a_configured_database_behind_is_refused_before_binding(tmp_path, backend):
+    """The light check (the DB-API driver reading alembic_version) refuses a
+    schema at an older revision, before anything binds or forks."""
+    with database(backend, tmp_path) as url:
+        engine = sa.create_engine(url)
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32))")
+            )
+            connection.execute(sa.text("INSERT INTO alembic_version VALUES ('0000')"))
+        engine.dispose()
+        conf = write_config(
+            tmp_path, workers=2, extra=f"[database]\nconnection = {url}\n"
+        )
+        line = _start_and_fail(tmp_path, conf)
+    assert "listening on" not in (tmp_path / "api.log").read_text()  # nothing bound
+    assert line.endswith(
+        "is at 0000, this release needs schema 0001: run `wsgisvc-manage db sync`"
+    )

@@ -35,9 +35,7 @@ def test_ttin_then_ttou_change_the_worker_count_and_the_metrics_follow(tmp_path)
         three = wait_for(lambda: len(api.workers()) == 3 and api.workers())
         assert first < three
         wait_for(lambda: _workers_metric(port) == 3)
-        wait_for(
-            lambda: scrape(port).pids("wsgisvc_service_up") == set(map(str, three))
-        )
+        wait_for(lambda: scrape(port).pids("wsgisvc_pool_size") == set(map(str, three)))
         assert len(_lines(api, "got SIGTTIN")) == 1
         assert "osapi now runs 3 workers" in _lines(api, "got SIGTTIN")[0]
 
@@ -54,7 +52,7 @@ def test_ttin_then_ttou_change_the_worker_count_and_the_metrics_follow(tmp_path)
                 and s
             )
         )
-        assert str(retired) not in samples.pids("wsgisvc_service_up")
+        assert str(retired) not in samples.pids("wsgisvc_pool_size")
         (line,) = _lines(api, "got SIGTTOU")
         assert f"osapi now runs 2 workers; retiring worker {retired}" in line
         assert _lines(api, f"{retired} ") and not _lines(api, "respawning")

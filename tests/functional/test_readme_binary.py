@@ -8,7 +8,7 @@ import signal
 import pytest
 
 from tests.functional._wsgi_util import ROOT, api_server, start_api, write_config
-from tests.helpers import PYTHON
+from tests.helpers import PYTHON, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -28,8 +28,8 @@ def test_the_snippet_serves_and_stops(tmp_path):
     with api_server(tmp_path, workers=2, command=command) as api:
         assert len(api.workers()) == 2
         assert api.ping_pid() in api.workers()
-        status, _, body = api.request("/v1/services")
-        assert status == 200 and b"wsgisvc-osapi" in body  # the table was synced
+        # the parent syncs the table and registers the row once workers serve
+        wait_for(lambda: b"wsgisvc-osapi" in api.request("/v1/services")[2])
         api.proc.send_signal(signal.SIGTERM)
         assert api.proc.wait(timeout=30) == 0
     assert "Lost the database" not in api.log()

@@ -13,7 +13,7 @@ from oslo_config import cfg
 
 from tests.functional._svc_util import BACKENDS, database
 from wsgisvc import registry
-from wsgisvc.registry import api, migration
+from wsgisvc.registry import api, migration, schema
 from wsgisvc.registry.models import Service, utcnow
 
 
@@ -22,7 +22,7 @@ def db(request, tmp_path):
     conf = cfg.ConfigOpts()
     conf([], project="wsgisvc-test", default_config_files=[], default_config_dirs=[])
     with database(request.param, tmp_path) as url:
-        registry.engine.register_opts(conf)
+        registry.register_opts(conf)
         conf.set_override("connection", url, group="database")
         engine = registry.create_engine(conf)
         try:
@@ -41,7 +41,7 @@ def synced(db):
 def test_default_connection_is_sqlite_under_state_path(tmp_path):
     conf = cfg.ConfigOpts()
     conf([], project="wsgisvc-test", default_config_files=[], default_config_dirs=[])
-    registry.engine.register_opts(conf)
+    registry.register_opts(conf)
     conf.set_override("state_path", str(tmp_path / "state"))
     url = registry.connection_url(conf)
     assert url == f"sqlite:///{tmp_path / 'state' / 'wsgisvc.sqlite'}"
@@ -79,8 +79,21 @@ def test_db_sync_creates_the_table_and_is_idempotent(db):
 
 
 def test_head_constant_is_alembics_head():
-    # migration.HEAD spares binaries the alembic import; it must not go stale.
-    assert migration.HEAD == migration.head_revision()
+    # schema.HEAD spares binaries the alembic import; it must not go stale.
+    assert schema.HEAD == migration.HEAD == migration.head_revision()
+
+
+@pytest.mark.timeout(60)
+def test_the_light_reader_sees_the_revision_alembic_wrote(db):
+    """schema.revision() reads alembic_version with the DB-API driver alone."""
+    conf, engine = db
+    url, timeout = conf.database.connection, conf.database.connect_timeout
+    assert schema.revision(url, timeout) is None
+    registry.db_sync(engine)
+    assert schema.revision(url, timeout) == schema.HEAD
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = '0000'"))
+    assert schema.revision(url, timeout) == "0000"
 
 
 @pytest.mark.timeout(60)

@@ -22,7 +22,7 @@ INTERVAL = 0.2
 def make_conf(url):
     conf = cfg.ConfigOpts()
     conf([], project="wsgisvc-test", default_config_files=[], default_config_dirs=[])
-    registry.engine.register_opts(conf)
+    registry.register_opts(conf)
     conf.set_override("connection", url, group="database")
     conf.set_override("connect_timeout", 2, group="database")
     return conf

@@ -30,7 +30,7 @@ def manage(tmp_path):
 
     conf = cfg.ConfigOpts()
     conf(["--config-file", str(conf_path)], project="wsgisvc-test")
-    registry.engine.register_opts(conf)
+    registry.register_opts(conf)
     run.engine = registry.create_engine(conf)
     yield run
     run.engine.dispose()

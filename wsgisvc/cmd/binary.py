@@ -6,9 +6,12 @@
     binary.run(lambda conf: service.WSGIService("osapi", conf=conf))
 
 Parse the command line and the config files (every option's value checked),
-build the service, bring the services table's schema up (the SQLite default is
-synced, a configured database must be current), serve, wait, exit with the
-launcher's status. Any start-up error on the way is one line and exit 1.
+build the service, make the services table ready for a service whose workers
+keep rows (the SQLite default is synced, a configured database must be
+current), serve, wait, exit with the launcher's status. Any start-up error on
+the way is one line and exit 1. An API's workers keep no row: WSGIService
+checks a configured schema before it binds and syncs the default once it
+serves (see DESIGN.md, "Start-up sequence").
 """
 
 import os
@@ -49,7 +52,7 @@ def _prepare(
     """Everything that can fail before serving, in the parent, before any fork."""
     conf = config.parse_args(argv, config.CONF)
     server = build(conf)
-    if getattr(server, "heartbeat", None) is not None:  # it keeps a row
+    if isinstance(server, service.Service):  # its workers keep its row
         registry.prepare_database(conf)
     return server, _workers(conf, server, workers)
 

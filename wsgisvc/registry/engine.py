@@ -1,8 +1,9 @@
 """The engine for ``[database] connection``, with a usable default.
 
 The default is a SQLite file ``wsgisvc.sqlite`` under ``state_path`` so a
-service runs with no database server at all. Engines are created where they
-are used (after a fork, in the worker), never inherited across ``fork()``.
+service runs with no database server at all (``schema.connection_url``).
+Engines are created where they are used (after a fork, in the process that
+uses them), never inherited across ``fork()``.
 """
 
 from __future__ import annotations
@@ -12,23 +13,7 @@ import os
 import sqlalchemy as sa
 from oslo_config import cfg
 
-from wsgisvc import opts
-
-
-def register_opts(conf: cfg.ConfigOpts) -> None:
-    conf.register_opts(opts.service_opts)
-    # By name, not the shared OptGroup object: oslo.config keeps overrides in
-    # the group object, so sharing it would leak them between ConfigOpts.
-    conf.register_opts(opts.database_opts, group=opts.database_group.name)
-
-
-def connection_url(conf: cfg.ConfigOpts) -> str:
-    """``[database] connection``, or the SQLite file under ``state_path``."""
-    register_opts(conf)
-    if conf.database.connection:
-        return conf.database.connection
-    path = os.path.join(os.path.expanduser(conf.state_path), "wsgisvc.sqlite")
-    return f"sqlite:///{path}"
+from wsgisvc.registry.schema import connection_url
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -16,7 +16,7 @@ from oslo_config import cfg
 from sqlalchemy import exc
 
 from wsgisvc import loopingcall, metrics
-from wsgisvc.registry import api, engine
+from wsgisvc.registry import api, engine, schema
 
 LOG = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class Heartbeat:
         version: int = 0,
         report_interval: float | None = None,
     ):
-        engine.register_opts(conf)
+        schema.register_opts(conf)
         self.conf = conf
         self.host = host
         self.binary = binary

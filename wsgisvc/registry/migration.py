@@ -1,8 +1,8 @@
 """Schema migrations of the services table, shipped inside the package.
 
-``db sync`` runs at start of ``wsgisvc-api`` and ``wsgisvc-worker`` on the
-SQLite default, so it must be cheap when there is nothing to do and safe when
-two processes run it at once.
+``db sync`` runs on the SQLite default when ``wsgisvc-worker`` starts and
+when ``wsgisvc-api`` registers its row, so it must be cheap when there is
+nothing to do and safe when two processes run it at once.
 """
 
 from __future__ import annotations
@@ -13,18 +13,14 @@ import os
 import sqlalchemy as sa
 from oslo_config import cfg
 
-from wsgisvc.errors import DatabaseSyncError, SchemaNotCurrent
+from wsgisvc.errors import DatabaseSyncError
 from wsgisvc.registry import engine as registry_engine
+from wsgisvc.registry import schema
+from wsgisvc.registry.schema import HEAD, VERSION_TABLE
 
 LOG = logging.getLogger(__name__)
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-VERSION_TABLE = "alembic_version"  # alembic's default name
-
-# The newest revision in migrations/versions. Kept here so that a binary whose
-# schema is current never imports alembic (a third of a second at every
-# start); a test compares it with alembic's own answer, head_revision().
-HEAD = "0001"
 
 
 def _alembic_config(connection: sa.Connection | None = None):
@@ -85,40 +81,27 @@ def _safe_url(engine: sa.Engine) -> str:
 
 
 def prepare_database(conf: cfg.ConfigOpts) -> None:
-    """Make sure the services table is usable before a binary starts serving.
+    """Make sure the services table is usable before a binary's workers use it:
+    a configured database must be current (``schema.check``), the SQLite
+    default is synced (``sync_default``)."""
+    schema.check(conf)
+    sync_default(conf)
 
-    The default (``[database] connection`` unset: the SQLite file under
-    ``state_path``) is synced here, so binaries run out of the box. A
-    configured database is the operator's, migrated by ``wsgisvc-manage db
-    sync``: a schema that is missing or behind is refused (SchemaNotCurrent)
-    instead of a service that runs on and fails every heartbeat. One that
-    cannot be reached is left to the heartbeat, which survives outages.
-    """
-    registry_engine.register_opts(conf)
-    url = registry_engine.connection_url(conf)
+
+def sync_default(conf: cfg.ConfigOpts) -> None:
+    """Bring the default (``[database] connection`` unset: the SQLite file
+    under ``state_path``) to ``HEAD``, so binaries run out of the box; a
+    configured database is the operator's, and left alone."""
+    url = schema.connection_url(conf)
+    if conf.database.connection:
+        return
     try:
         engine = registry_engine.create_engine(conf)
         try:
-            if not conf.database.connection:
-                db_sync(engine)
-                return
-            revision = db_version(engine)
+            db_sync(engine)
         finally:
             engine.dispose()
     except (OSError, sa.exc.SQLAlchemyError) as error:
-        if conf.database.connection:
-            LOG.warning("Cannot check the schema of %s yet: %s", _hidden(url), error)
-            return
         raise DatabaseSyncError(
             f"cannot create the services table in {url}: {error}"
         ) from error
-    if revision != HEAD:
-        at = "has no services table" if revision is None else f"is at {revision}"
-        raise SchemaNotCurrent(
-            f"database {_hidden(url)} {at}, this release needs schema {HEAD}: "
-            "run `wsgisvc-manage db sync`"
-        )
-
-
-def _hidden(url: str) -> str:
-    return sa.engine.make_url(url).render_as_string(hide_password=True)

@@ -9,22 +9,24 @@ call to the sample worker.
 
 The broker and the database are reached lazily, on the first request, in
 the worker process that serves it: an API that nobody asks about RPC never
-needs a broker.
+needs a broker. Their libraries (oslo.messaging, SQLAlchemy) are imported
+then too, so a worker nobody asks carries none of them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from typing import TYPE_CHECKING
 
-import oslo_messaging as messaging
 import webob
 from oslo_config import cfg
 
-from wsgisvc import config, registry, rpc
-from wsgisvc.registry import api as registry_api
-from wsgisvc.registry.heartbeat import DB_ERRORS
+from wsgisvc import config, registry
 from wsgisvc.sample.faultwrap import fault_response
+
+if TYPE_CHECKING:
+    from wsgisvc import rpc
 
 LOG = logging.getLogger(__name__)
 
@@ -37,16 +39,15 @@ class RPCController:
     def __init__(self, conf: cfg.ConfigOpts | None = None):
         # Paste factories get no ConfigOpts: the sample uses the binary's CONF.
         self.conf = conf if conf is not None else config.CONF
-        registry.engine.register_opts(self.conf)
+        registry.register_opts(self.conf)
         self._client: rpc.RPCClient | None = None
         self._engine = None
 
-    def _rpc(self) -> rpc.RPCClient:
-        if self._client is None:
-            self._client = rpc.RPCClient(self.conf, WORKER_TOPIC, retry=0)
-        return self._client
-
     def services(self, request: webob.Request) -> webob.Response:
+        # SQLAlchemy: on the first request for the services table
+        from wsgisvc.registry import api as registry_api
+        from wsgisvc.registry.heartbeat import DB_ERRORS
+
         if self._engine is None:
             self._engine = registry.create_engine(self.conf)
         try:
@@ -58,6 +59,11 @@ class RPCController:
         return _json({"services": [_service_view(row, down_time) for row in rows]})
 
     def echo(self, request: webob.Request) -> webob.Response:
+        # oslo.messaging: on the first RPC request
+        import oslo_messaging as messaging
+
+        from wsgisvc import rpc
+
         try:
             document = json.loads(request.body or b"{}")
             timeout = float(document.get("timeout", DEFAULT_TIMEOUT))
@@ -66,8 +72,10 @@ class RPCController:
             return fault_response(400, f"Malformed request body: {error}")
         if not 0 < timeout <= MAX_TIMEOUT:
             return fault_response(400, f"timeout must be in (0, {MAX_TIMEOUT}]")
+        if self._client is None:
+            self._client = rpc.RPCClient(self.conf, WORKER_TOPIC, retry=0)
         try:
-            reply = self._rpc().call(
+            reply = self._client.call(
                 {},
                 "echo",
                 server=host,
