@@ -13,13 +13,14 @@ import abc
 import dataclasses
 import os
 import signal
+import socket
 import threading
 import time
 
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from wsgisvc import backend, metrics, opts, report, signals, systemd
+from wsgisvc import backend, metrics, opts, report, signals, systemd, upgrade
 from wsgisvc.signals import Action
 
 LOG = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ HANDLED_SIGNALS = (
     signal.SIGHUP,
     signal.SIGTTIN,
     signal.SIGTTOU,
+    signal.SIGUSR1,
     signal.SIGUSR2,
 )
 
@@ -65,6 +67,13 @@ class ServiceBase(abc.ABC):
 
     @abc.abstractmethod
     def reset(self) -> None: ...
+
+    def listening_sockets(self) -> dict[str, socket.socket]:
+        """The listening sockets an upgrade hands to the new binary, each
+        under the name the new binary's service takes it by (see
+        ``systemd.activated_socket``); none by default. Called in a
+        ProcessLauncher's parent, where only the constructor ran."""
+        return {}
 
 
 class Services:
@@ -229,6 +238,7 @@ class Launcher:
         register_opts(conf)
         if parent_death_fd is None:  # the top process serves its own metrics
             metrics.start_collector(conf)
+            upgrade.take_handover()  # and tells an old parent it serves
         self.conf = conf
         self.restart_method = restart_method
         self._parent_death_fd = parent_death_fd
@@ -309,6 +319,13 @@ class Launcher:
         stopping = self._drain is not None and self._drain.stop is not None
         if action is Action.REPORT:
             report.write(self.conf)
+            return None
+        if action is Action.UPGRADE:
+            LOG.info(
+                "pid %d got %s: ignored (only a ProcessLauncher parent upgrades)",
+                os.getpid(),
+                name,
+            )
             return None
         if action is Action.FAST_STOP:
             LOG.info("pid %d got %s: stopping at once", os.getpid(), name)
@@ -399,7 +416,7 @@ class Launcher:
     def _notify_ready_once(self) -> None:
         if self.services.all_started and not self._notified_ready:
             self._notified_ready = True
-            systemd.notify("READY=1")
+            upgrade.announce_ready()
 
 
 class ServiceLauncher(Launcher):

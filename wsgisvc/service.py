@@ -11,13 +11,14 @@ import importlib
 import math
 import os
 import random
+import socket
 import sys
 from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from wsgisvc import config, loopingcall, opts, registry
+from wsgisvc import config, loopingcall, opts, registry, systemd
 from wsgisvc.errors import ServiceConfigError, StartupError
 from wsgisvc.launcher import (
     Launcher,
@@ -73,6 +74,7 @@ def launch(
     forked processes; return the launcher to ``wait()`` on."""
     _check_workers(workers)
     check_service(service)
+    systemd.check_sockets_claimed()
     if workers is None or workers == 1:
         launcher = ServiceLauncher(conf, restart_method=restart_method)
         launcher.launch_service(service)
@@ -156,6 +158,7 @@ class WSGIService(ServiceBase):
         self.use_ssl = use_ssl or self.conf[f"{name}_use_ssl"]
         self.loader = loader or wsgi.Loader(self.conf)
         self.app = self.loader.load_app(name)
+        inherited = systemd.activated_socket(name)  # None: bind
         self.server = wsgi.Server(
             self.conf,
             name,
@@ -165,6 +168,7 @@ class WSGIService(ServiceBase):
             use_ssl=self.use_ssl,
             max_url_len=max_url_len,
             backlog=WSGI_BACKLOG,
+            inherited_socket=inherited,
         )
         self.host, self.port = self.server.host, self.server.port
         self.heartbeat = _api_heartbeat(self.conf, name)
@@ -196,6 +200,12 @@ class WSGIService(ServiceBase):
 
     def reset(self) -> None:
         self.server.reset()
+
+    def listening_sockets(self) -> dict[str, socket.socket]:
+        """This service's listening socket, under its name (what an upgrade
+        hands to the new binary, which takes it by that name)."""
+        sock = self.server.socket
+        return {} if sock is None else {self.name: sock}
 
 
 # --- Service: a manager behind RPC, with periodic tasks and a heartbeat -------
