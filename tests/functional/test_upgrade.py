@@ -133,10 +133,6 @@ def test_upgrade_under_load_drops_nothing(tmp_path, backend, notify_socket):
             seen = len(loops.results)
             wait_for(lambda: len(loops.results) >= seen + 40)
         assert not loops.failures(), loops.failures()[:5]
-        print(
-            f"upgrade: {len(loops.results)} requests, 0 failed, "
-            f"{loops.retried_on_fresh} keep-alive retries"
-        )
         for kind in ("fresh", "keep-alive"):
             # both generations accept on the one socket until the old stops
             assert set(loops.versions(kind)) == {"old", "new"}, kind
