@@ -7,6 +7,7 @@ binary that cannot start leaves the old one serving."""
 from __future__ import annotations
 
 import http.client
+import re
 import signal
 import socket
 import threading
@@ -138,7 +139,12 @@ def test_upgrade_under_load_drops_nothing(tmp_path, backend, notify_socket):
             assert set(loops.versions(kind)) == {"old", "new"}, kind
         assert {version for _, version, _ in loops.results[after_exit:]} == {"new"}
         log = api.log()
-        assert f"upgrade: new parent {new_parent} serves; parent {api.pid}" in log
+        handover = log.index(f"upgrade: new parent {new_parent} serves; parent")
+        # the old parent let go only after the new one had its workers
+        started = re.findall(
+            rf" {new_parent} INFO \S+ \[-\] started worker", log[:handover]
+        )
+        assert len(started) == 2, log
         assert "Traceback" not in log
         # systemd heard nothing from the old parent after the handover
         notify_socket.settimeout(0.5)
