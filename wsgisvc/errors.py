@@ -36,6 +36,12 @@ class BindError(StartupError):
     """The address stayed in use (or unusable) for the whole retry window."""
 
 
+class SocketActivationError(StartupError):
+    """The sockets passed in ``LISTEN_FDS`` (by systemd, or by an upgrade)
+    do not match the services: one named for no service, a service with none,
+    one that is no listening TCP or unix stream socket."""
+
+
 class TLSConfigError(StartupError):
     """The ``[ssl]`` options cannot serve TLS; the message says which and why."""
 
@@ -58,6 +64,7 @@ __all__ = [
     "PasteLoadError",
     "SchemaNotCurrent",
     "ServiceConfigError",
+    "SocketActivationError",
     "StartupError",
     "TLSConfigError",
 ]

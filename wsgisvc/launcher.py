@@ -13,6 +13,7 @@ import abc
 import dataclasses
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from wsgisvc import backend, metrics, opts, report, signals, systemd
+from wsgisvc import backend, metrics, opts, report, signals, systemd, upgrade
 from wsgisvc.signals import Action
 
 LOG = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ HANDLED_SIGNALS = (
     signal.SIGHUP,
     signal.SIGTTIN,
     signal.SIGTTOU,
+    signal.SIGUSR1,
     signal.SIGUSR2,
 )
 
@@ -83,6 +85,13 @@ class ServiceBase(abc.ABC):
         the launcher's loop, so it spawns a task for anything slow; a reload
         does not call it again. The default does nothing.
         """
+
+    def listening_sockets(self) -> dict[str, socket.socket]:
+        """The listening sockets an upgrade hands to the new binary, each
+        under the name the new binary's service takes it by (see
+        ``systemd.activated_socket``); none by default. Called in a
+        ProcessLauncher's parent, where only the constructor ran."""
+        return {}
 
 
 def tell_serving(services: list[ServiceBase]) -> None:
@@ -263,6 +272,7 @@ class Launcher:
         register_opts(conf)
         if parent_death_fd is None:  # the top process serves its own metrics
             metrics.start_collector(conf)
+            upgrade.take_handover()  # and tells an old parent it serves
         self.conf = conf
         self.restart_method = restart_method
         self._parent_death_fd = parent_death_fd
@@ -347,6 +357,13 @@ class Launcher:
         stopping = self._drain is not None and self._drain.stop is not None
         if action is Action.REPORT:
             report.write(self.conf)
+            return None
+        if action is Action.UPGRADE:
+            LOG.info(
+                "pid %d got %s: ignored (only a ProcessLauncher parent upgrades)",
+                os.getpid(),
+                name,
+            )
             return None
         if action is Action.FAST_STOP:
             LOG.info("pid %d got %s: stopping at once", os.getpid(), name)
@@ -442,7 +459,7 @@ class Launcher:
             self._notified_ready = True
             if self._parent_death_fd is None:  # the top process
                 tell_serving(self.services.services)
-            systemd.notify("READY=1")
+            upgrade.announce_ready()
 
 
 class ServiceLauncher(Launcher):

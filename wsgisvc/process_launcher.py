@@ -24,7 +24,7 @@ import time
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from wsgisvc import backend, launcher, metrics, report, signals, systemd
+from wsgisvc import backend, launcher, metrics, report, signals, systemd, upgrade
 from wsgisvc.signals import Action
 
 LOG = logging.getLogger(__name__)
@@ -100,8 +100,12 @@ class ProcessLauncher:
         self._stop_deadline: float | None = None
         self._status = launcher.STATUS_OK
         self._stopping = False
+        self._upgrade: upgrade.Upgrade | None = None  # SIGUSR1 in progress
+        upgrade.take_handover()
         self._readiness = (
-            systemd.ReadinessRelay() if os.environ.get("NOTIFY_SOCKET") else None
+            systemd.ReadinessRelay()
+            if os.environ.get("NOTIFY_SOCKET") or upgrade.handing_over()
+            else None
         )
         self._death_read_fd, self._death_write_fd = os.pipe()
         self._signals = signals.SignalHandler(HANDLED_SIGNALS)
@@ -130,20 +134,23 @@ class ProcessLauncher:
             self._enforce_stop_deadline()
             self._kill_stale_retiring()
             self._relay_readiness()
+            self._follow_upgrade()
         LOG.info("all workers stopped; exiting with status %d", self._status)
         return self._status
 
     def _watched_fds(self) -> tuple[int, ...]:
-        return () if self._readiness is None else (self._readiness.fileno(),)
+        relay = () if self._readiness is None else (self._readiness.fileno(),)
+        return relay + (() if self._upgrade is None else self._upgrade.fds())
 
     def _relay_readiness(self) -> None:
-        """READY=1 to systemd once every first worker has started its service."""
+        """READY=1 to systemd (to the old parent, in an upgrade's new one)
+        once every first worker has started its service."""
         if self._readiness is None:
             return
         self._readiness.collect()
         expected = sum(wrapper.workers for wrapper in self.wrappers)
         if self._readiness.ready_count >= expected:
-            systemd.notify("READY=1")
+            upgrade.announce_ready()
             self._readiness = None  # said once; later respawns need no news
 
     def _sleep_time(self) -> float:
@@ -155,6 +162,8 @@ class ProcessLauncher:
         ]
         if self._stop_deadline is not None:
             deadlines.append(self._stop_deadline)
+        if self._upgrade is not None:
+            deadlines.append(self._upgrade.deadline)
         deadlines += [at for at in self.retiring.values() if at is not None]
         if not deadlines:
             return self.wait_interval
@@ -169,6 +178,13 @@ class ProcessLauncher:
             report.write(self.conf)
         elif self._stopping and action is not Action.FAST_STOP:
             LOG.info("parent %d got %s while stopping: ignored", pid, name)
+        elif self._upgrade is not None and action in upgrade.HELD_ACTIONS:
+            LOG.info(
+                "parent %d got %s during an upgrade: held until it ends", pid, name
+            )
+            self._upgrade.held.append(signo)
+        elif action is Action.UPGRADE:
+            self._begin_upgrade()
         elif action is Action.RELOAD:
             self.restart()
         elif action is Action.ADD_WORKER:
@@ -245,6 +261,9 @@ class ProcessLauncher:
 
     def _worker_exited(self, pid: int, status: int) -> None:
         how = _describe_exit(status)
+        if self._upgrade is not None and pid == self._upgrade.pid:
+            self._upgrade_failed(f"{how} before its workers served")
+            return
         metrics.process_dead(pid)
         if pid in self.retiring:
             del self.retiring[pid]
@@ -292,6 +311,9 @@ class ProcessLauncher:
         """Pass ``signo`` on and set the deadline, then close our copies of the
         listeners on a thread of their own: the loop goes on meanwhile."""
         self._signal_all(signo, [*self.workers, *self.retiring])
+        if self._upgrade is not None:
+            upgrade.terminate(self._upgrade.pid)
+            self._upgrade_failed("was stopped: this parent is stopping")
         deadline = launcher.deadline_after(grace)
         if self._stop_deadline is None or (
             deadline is not None and deadline < self._stop_deadline
@@ -411,6 +433,71 @@ class ProcessLauncher:
         )
         if slot.pid is not None:
             self._retire(slot.pid, "retired")
+
+    # --- upgrade (SIGUSR1; see wsgisvc.upgrade) ----------------------------
+
+    def _begin_upgrade(self) -> None:
+        """Start the binary anew on our listening sockets; the loop follows it."""
+        if self._upgrade is not None:
+            LOG.info(
+                "parent %d got SIGUSR1: already upgrading to %d; ignored",
+                os.getpid(),
+                self._upgrade.pid,
+            )
+            return
+        sockets = {
+            name: sock
+            for wrapper in self.wrappers
+            for name, sock in wrapper.service.listening_sockets().items()
+        }
+        self._upgrade = upgrade.start(
+            sockets, HANDLED_SIGNALS, self._signals.forget_in_child
+        )
+        LOG.info(
+            "parent %d got SIGUSR1: upgrading; new parent %d started on %s",
+            os.getpid(),
+            self._upgrade.pid,
+            ", ".join(sockets) or "no listening sockets",
+        )
+
+    def _follow_upgrade(self) -> None:
+        if self._upgrade is None:
+            return
+        if self._upgrade.ready():
+            self._hand_over()
+        elif self._upgrade.timed_out():
+            upgrade.terminate(self._upgrade.pid)
+            self._upgrade_failed(
+                f"did not serve within {upgrade.UPGRADE_TIMEOUT:.0f} s; stopped it"
+            )
+
+    def _hand_over(self) -> None:
+        """The new parent serves: it is the service now; we stop and exit."""
+        new = self._upgrade.pid
+        systemd.notify(f"MAINPID={new}\nREADY=1")
+        os.environ.pop("NOTIFY_SOCKET", None)  # no STOPPING=1 for the new one
+        LOG.info(
+            "upgrade: new parent %d serves; parent %d stops its workers and exits",
+            new,
+            os.getpid(),
+        )
+        self._end_upgrade()
+        self._begin_stop(signal.SIGTERM, launcher.shutdown_timeout(self.conf))
+
+    def _upgrade_failed(self, why: str) -> None:
+        LOG.error(
+            "upgrade failed: new parent %d %s; parent %d serves on",
+            self._upgrade.pid,
+            why,
+            os.getpid(),
+        )
+        self._end_upgrade()
+
+    def _end_upgrade(self) -> None:
+        """Act on the signals held meanwhile, in their order, before newer ones."""
+        ended, self._upgrade = self._upgrade, None
+        ended.close()
+        self._signals.queue.extendleft(reversed(ended.held))
 
     def describe_workers(self) -> str:
         """The report's section: each service's workers, and those draining."""

@@ -11,13 +11,14 @@ import importlib
 import math
 import os
 import random
+import socket
 import sys
 from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from wsgisvc import backend, config, loopingcall, opts, registry
+from wsgisvc import backend, config, loopingcall, opts, registry, systemd
 from wsgisvc.errors import ServiceConfigError, StartupError
 from wsgisvc.launcher import (
     Launcher,
@@ -74,6 +75,7 @@ def launch(
     forked processes; return the launcher to ``wait()`` on."""
     _check_workers(workers)
     check_service(service)
+    systemd.check_sockets_claimed()
     if workers is None or workers == 1:
         launcher = ServiceLauncher(conf, restart_method=restart_method)
         launcher.launch_service(service)
@@ -156,6 +158,7 @@ class WSGIService(ServiceBase):
         self.keeps_row = self.conf[f"{name}_in_services_table"]
         if self.keeps_row:  # behind is refused now, before binding
             registry.check_schema(self.conf)
+        inherited = systemd.activated_socket(name)  # None: bind
         self.server = wsgi.Server(
             self.conf,
             name,
@@ -165,6 +168,7 @@ class WSGIService(ServiceBase):
             use_ssl=self.use_ssl,
             max_url_len=max_url_len,
             backlog=WSGI_BACKLOG,
+            inherited_socket=inherited,
         )
         self.host, self.port = self.server.host, self.server.port
         self.heartbeat: Heartbeat | None = None  # once the row is registered
@@ -219,6 +223,12 @@ class WSGIService(ServiceBase):
 
     def reset(self) -> None:
         self.server.reset()
+
+    def listening_sockets(self) -> dict[str, socket.socket]:
+        """This service's listening socket, under its name (what an upgrade
+        hands to the new binary, which takes it by that name)."""
+        sock = self.server.socket
+        return {} if sock is None else {self.name: sock}
 
 
 # --- Service: a manager behind RPC, with periodic tasks and a heartbeat -------

@@ -37,6 +37,7 @@ class Action(enum.Enum):
     ADD_WORKER = "one more worker per service"
     RETIRE_WORKER = "one worker fewer per service (in a worker: retire)"
     REPORT = "write a report to the log"
+    UPGRADE = "start the binary anew on the listening sockets, then stop"
 
 
 def terminal_hung_up() -> bool:
@@ -73,6 +74,8 @@ def action_for(signo: int) -> Action:
         return Action.ADD_WORKER
     if signo == signal.SIGTTOU:
         return Action.RETIRE_WORKER
+    if signo == signal.SIGUSR1:
+        return Action.UPGRADE
     if signo == signal.SIGUSR2:
         return Action.REPORT
     raise ValueError(f"wsgisvc does not handle signal {signo}")

@@ -21,6 +21,7 @@ Lifecycle, and why it is shaped this way:
 
 import logging
 import os
+import socket
 from collections.abc import Callable
 
 from oslo_config import cfg
@@ -105,7 +106,11 @@ class Server:
         max_url_len: int | None = None,
         socket_file: str | None = None,
         socket_mode: int | str | None = None,
+        inherited_socket=None,
     ) -> None:
+        """``inherited_socket``: a listening socket passed by systemd or an
+        upgrade (``systemd.activated_socket()``), served instead of binding
+        ``host``/``port``/``socket_file``."""
         conf.register_opts(opts.wsgi_opts)
         self.conf = conf
         self.name = name
@@ -120,11 +125,15 @@ class Server:
         self._socket_file = socket_file
         self._socket_mode = socket_mode
         self._requested = (host or "0.0.0.0", port or 0)
+        # kept open for the life of the process: stop() closes a copy, so a
+        # reset() serves the same socket again
+        self._inherited = inherited_socket
         self._scheduler = None
         self._core: Core | None = None
         self.stopping = False
         self._socket = self._bind()
-        LOG.info("%s listening on %s", name, self.url)
+        passed = " (socket passed in LISTEN_FDS)" if inherited_socket else ""
+        LOG.info("%s listening on %s%s", name, self.url, passed)
 
     # --- binding ---------------------------------------------------------------
 
@@ -139,7 +148,14 @@ class Server:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{self.scheme}://{host}:{self.port}"
 
+    @property
+    def socket(self):
+        """The listening socket (None while stopped): what an upgrade hands on."""
+        return self._socket
+
     def _bind(self):
+        if self._inherited is not None:
+            return self._serve_inherited()
         try:
             if self._socket_file:
                 sock = listeners.unix_listener(
@@ -160,6 +176,15 @@ class Server:
         self.host, self.port = sock.getsockname()[:2]
         # a rebind (reset() after stop()) keeps the port the kernel chose
         self._requested = (host, self.port)
+        return sock
+
+    def _serve_inherited(self):
+        sock = self._inherited.dup()
+        if sock.family == socket.AF_UNIX:
+            self._socket_file = sock.getsockname() or "(unnamed)"
+            self.host, self.port = self._socket_file, None
+        else:
+            self.host, self.port = sock.getsockname()[:2]
         return sock
 
     # --- ServiceBase -----------------------------------------------------------

@@ -1,6 +1,12 @@
 """A paste app the functional tests mount at /test next to the sample API.
 
-``/test/pool`` answers the serving worker's pool size and pid.
+``/test/pool`` answers the serving worker's pool size and pid, and what it
+sees of ``LISTEN_FDS`` (nothing: the parent took it out of the environment).
+
+``/test/version`` answers the version this generation of the app loaded: the
+contents of the file ``$WSGISVC_TEST_VERSION_FILE`` when the paste app was
+built (an upgrade test changes the file between two generations), also in an
+``X-Test-Version`` header.
 
 ``/test/slow?ms=N&marker=PATH`` creates PATH when the request starts (so a test
 can wait for "in flight" instead of sleeping), sleeps N ms, answers the pid.
@@ -17,16 +23,31 @@ def test_app(environ, start_response):
     if environ.get("PATH_INFO") == "/pool":
         server = environ["wsgisvc.server"]
         return _json(
-            start_response, {"pool_size": server.pool.size, "pid": os.getpid()}
+            start_response,
+            {
+                "pool_size": server.pool.size,
+                "pid": os.getpid(),
+                "listen_fds": os.environ.get("LISTEN_FDS"),
+            },
+        )
+    if environ.get("PATH_INFO") == "/version":
+        return _json(
+            start_response,
+            {"version": _version, "pid": os.getpid()},
+            [("X-Test-Version", _version or "")],
         )
     return slow_app(environ, start_response)
 
 
-def _json(start_response, document):
+def _json(start_response, document, headers=()):
     body = json.dumps(document).encode()
     start_response(
         "200 OK",
-        [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            *headers,
+        ],
     )
     return [body]
 
@@ -41,5 +62,13 @@ def slow_app(environ, start_response):
     return _json(start_response, {"pid": os.getpid()})
 
 
+_version: str | None = None
+
+
 def factory(global_conf, **local_conf):
+    global _version
+    path = os.environ.get("WSGISVC_TEST_VERSION_FILE")
+    if path:
+        with open(path) as handle:
+            _version = handle.read().strip()
     return test_app

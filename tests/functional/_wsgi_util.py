@@ -104,10 +104,11 @@ def start_api(
     command: list[str] | None = None,
     backend: str | None = None,
     env: dict | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> tuple[subprocess.Popen, Path]:
     """Start the binary, or ``command`` (not waiting for anything), on
     ``backend`` (default: the environment's), with ``env`` added to its
-    environment; the caller kills its group."""
+    environment and ``pass_fds`` open in it; the caller kills its group."""
     log_path = tmp_path / "api.log"
     child_env = {"PYTHONPATH": str(ROOT), **(env or {})}
     if backend:
@@ -117,6 +118,7 @@ def start_api(
         log_path,
         env=child_env,
         cwd=tmp_path,
+        pass_fds=pass_fds,
     )
     return proc, log_path
 
@@ -129,12 +131,13 @@ def api_server(
     command: list[str] | None = None,
     backend: str | None = None,
     env: dict | None = None,
+    pass_fds: tuple[int, ...] = (),
 ):
     """A started wsgisvc-api (or ``command``, on ``backend``) whose workers all
     answer; killed on exit."""
     conf = write_config(tmp_path, workers, extra)
     proc, log_path = start_api(
-        tmp_path, conf, command=command, backend=backend, env=env
+        tmp_path, conf, command=command, backend=backend, env=env, pass_fds=pass_fds
     )
     api = Api(proc, log_path)
     try:

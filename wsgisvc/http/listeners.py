@@ -1,5 +1,5 @@
-"""Listening sockets for the WSGI server (TCP, IPv4/IPv6, and unix), and what
-an error from ``accept()`` means.
+"""Listening sockets for the WSGI server (TCP, IPv4/IPv6, and unix; bound here
+or inherited from systemd), and what an error from ``accept()`` means.
 
 Bound before any fork (see ``wsgisvc.wsgi``), so every worker accepts on the
 same socket. The sockets are plain ones; a scheduler wraps them as it needs
@@ -88,6 +88,51 @@ def unix_listener(path: str, mode: int | str | None, backlog: int):
         sock.close()
         raise ListenError(f"cannot listen on {path}: {exc}") from exc
     return sock
+
+
+def inherited_listener(fd: int):
+    """The listening socket on ``fd``, inherited from systemd or an upgrade.
+
+    It must be a TCP (IPv4, IPv6) or unix stream socket that listens: the
+    server accepts on it as on one it bound itself. The family is read from
+    the kernel, not guessed (a green socket class assumes AF_INET). ``fd`` is
+    made close-on-exec, as a socket we bound is.
+    """
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fileno=fd)
+    try:
+        family = probe.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN)
+        kind = probe.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE)
+        listening = probe.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+    except OSError as exc:
+        probe.detach()
+        raise ListenError(f"fd {fd} is not a socket: {exc.strerror}") from exc
+    probe.detach()
+    if family not in _STREAM_FAMILIES or kind != socket.SOCK_STREAM:
+        raise ListenError(
+            f"fd {fd} ({_describe_family(family)} {_describe_type(kind)}) "
+            "is not a TCP or unix stream socket"
+        )
+    if not listening:
+        raise ListenError(f"fd {fd} is a socket that does not listen")
+    os.set_inheritable(fd, False)
+    return socket.socket(family, kind, 0, fileno=fd)
+
+
+_STREAM_FAMILIES = (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX)
+
+
+def _describe_family(family: int) -> str:
+    try:
+        return socket.AddressFamily(family).name
+    except ValueError:
+        return f"family {family}"
+
+
+def _describe_type(kind: int) -> str:
+    try:
+        return socket.SocketKind(kind).name
+    except ValueError:
+        return f"type {kind}"
 
 
 def _unix_socket_alive(path: str) -> bool:

@@ -1,0 +1,166 @@
+"""Socket activation: wsgisvc-api started as systemd starts a .socket unit's
+service serves the sockets it was passed (TCP and unix, both backends), and
+refuses, in one line, sockets that do not match its services."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+
+import pytest
+
+from tests.functional._activation_util import (
+    activated,
+    tcp_listener,
+    unix_get,
+    unix_listener,
+)
+from tests.functional._wsgi_util import api_server, start_api, write_config
+from tests.helpers import wait_for
+
+
+@pytest.mark.timeout(90)
+def test_serves_the_passed_tcp_socket(tmp_path, backend):
+    listener = tcp_listener()
+    port = listener.getsockname()[1]
+    with (
+        activated([("osapi", listener.fileno())]) as how,
+        api_server(
+            tmp_path,
+            workers=2,
+            backend=backend,
+            command=how.command,
+            env=how.env,
+            pass_fds=how.pass_fds,
+        ) as api,
+    ):
+        # osapi_listen_port = 0 in the config: the passed socket wins
+        assert api.port == port
+        assert f"listening on http://127.0.0.1:{port} (socket passed in" in api.log()
+        status, _, body = api.request("/test/pool")
+        assert status == 200
+        assert json.loads(body)["listen_fds"] is None  # unset for the children
+        api.proc.send_signal(signal.SIGTERM)
+        assert api.proc.wait(timeout=30) == 0
+    # the socket is systemd's: it still listens once the service is gone
+    probe = socket.create_connection(("127.0.0.1", port), timeout=5)
+    probe.close()
+    listener.close()
+
+
+@pytest.mark.timeout(90)
+def test_serves_the_passed_unix_socket(tmp_path, backend):
+    path = tmp_path / "api.sock"
+    listener = unix_listener(path)
+    conf = write_config(tmp_path, workers=2)
+    with activated([("osapi", listener.fileno())]) as how:
+        proc, log_path = start_api(
+            tmp_path,
+            conf,
+            command=how.command,
+            backend=backend,
+            env=how.env,
+            pass_fds=how.pass_fds,
+        )
+    try:
+        wait_for(lambda: f"listening on http+unix://{path}" in log_path.read_text())
+
+        def answers():
+            assert proc.poll() is None, log_path.read_text()
+            try:
+                return unix_get(path, "/v1/ping", timeout=5)[0] == 200
+            except OSError:
+                return False
+
+        wait_for(answers, timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        listener.close()
+
+
+def _udp() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def _bound_not_listening() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def _unix_datagram(path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    return sock
+
+
+MISMATCHES = {
+    "socket-for-no-service": (
+        lambda tmp: [("osapi", tcp_listener()), ("admin", tcp_listener())],
+        r"socket activation: 'admin' \(fd 4\) passed, for no service of this binary",
+    ),
+    "service-with-no-socket": (
+        lambda tmp: [("wsgisvc-api.socket", tcp_listener())],
+        r"socket activation: no socket named 'osapi' among those passed "
+        r"\('wsgisvc-api.socket' \(fd 3\)\); set FileDescriptorName=osapi",
+    ),
+    "wrong-type": (
+        lambda tmp: [("osapi", _udp())],
+        r"socket activation: 'osapi': fd 3 \(AF_INET SOCK_DGRAM\) is not a TCP "
+        r"or unix stream socket",
+    ),
+    "wrong-family-and-type": (
+        lambda tmp: [("osapi", _unix_datagram(tmp / "dgram.sock"))],
+        r"socket activation: 'osapi': fd 3 \(AF_UNIX SOCK_DGRAM\) is not a TCP "
+        r"or unix stream socket",
+    ),
+    "not-listening": (
+        lambda tmp: [("osapi", _bound_not_listening())],
+        r"socket activation: 'osapi': fd 3 is a socket that does not listen",
+    ),
+    "two-sockets-one-name": (
+        lambda tmp: [("osapi", tcp_listener()), ("osapi", tcp_listener())],
+        r"socket activation: fds 3 and 4 are both named 'osapi'",
+    ),
+}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("case", sorted(MISMATCHES))
+def test_a_mismatch_is_one_line_and_exit_1(tmp_path, case, backend):
+    make, expected = MISMATCHES[case]
+    sockets = make(tmp_path)
+    conf = write_config(tmp_path, workers=2)
+    try:
+        with activated([(name, sock.fileno()) for name, sock in sockets]) as how:
+            proc, log_path = start_api(
+                tmp_path,
+                conf,
+                command=how.command,
+                backend=backend,
+                env=how.env,
+                pass_fds=how.pass_fds,
+            )
+        assert proc.wait(timeout=45) == 1
+    finally:
+        for _, sock in sockets:
+            sock.close()
+    log = log_path.read_text()
+    # one message (issue 19 item 1 makes it one line on a terminal too)
+    why = {
+        line.split("cannot start: ")[1]
+        for line in log.splitlines()
+        if "cannot start: " in line
+    }
+    assert len(why) == 1, log
+    assert re.match(expected, why.pop()), log
+    # refused before any fork (a service may have taken its own socket)
+    assert "started worker" not in log and "Traceback" not in log, log

@@ -1,0 +1,201 @@
+"""The upgrade (SIGUSR1): wsgisvc-api execs itself anew on its listening
+socket under a client loop, on both backends. Not one request fails, the
+answers switch from the old code to the new, the old parent exits 0 with no
+worker left behind, and systemd is told the new parent is the main pid. A new
+binary that cannot start leaves the old one serving."""
+
+from __future__ import annotations
+
+import http.client
+import re
+import signal
+import socket
+import threading
+
+import pytest
+
+from tests.functional._wsgi_util import api_server
+from tests.helpers import alive, children, wait_for
+
+# What a client does on a keep-alive connection the server closed while it was
+# idle (RFC 9112 9.3.1: retry an idempotent request on a fresh connection).
+CLOSED_WHILE_IDLE = (http.client.RemoteDisconnected, ConnectionResetError)
+
+
+class ClientLoops:
+    """Requests to /test/version without pause until stopped, on fresh
+    connections in one thread and on one keep-alive connection in another;
+    each result is (status or error, version, kind)."""
+
+    def __init__(self, api) -> None:
+        self.api = api
+        self.results: list[tuple] = []
+        self.retried_on_fresh = 0
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._fresh, daemon=True),
+            threading.Thread(target=self._keep_alive, daemon=True),
+        ]
+
+    def __enter__(self):
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+    def versions(self, kind: str) -> list:
+        return [version for _, version, k in self.results if k == kind]
+
+    def failures(self) -> list:
+        return [r for r in self.results if r[0] != 200]
+
+    def _fresh(self) -> None:
+        while not self._stop.is_set():
+            try:
+                status, headers, _ = self.api.request("/test/version", timeout=20)
+                self.results.append((status, headers.get("X-Test-Version"), "fresh"))
+            except OSError as exc:
+                self.results.append((exc, None, "fresh"))
+
+    def _keep_alive(self) -> None:
+        conn = None
+        while not self._stop.is_set():
+            reused = conn is not None
+            if conn is None:
+                conn = http.client.HTTPConnection(
+                    "127.0.0.1", self.api.port, timeout=20
+                )
+            try:
+                conn.request("GET", "/test/version")
+                response = conn.getresponse()
+                response.read()
+            except CLOSED_WHILE_IDLE as exc:
+                conn.close()
+                conn = None
+                if reused:  # nothing was answered: once more, fresh
+                    self.retried_on_fresh += 1
+                else:
+                    self.results.append((exc, None, "keep-alive"))
+                continue
+            except OSError as exc:
+                conn.close()
+                conn = None
+                self.results.append((exc, None, "keep-alive"))
+                continue
+            version = response.getheader("X-Test-Version")
+            self.results.append((response.status, version, "keep-alive"))
+            if response.will_close:
+                conn.close()
+                conn = None
+        if conn is not None:
+            conn.close()
+
+
+@pytest.fixture
+def notify_socket(tmp_path):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify"))
+    sock.settimeout(60)
+    yield sock
+    sock.close()
+
+
+def _versioned(tmp_path, version: str) -> dict:
+    path = tmp_path / "version"
+    path.write_text(version)
+    return {"WSGISVC_TEST_VERSION_FILE": str(path)}
+
+
+@pytest.mark.timeout(150)
+def test_upgrade_under_load_drops_nothing(tmp_path, backend, notify_socket):
+    env = _versioned(tmp_path, "old")
+    env["NOTIFY_SOCKET"] = notify_socket.getsockname()
+    with api_server(tmp_path, workers=2, backend=backend, env=env) as api:
+        assert notify_socket.recv(4096) == b"READY=1"
+        old_workers = api.workers()
+        with ClientLoops(api) as loops:
+            wait_for(lambda: len(loops.versions("keep-alive")) >= 20)
+            (tmp_path / "version").write_text("new")
+
+            api.proc.send_signal(signal.SIGUSR1)
+
+            message = notify_socket.recv(4096).decode()
+            new_parent = int(message.split("\n")[0].removeprefix("MAINPID="))
+            assert message == f"MAINPID={new_parent}\nREADY=1"
+            assert api.proc.wait(timeout=60) == 0  # the old parent
+            after_exit = len(loops.results)
+            assert not [pid for pid in old_workers if alive(pid)], "orphans"
+            assert alive(new_parent)
+            wait_for(lambda: len(children(new_parent)) == 2)
+            seen = len(loops.results)
+            wait_for(lambda: len(loops.results) >= seen + 40)
+        assert not loops.failures(), loops.failures()[:5]
+        for kind in ("fresh", "keep-alive"):
+            # both generations accept on the one socket until the old stops
+            assert set(loops.versions(kind)) == {"old", "new"}, kind
+        assert {version for _, version, _ in loops.results[after_exit:]} == {"new"}
+        log = api.log()
+        handover = log.index(f"upgrade: new parent {new_parent} serves; parent")
+        # the old parent let go only after the new one had its workers
+        started = re.findall(
+            rf" {new_parent} INFO \S+ \[-\] started worker", log[:handover]
+        )
+        assert len(started) == 2, log
+        assert "Traceback" not in log
+        # systemd heard nothing from the old parent after the handover
+        notify_socket.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            notify_socket.recv(4096)
+
+
+@pytest.mark.timeout(150)
+def test_a_new_binary_that_cannot_start_leaves_the_old_one_serving(tmp_path, backend):
+    with api_server(
+        tmp_path, workers=2, backend=backend, env=_versioned(tmp_path, "old")
+    ) as api:
+        old_workers = api.workers()
+        conf = tmp_path / "wsgisvc.conf"
+        conf.write_text(
+            conf.read_text().replace("osapi_workers = 2", "osapi_workers = 0")
+        )
+        with ClientLoops(api) as loops:
+            wait_for(lambda: len(loops.results) >= 20)
+
+            api.proc.send_signal(signal.SIGUSR1)
+
+            failed = wait_for(
+                lambda: [
+                    line for line in api.log().splitlines() if "upgrade failed" in line
+                ],
+                timeout=60,
+            )
+            seen = len(loops.results)
+            wait_for(lambda: len(loops.results) >= seen + 20)
+        assert len(failed) == 1
+        assert failed[0].endswith(
+            f"exited with status 1 before its workers served; "
+            f"parent {api.pid} serves on"
+        ), failed
+        assert "osapi_workers must be at least 1" in api.log()
+        assert not loops.failures(), loops.failures()[:5]
+        assert set(loops.versions("fresh")) == {"old"}
+        assert api.proc.poll() is None
+        assert api.workers() == old_workers
+
+
+@pytest.mark.timeout(60)
+def test_a_single_process_logs_and_ignores_sigusr1(tmp_path, backend):
+    with api_server(tmp_path, workers=1, backend=backend) as api:
+        pid = api.ping_pid()
+
+        api.proc.send_signal(signal.SIGUSR1)
+
+        wait_for(
+            lambda: "ignored (only a ProcessLauncher parent upgrades)" in api.log()
+        )
+        assert api.ping_pid() == pid
+        assert api.proc.poll() is None
