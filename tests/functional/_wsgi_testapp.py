@@ -4,6 +4,9 @@
 
 ``/test/slow?ms=N&marker=PATH`` creates PATH when the request starts (so a test
 can wait for "in flight" instead of sleeping), sleeps N ms, answers the pid.
+
+``/test/grow?mib=N`` keeps N more MiB resident in the serving worker (for the
+memory recycling tests), answers the pid.
 """
 
 import json
@@ -12,6 +15,8 @@ import urllib.parse
 
 from wsgisvc import backend
 
+_kept: list[bytes] = []  # what /test/grow made resident, kept for good
+
 
 def test_app(environ, start_response):
     if environ.get("PATH_INFO") == "/pool":
@@ -19,6 +24,10 @@ def test_app(environ, start_response):
         return _json(
             start_response, {"pool_size": server.pool.size, "pid": os.getpid()}
         )
+    if environ.get("PATH_INFO") == "/grow":
+        mib = int(urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))["mib"][0])
+        _kept.append(b"x" * (mib * 1024 * 1024))  # written, so resident
+        return _json(start_response, {"pid": os.getpid()})
     return slow_app(environ, start_response)
 
 
