@@ -21,7 +21,16 @@ from collections.abc import Callable
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from wsgisvc import backend, metrics, opts, report, signals, systemd, upgrade
+from wsgisvc import (
+    backend,
+    metrics,
+    opts,
+    recycling,
+    report,
+    signals,
+    systemd,
+    upgrade,
+)
 from wsgisvc.signals import Action
 
 LOG = logging.getLogger(__name__)
@@ -61,8 +70,13 @@ class ServiceBase(abc.ABC):
     it, with one line saying why, when it can no longer do its work (say, its
     listener broke); the process then stops gracefully and exits with status
     1, and a ProcessLauncher's parent forks a new worker.
+
+    ``recycling`` says when a ProcessLauncher replaces a worker of this
+    service (see ``wsgisvc.recycling``); read in the parent, so a service
+    re-reads it in ``reset()`` when its options can change.
     """
 
+    recycling: recycling.Limits = recycling.OFF
     on_failure: Callable[[str], None] | None = None
 
     @abc.abstractmethod
@@ -223,6 +237,24 @@ def deadline_after(timeout: float | None) -> float | None:
     return None if timeout is None else time.monotonic() + timeout
 
 
+def stop_grace(conf: cfg.ConfigOpts) -> float | None:
+    """How long a graceful stop may take in all: graceful_drain_delay, then
+    graceful_shutdown_timeout (None, forever, when that is 0)."""
+    timeout = shutdown_timeout(conf)
+    return None if timeout is None else conf.graceful_drain_delay + timeout
+
+
+# Set when a graceful stop begins with a graceful_drain_delay: from then on
+# this process is on its way out, and its healthcheck says so.
+_draining = False
+
+
+def draining() -> bool:
+    """True once this process got its stop and waits out graceful_drain_delay
+    (and after: it does not serve new connections again)."""
+    return _draining
+
+
 @dataclasses.dataclass
 class Stop:
     """Why a launcher's loop ended, and the exit status that follows."""
@@ -280,6 +312,7 @@ class Launcher:
         self._signals.install()
         self.services = Services(on_change=self._signals.nudge)
         self._drain: _Drain | None = None
+        self._delayed_stop: tuple[float, Stop] | None = None  # (until, then)
         self._watchdog = None
         self._notified_ready = False
 
@@ -287,6 +320,13 @@ class Launcher:
         if workers is not None and workers != 1:
             raise ValueError(f"{type(self).__name__} runs one worker, got {workers}")
         check_service(service)
+        if self._parent_death_fd is None and service.recycling.active:
+            LOG.warning(
+                "%s: %s_max_* options do nothing in a single process: no parent "
+                "replaces it (run at least 2 workers)",
+                service,
+                service.recycling.name,
+            )
         self.services.add(service)
 
     def stop(self) -> None:
@@ -327,6 +367,10 @@ class Launcher:
             if self._sleep():
                 LOG.warning("pid %d: parent process died; stopping", os.getpid())
                 return self._stop_at_once("parent process died")
+            delayed = self._delayed_stop
+            if delayed is not None and time.monotonic() >= delayed[0]:
+                self._delayed_stop = None
+                self._stop_gracefully(delayed[1])
             if self._drain is not None and (
                 self._drain.finished or self._drain.expired
             ):
@@ -342,19 +386,23 @@ class Launcher:
             if self._drain is None and self.services.broken:
                 why = self.services.broken[0]
                 LOG.error("pid %d: %s; stopping gracefully", os.getpid(), why)
-                self._stop_gracefully(why, STATUS_FAILED)
+                self._stop_gracefully(Stop(why, STATUS_FAILED))
             self._notify_ready_once()
 
     def _sleep(self) -> bool:
         """Wait for the next event; True when the parent died."""
         watch = () if self._parent_death_fd is None else (self._parent_death_fd,)
         timeout = None if self._drain is None else self._drain.remaining()
+        if self._delayed_stop is not None:
+            timeout = self._delayed_stop[0] - time.monotonic()
         return bool(self._signals.wait(timeout, watch))
 
     def _act(self, signo: int) -> Stop | None:
         action = signals.action_for(signo)
         name = signals.signal_name(signo)
-        stopping = self._drain is not None and self._drain.stop is not None
+        stopping = self._delayed_stop is not None or (
+            self._drain is not None and self._drain.stop is not None
+        )
         if action is Action.REPORT:
             report.write(self.conf)
             return None
@@ -384,24 +432,48 @@ class Launcher:
         ):
             LOG.info("pid %d got %s: ignored (no workers here)", os.getpid(), name)
             return None
-        if action is Action.HANGUP:
-            LOG.info("pid %d: terminal hung up (SIGHUP); stopping", os.getpid())
-        elif action is Action.RETIRE_WORKER:  # the parent retires this worker
+        if action is Action.RETIRE_WORKER:  # the parent retires this worker
             LOG.info("pid %d is being replaced: stopping gracefully", os.getpid())
             name = "its parent, replacing it"
+        elif self.conf.graceful_drain_delay and self._drain is None:
+            hangup = action is Action.HANGUP
+            self._delay_stop(name, "terminal hung up (SIGHUP)" if hangup else None)
+            return None
+        elif action is Action.HANGUP:
+            LOG.info("pid %d: terminal hung up (SIGHUP); stopping", os.getpid())
         else:
             LOG.info("pid %d got %s: stopping gracefully", os.getpid(), name)
-        self._stop_gracefully(f"stopped by {name}", STATUS_OK)
+        self._stop_gracefully(Stop(f"stopped by {name}", STATUS_OK))
         return None
 
-    def _stop_gracefully(self, why: str, status: int) -> None:
+    def _delay_stop(self, name: str, what: str | None) -> None:
+        """A stop with graceful_drain_delay: serve on, unhealthy, until the
+        delay ends; the loop then stops gracefully (see _run). Not for a
+        worker being replaced: its siblings serve on meanwhile."""
+        global _draining
+        _draining = True
+        delay = self.conf.graceful_drain_delay
+        LOG.info(
+            "pid %d: %s: healthcheck answers 503 for graceful_drain_delay=%ss, "
+            "then stopping gracefully",
+            os.getpid(),
+            what or f"got {name}",
+            delay,
+        )
+        self._delayed_stop = (
+            time.monotonic() + delay,
+            Stop(f"stopped by {name}", STATUS_OK),
+        )
+
+    def _stop_gracefully(self, stop: Stop) -> None:
+        """Stop the services and drain them, up to graceful_shutdown_timeout."""
         timeout = shutdown_timeout(self.conf)
         if timeout is not None:  # armed first: stop() itself may block
             self._watchdog = backend.os_thread(
                 self._exit_stuck_stop, "stop-watchdog", timeout + STUCK_STOP_GRACE
             )
         self.stop()
-        self._begin_drain(stop=Stop(why, status))
+        self._begin_drain(stop=stop)
 
     def _begin_drain(self, stop: Stop | None) -> None:
         """Wait for the stopped services' in-flight work, on a task, up to
@@ -460,6 +532,7 @@ class Launcher:
             if self._parent_death_fd is None:  # the top process
                 tell_serving(self.services.services)
             upgrade.announce_ready()
+            recycling.serving()  # in a forked worker: tell the parent
 
 
 class ServiceLauncher(Launcher):

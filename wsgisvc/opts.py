@@ -19,7 +19,19 @@ launcher_opts = [
         default=60,
         min=0,
         help="Seconds a SIGTERM (or a SIGHUP restart) waits for in-flight work to "
-        "finish before the remaining workers are killed. 0 waits forever.",
+        "finish before the remaining workers are killed. 0 waits forever. "
+        "With graceful_drain_delay, this timeout starts once the delay ends.",
+    ),
+    cfg.IntOpt(
+        "graceful_drain_delay",
+        default=0,
+        min=0,
+        help="Seconds a SIGTERM leaves the process serving as before, while "
+        "the healthcheck (oslo.middleware's, with the wsgisvc_draining backend) "
+        "answers 503, so that a load balancer takes it out of rotation before "
+        "its listening socket closes; then the graceful stop begins. SIGINT "
+        "stops at once; a second SIGTERM does not extend the delay. 0: stop "
+        "at once.",
     ),
     cfg.BoolOpt(
         "log_options",
@@ -94,6 +106,44 @@ service_opts = [
 ]
 
 
+def worker_rss_opt(name: str) -> cfg.Opt:
+    """``<name>_max_worker_rss_mib``: recycling by memory, for any service."""
+    return cfg.IntOpt(
+        f"{name}_max_worker_rss_mib",
+        default=0,
+        min=0,
+        help=f"Replace a worker process of {name} whose resident memory exceeds "
+        "this many MiB (the parent checks about once a second), gracefully: its "
+        "replacement serves first, then it finishes its in-flight work and "
+        "exits. 0 never checks.",
+    )
+
+
+def recycling_opts(name: str) -> list[cfg.Opt]:
+    """The worker recycling options of an API called ``name``."""
+    return [
+        cfg.IntOpt(
+            f"{name}_max_requests",
+            default=0,
+            min=0,
+            help=f"Replace each worker process of the {name} API after it has "
+            f"served this many requests (plus {name}_max_requests_jitter), "
+            "gracefully: its replacement serves first, then it finishes its "
+            "in-flight requests and exits. 0 never replaces a worker for its "
+            "count.",
+        ),
+        cfg.IntOpt(
+            f"{name}_max_requests_jitter",
+            default=0,
+            min=0,
+            help=f"Each worker of the {name} API adds a random number from 0 to "
+            f"this to {name}_max_requests, so that workers started together are "
+            "not replaced together.",
+        ),
+        worker_rss_opt(name),
+    ]
+
+
 def wsgi_service_opts(name: str) -> list[cfg.Opt]:
     """The per-API options of a WSGIService called ``name``."""
     return [
@@ -131,6 +181,7 @@ def wsgi_service_opts(name: str) -> list[cfg.Opt]:
             default=f"wsgisvc-{name}",
             help=f"Binary column of the {name} API's row in the services table.",
         ),
+        *recycling_opts(name),
     ]
 
 
@@ -292,7 +343,15 @@ metrics_opts = [
 
 
 def list_service_opts():
-    return [(None, launcher_opts + service_opts + wsgi_service_opts("osapi"))]
+    return [
+        (
+            None,
+            launcher_opts
+            + service_opts
+            + [worker_rss_opt("worker")]
+            + wsgi_service_opts("osapi"),
+        )
+    ]
 
 
 def list_wsgi_opts():

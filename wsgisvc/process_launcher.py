@@ -24,7 +24,16 @@ import time
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from wsgisvc import backend, launcher, metrics, report, signals, systemd, upgrade
+from wsgisvc import (
+    backend,
+    launcher,
+    metrics,
+    recycling,
+    report,
+    signals,
+    systemd,
+    upgrade,
+)
 from wsgisvc.signals import Action
 
 LOG = logging.getLogger(__name__)
@@ -47,6 +56,8 @@ class WorkerSlot:
     forked_at: float = 0.0
     crashes_in_a_row: int = 0
     respawn_at: float | None = 0.0  # None: nothing to do; otherwise when to fork
+    serving: bool = False  # ``pid`` said its services started
+    outgoing: int | None = None  # recycled out of this slot; serves until ``pid`` does
 
     def respawn_backoff(self, now: float) -> float:
         """Seconds to wait before refilling this slot after its worker exited."""
@@ -108,6 +119,8 @@ class ProcessLauncher:
             else None
         )
         self._death_read_fd, self._death_write_fd = os.pipe()
+        self._from_workers = recycling.ParentChannel()
+        self._memory_check_at = time.monotonic()
         self._signals = signals.SignalHandler(HANDLED_SIGNALS)
         self._signals.install()
         report.add_section("Workers", self.describe_workers)
@@ -130,6 +143,8 @@ class ProcessLauncher:
             while (signo := self._signals.next()) is not None:
                 self._handle_signal(signo)
             self._reap()
+            self._hear_workers()
+            self._check_memory()
             self._refill_slots()
             self._enforce_stop_deadline()
             self._kill_stale_retiring()
@@ -140,7 +155,8 @@ class ProcessLauncher:
 
     def _watched_fds(self) -> tuple[int, ...]:
         relay = () if self._readiness is None else (self._readiness.fileno(),)
-        return relay + (() if self._upgrade is None else self._upgrade.fds())
+        upgrade_fds = () if self._upgrade is None else self._upgrade.fds()
+        return (self._from_workers.fileno(), *relay, *upgrade_fds)
 
     def _relay_readiness(self) -> None:
         """READY=1 to systemd (to the old parent, in an upgrade's new one)
@@ -165,6 +181,8 @@ class ProcessLauncher:
         if self._upgrade is not None:
             deadlines.append(self._upgrade.deadline)
         deadlines += [at for at in self.retiring.values() if at is not None]
+        if self._memory_limited():
+            deadlines.append(self._memory_check_at)
         if not deadlines:
             return self.wait_interval
         return min(min(deadlines) - time.monotonic(), self.wait_interval)
@@ -195,10 +213,10 @@ class ProcessLauncher:
                 self._retire_one(wrapper)
         elif action is Action.HANGUP:
             LOG.info("parent %d: terminal hung up (SIGHUP); stopping", pid)
-            self._begin_stop(signal.SIGTERM, launcher.shutdown_timeout(self.conf))
+            self._begin_stop(signal.SIGTERM, launcher.stop_grace(self.conf))
         elif action is Action.GRACEFUL_STOP:
             LOG.info("parent %d got %s: stopping gracefully", pid, name)
-            self._begin_stop(signal.SIGTERM, launcher.shutdown_timeout(self.conf))
+            self._begin_stop(signal.SIGTERM, launcher.stop_grace(self.conf))
         else:
             LOG.info("parent %d got %s: stopping at once", pid, name)
             self._status = launcher.STATUS_FAILED
@@ -209,6 +227,7 @@ class ProcessLauncher:
     def _fork(self, wrapper: ServerWrapper, slot: WorkerSlot) -> None:
         slot.respawn_at = None
         slot.forked_at = time.monotonic()
+        slot.serving = False
         # What the parent built (the app, the config, imported modules) is never
         # garbage: out of the collector's sight, a worker's full collections stay
         # short and leave those pages shared with the parent (copy-on-write).
@@ -229,6 +248,7 @@ class ProcessLauncher:
         """
         try:
             os.close(self._death_write_fd)
+            self._from_workers.in_child()
             self._signals.forget_in_child()
             metrics.forked()
             if self._readiness is not None:  # tell the parent, not systemd
@@ -275,13 +295,21 @@ class ProcessLauncher:
         if pid not in self.workers:
             return
         wrapper, slot = self.workers.pop(pid)
-        slot.pid = None
+        if slot.pid == pid:
+            slot.pid = None
+        else:  # being recycled: its slot has its replacement already
+            slot.outgoing = None
         metrics.workers(len(self.workers))
         metrics.worker_exited(status, expected="stopped" if self._stopping else None)
         if self._stopping:
             LOG.info("worker %d %s", pid, how)
             if status != 0:
                 self._status = launcher.STATUS_FAILED
+            return
+        if slot.pid is not None:
+            LOG.warning(
+                "worker %d %s before its replacement %d served", pid, how, slot.pid
+            )
             return
         now = time.monotonic()
         backoff = slot.respawn_backoff(now)
@@ -334,7 +362,7 @@ class ProcessLauncher:
 
     def stop(self) -> None:
         """Stop every worker gracefully; call wait() to see them go."""
-        self._begin_stop(signal.SIGTERM, launcher.shutdown_timeout(self.conf))
+        self._begin_stop(signal.SIGTERM, launcher.stop_grace(self.conf))
 
     def _enforce_stop_deadline(self) -> None:
         if self._stop_deadline is None or time.monotonic() < self._stop_deadline:
@@ -431,8 +459,71 @@ class ProcessLauncher:
             _workers(wrapper.workers),
             retiring,
         )
-        if slot.pid is not None:
-            self._retire(slot.pid, "retired")
+        for pid in (slot.pid, slot.outgoing):
+            if pid is not None:
+                self._retire(pid, "retired")
+
+    # --- recycling ------------------------------------------------------------
+
+    def _hear_workers(self) -> None:
+        """Act on what the workers said: ``serving``, ``recycle``."""
+        for pid, event, detail in self._from_workers.read():
+            if event == "serving":
+                self._worker_serving(pid)
+            elif event == "recycle":
+                self._recycle(pid, detail)
+
+    def _memory_limited(self) -> bool:
+        return any(w.service.recycling.max_rss_mib for w in self.wrappers)
+
+    def _check_memory(self) -> None:
+        """About once a second, recycle the workers over their memory limit."""
+        now = time.monotonic()
+        if now < self._memory_check_at or not self._memory_limited():
+            return
+        self._memory_check_at = now + recycling.RSS_CHECK_INTERVAL
+        for pid, (wrapper, slot) in list(self.workers.items()):
+            if slot.pid == pid and slot.outgoing is None:
+                why = recycling.over_memory(pid, wrapper.service.recycling)
+                if why is not None:
+                    self._recycle(pid, why)
+
+    def _recycle(self, pid: int, why: str) -> None:
+        """Fork the successor of worker ``pid`` into its slot now; ``pid``
+        serves on until the successor serves (_worker_serving), so the
+        service never has fewer workers serving than configured."""
+        found = self.workers.get(pid)
+        if self._stopping or found is None:
+            return
+        wrapper, slot = found
+        if slot.pid != pid or slot.outgoing is not None:
+            return  # already on its way out
+        LOG.info(
+            "recycling worker %d of %s: %s; its replacement starts first",
+            pid,
+            wrapper.name,
+            why,
+        )
+        slot.outgoing = pid
+        self._fork(wrapper, slot)
+
+    def _worker_serving(self, pid: int) -> None:
+        found = self.workers.get(pid)
+        if found is None or found[1].pid != pid:
+            return
+        wrapper, slot = found
+        slot.serving = True
+        LOG.debug("worker %d of %s serving", pid, wrapper.name)
+        if slot.outgoing is not None:
+            old, slot.outgoing = slot.outgoing, None
+            LOG.info(
+                "worker %d of %s serves in place of worker %d, which now finishes "
+                "its requests and exits (recycled)",
+                pid,
+                wrapper.name,
+                old,
+            )
+            self._retire(old, "recycled")
 
     # --- upgrade (SIGUSR1; see wsgisvc.upgrade) ----------------------------
 
@@ -503,7 +594,7 @@ class ProcessLauncher:
         """The report's section: each service's workers, and those draining."""
         lines = [
             f"{w.name}: {w.workers} of {w.configured} configured; pids "
-            + ", ".join(str(s.pid) if s.pid else "(respawning)" for s in w.slots)
+            + ", ".join(_describe_slot(s) for s in w.slots)
             for w in self.wrappers
         ]
         lines += [
@@ -542,6 +633,14 @@ def _give_log_handlers_fresh_locks() -> None:
     }
     for handler in handlers:
         handler.createLock()
+
+
+def _describe_slot(slot: WorkerSlot) -> str:
+    if slot.pid is None:
+        return "(respawning)"
+    state = "" if slot.serving else " (starting)"
+    recycled = f" (replacing {slot.outgoing})" if slot.outgoing else ""
+    return f"{slot.pid}{state}{recycled}"
 
 
 def _workers(count: int) -> str:

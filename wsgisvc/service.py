@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from wsgisvc import backend, config, loopingcall, opts, registry, systemd
+from wsgisvc import backend, config, loopingcall, opts, recycling, registry, systemd
 from wsgisvc.errors import ServiceConfigError, StartupError
 from wsgisvc.launcher import (
     Launcher,
@@ -152,6 +152,7 @@ class WSGIService(ServiceBase):
         opts.register_wsgi_service_opts(self.conf, name)
         config.check_values(self.conf)  # this API's options too, before binding
         self.workers = self._read_workers()
+        self.recycling = recycling.Limits.for_api(self.conf, name)
         self.use_ssl = use_ssl or self.conf[f"{name}_use_ssl"]
         self.loader = loader or wsgi.Loader(self.conf)
         self.app = self.loader.load_app(name)
@@ -188,6 +189,8 @@ class WSGIService(ServiceBase):
 
     def start(self) -> None:
         self.server.on_failure = self.on_failure
+        # counted here, in the worker: each draws its own jitter
+        self.server.app = recycling.count_requests(self.app, self.recycling)
         self.server.start()
 
     def serving(self) -> None:
@@ -222,6 +225,7 @@ class WSGIService(ServiceBase):
         self.server.wait()
 
     def reset(self) -> None:
+        self.recycling = recycling.Limits.for_api(self.conf, self.name)
         self.server.reset()
 
     def listening_sockets(self) -> dict[str, socket.socket]:
@@ -273,9 +277,11 @@ class Service(ServiceBase):
 
         self.conf = conf if conf is not None else config.CONF
         self.conf.register_opts(opts.launcher_opts + opts.service_opts)
+        self.conf.register_opt(opts.worker_rss_opt(topic))
         rpc.register_opts(self.conf)
         config.check_values(self.conf)  # RPC options too, before any fork
         self.host, self.binary, self.topic = host, binary, topic
+        self.recycling = recycling.Limits.for_rpc(self.conf, topic)
         self.service_name, self.cluster = service_name, cluster
         self._explicit = {
             "report_interval": report_interval,
@@ -438,6 +444,7 @@ class Service(ServiceBase):
     def reset(self) -> None:
         """SIGHUP: re-read the intervals and let the manager reset."""
         self._read_intervals()
+        self.recycling = recycling.Limits.for_rpc(self.conf, self.topic)
         self.manager.default_spacing = self.periodic_interval
         self.heartbeat.report_interval = self.report_interval
         self.manager.reset()

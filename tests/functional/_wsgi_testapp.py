@@ -10,6 +10,9 @@ built (an upgrade test changes the file between two generations), also in an
 
 ``/test/slow?ms=N&marker=PATH`` creates PATH when the request starts (so a test
 can wait for "in flight" instead of sleeping), sleeps N ms, answers the pid.
+
+``/test/grow?mib=N`` keeps N more MiB resident in the serving worker (for the
+memory recycling tests), answers the pid.
 """
 
 import json
@@ -17,6 +20,8 @@ import os
 import urllib.parse
 
 from wsgisvc import backend
+
+_kept: list[bytes] = []  # what /test/grow made resident, kept for good
 
 
 def test_app(environ, start_response):
@@ -36,6 +41,10 @@ def test_app(environ, start_response):
             {"version": _version, "pid": os.getpid()},
             [("X-Test-Version", _version or "")],
         )
+    if environ.get("PATH_INFO") == "/grow":
+        mib = int(urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))["mib"][0])
+        _kept.append(b"x" * (mib * 1024 * 1024))  # written, so resident
+        return _json(start_response, {"pid": os.getpid()})
     return slow_app(environ, start_response)
 
 

@@ -1,0 +1,181 @@
+"""Worker recycling on real wsgisvc-api process trees, both backends: by request
+count under a client loop (keep-alive and fresh connections), by resident
+memory; and the start-up line of a bad value.
+
+How many workers serve is read from the log, in the order the processes wrote
+it: a worker serves from the parent's ``worker N of osapi serving`` line (the
+worker said so) until its own ``pid N is being replaced`` line (written when
+the parent's SIGTTOU reached it, before it closes its listener).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import threading
+
+import pytest
+
+from tests.functional._metrics_util import scrape
+from tests.functional._wsgi_util import api_server, write_config
+from tests.functional.test_api_startup import _start_and_fail
+from tests.functional.test_metrics import METRICS_ON, metrics_port
+from tests.helpers import BIN, run_in_session, wait_for
+from wsgisvc import recycling
+
+SERVING = re.compile(
+    r" DEBUG wsgisvc\.process_launcher .* worker (\d+) of osapi serving"
+)
+REPLACED = re.compile(r" INFO wsgisvc\.launcher .* pid (\d+) is being replaced")
+RECYCLED = re.compile(r"INFO wsgisvc\.process_launcher .* recycled worker (\d+) exited")
+REACHED = re.compile(r"recycling worker (\d+) of osapi: reached (\d+) requests")
+DEBUG = "debug = True\n"
+
+
+def fewest_serving(log: str, configured: int) -> int:
+    """The fewest workers serving at once since ``configured`` first served."""
+    serving: set[str] = set()
+    fewest = None
+    for line in log.splitlines():
+        if found := SERVING.search(line):
+            serving.add(found[1])
+        elif found := REPLACED.search(line):
+            serving.discard(found[1])
+        else:
+            continue
+        if fewest is not None:
+            fewest = min(fewest, len(serving))
+        elif len(serving) >= configured:
+            fewest = len(serving)
+    assert fewest is not None, "never were all workers serving"
+    return fewest
+
+
+class ClientLoop:
+    """GET /v1/ping in threads until stopped: ``keep_alive`` clients reuse one
+    connection (reconnecting when told to close), ``fresh`` ones open one per
+    request. Every answer is kept: (status or the exception, pid)."""
+
+    def __init__(self, port: int, keep_alive: int = 3, fresh: int = 3) -> None:
+        self.port = port
+        self.results: list = []
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, args=(reuse,), daemon=True)
+            for reuse in [True] * keep_alive + [False] * fresh
+        ]
+
+    def __enter__(self) -> ClientLoop:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+    def _run(self, reuse: bool) -> None:
+        conn = None
+        while not self._stop.is_set():
+            if conn is None:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
+            headers = {} if reuse else {"Connection": "close"}
+            try:
+                conn.request("GET", "/v1/ping", headers=headers)
+                response = conn.getresponse()
+                body = response.read()
+                self.results.append((response.status, json.loads(body)["pid"]))
+            except (OSError, ValueError, http.client.HTTPException) as exc:
+                self.results.append((exc, None))
+                conn.close()
+                conn = None
+            if not reuse and conn is not None:
+                conn.close()
+                conn = None
+        if conn is not None:
+            conn.close()
+
+    def failures(self) -> list:
+        return [result for result in self.results if result[0] != 200]
+
+
+@pytest.mark.timeout(180)
+def test_workers_are_recycled_by_request_count_without_a_failed_request(
+    tmp_path, backend
+):
+    extra = "osapi_max_requests = 50\nosapi_max_requests_jitter = 10\n"
+    with api_server(
+        tmp_path, workers=2, extra=extra + DEBUG + METRICS_ON, backend=backend
+    ) as api:
+        port = metrics_port(api.log)
+        first = api.workers()
+        with ClientLoop(api.port) as load:
+            wait_for(lambda: len(RECYCLED.findall(api.log())) >= 6, timeout=120)
+        assert not load.failures(), load.failures()[:5]
+        log = api.log()
+        recycled = set(RECYCLED.findall(log))
+        assert {str(pid) for pid in first} <= recycled
+        assert {pid for _, pid in load.results} > first  # replacements served
+        reached = [int(count) for _, count in REACHED.findall(log)]
+        assert all(50 <= count <= 60 for count in reached), reached
+        assert len(set(reached)) > 1, "the jitter gives each worker its own count"
+        assert fewest_serving(log, 2) >= 2
+        assert "respawning" not in log and "Traceback" not in log
+        samples = wait_for(
+            lambda: (
+                (s := scrape(port)).total("wsgisvc_worker_exits_total") >= len(recycled)
+                and s
+            )
+        )
+        exits = samples.total("wsgisvc_worker_exits_total", reason="recycled")
+        assert exits == samples.total("wsgisvc_worker_exits_total") >= len(recycled)
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_over_its_memory_limit_is_recycled(tmp_path, backend):
+    # a worker starts well under 150 MiB (about 75 here); /test/grow adds 200
+    extra = "osapi_max_worker_rss_mib = 150\n" + DEBUG
+    with api_server(tmp_path, workers=2, extra=extra, backend=backend) as api:
+        first = api.workers()
+        assert all(recycling.rss_mib(pid) < 150 for pid in first)
+        status, _, body = api.request("/test/grow?mib=200")
+        assert status == 200
+        grown = json.loads(body)["pid"]
+        wait_for(lambda: str(grown) in RECYCLED.findall(api.log()), timeout=30)
+        (line,) = [
+            x for x in api.log().splitlines() if f"recycling worker {grown}" in x
+        ]
+        assert "osapi_max_worker_rss_mib = 150" in line
+        now = wait_for(lambda: len(w := api.workers()) == 2 and w)
+        assert now - first and grown not in now and first - {grown} <= now
+        assert api.ping_pid() in now
+        assert fewest_serving(api.log(), 2) >= 2
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "option",
+    ["osapi_max_requests", "osapi_max_requests_jitter", "osapi_max_worker_rss_mib"],
+)
+def test_a_negative_recycling_limit_is_one_line(tmp_path, option):
+    conf = write_config(tmp_path, workers=2, extra=f"{option} = -1\n")
+    line = _start_and_fail(tmp_path, conf)
+    assert line.startswith(f"wsgisvc-api cannot start: option {option}: '-1' in ")
+    assert "listening on" not in (tmp_path / "api.log").read_text()
+
+
+@pytest.mark.timeout(60)
+def test_a_negative_rpc_memory_limit_is_one_line(tmp_path):
+    conf = tmp_path / "worker.conf"
+    conf.write_text(
+        f"[DEFAULT]\nstate_path = {tmp_path}\nworker_max_worker_rss_mib = -1\n"
+    )
+    status, output = run_in_session(
+        [f"{BIN}/wsgisvc-worker", "--config-file", str(conf)], timeout=50
+    )
+    assert status == 1, output
+    assert "Traceback" not in output
+    (line,) = [x for x in output.splitlines() if x.startswith("wsgisvc-worker cannot")]
+    assert "option worker_max_worker_rss_mib: '-1' in " in line
