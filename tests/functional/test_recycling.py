@@ -177,5 +177,6 @@ def test_a_negative_rpc_memory_limit_is_one_line(tmp_path):
     )
     assert status == 1, output
     assert "Traceback" not in output
-    (line,) = [x for x in output.splitlines() if x.startswith("wsgisvc-worker cannot")]
+    # stdout and stderr share the output: the logged line, and no echo of it
+    (line,) = [x for x in output.splitlines() if "wsgisvc-worker cannot start" in x]
     assert "option worker_max_worker_rss_mib: '-1' in " in line

@@ -367,7 +367,7 @@ VALID: list[Valid] = [
                 headers=host(HTTP_CONNECTION="Upgrade", HTTP_UPGRADE="websocket"),
             ),
         ),
-        closes=True,
+        closes=False,  # no 101: the connection goes on as HTTP/1.1
     ),
     Valid(
         "dashed_forwarded_header",
@@ -425,7 +425,7 @@ VALID: list[Valid] = [
                 body=b"hello",
             ),
         ),
-        closes=True,
+        closes=False,  # no 101: the connection goes on as HTTP/1.1
     ),
 ]
 
