@@ -230,11 +230,11 @@ def main(argv: list[str] | None = None) -> int:
         f" machine: {os.cpu_count()} CPUs, load {load:.2f}\n"
     )
     print(report.format_table(medians, args.workloads, names))
-    print("targets (issue 6 item 4):")
+    print("targets (issue 18; throughput judged by req/s and by CPU per request):")
     print(report.format_targets(targets))
-    cpu_ratios = report.evaluate_cpu_ratios(medians)
-    print("\nthe same req/s targets by server CPU per request (noise-resistant):")
-    print(report.format_targets(cpu_ratios))
+    uwsgi = report.against_uwsgi(medians)
+    print("\nwsgisvc / uWSGI, every figure (informational, no target):")
+    print(report.format_against_uwsgi(uwsgi))
     out = args.out or RESULTS / f"bench-{began:%Y%m%dT%H%M%SZ}.json"
     meta = {
         "started": began.isoformat(),
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     report.write_json(
         out,
-        cpu_ratios=cpu_ratios,
+        against_uwsgi=uwsgi,
         meta=meta,
         medians=medians,
         targets=targets,

@@ -105,30 +105,46 @@ def _gunicorn(worker_class: str, *extra: str):
     return argv
 
 
-def _uwsgi(ctx: Context, port: int) -> list[str]:
-    return [
-        str(VENV_BIN / "uwsgi"),
-        "--master",
-        "--processes",
-        str(WORKERS),
-        "--http-socket",
-        f"127.0.0.1:{port}",
-        # --http-socket closes the connection after each response but does not
-        # say so, which wrk counts as a read error; say so. (--http11-socket
-        # keeps connections but pins each to one of the 2 workers: 62 of W1's
-        # 64 connections would starve, unseen by wrk.)
-        "--add-header",
-        "Connection: close",
-        "--listen",  # the default backlog of 100 refuses W3's 256 connections
-        "1024",
-        "--paste",
-        f"config:{ctx.paste}#{ctx.app}",
-        "--virtualenv",
-        str(VENV_BIN.parent),
-        "--need-app",
-        "--die-on-term",
-        "--disable-logging",
-    ]
+def _uwsgi(threads: int):
+    """uWSGI as devstack's ``write_uwsgi_config`` (lib/apache) writes it for every
+    OpenStack API, and as keystone's example uwsgi ini has it: master, lazy-apps,
+    thunder-lock, threads enabled, Connection: close, a graceful SIGTERM, and a
+    module that loads the paste app (bench._paste_app, as granian's)."""
+
+    def argv(ctx: Context, port: int) -> list[str]:
+        return [
+            str(VENV_BIN / "uwsgi"),
+            "--master",
+            "--processes",
+            str(WORKERS),
+            "--threads",
+            str(threads),
+            "--enable-threads",
+            "--thunder-lock",
+            "--lazy-apps",
+            "--http-socket",
+            f"127.0.0.1:{port}",
+            # devstack's: --http-socket closes the connection after each response
+            # but does not say so, which wrk counts as a read error
+            "--add-header",
+            "Connection: close",
+            "--buffer-size",
+            "65535",
+            "--die-on-term",
+            "--hook-master-start",
+            "unix_signal:15 gracefully_kill_them_all",
+            # the bench's own: the default backlog of 100 would refuse W3's 256
+            # connections; the app must load or uWSGI must exit; the venv's Python
+            "--listen",
+            "1024",
+            "--need-app",
+            "--module",
+            "bench._paste_app:app",
+            "--virtualenv",
+            str(VENV_BIN.parent),
+        ]
+
+    return argv
 
 
 def _waitress(ctx: Context, port: int) -> list[str]:
@@ -280,7 +296,8 @@ SERVERS: dict[str, ServerSpec] = {
             reloads_on_hup=False,
             available=_needs_program("nginx"),
         ),
-        ServerSpec("uwsgi", _uwsgi, None, available=_needs("uwsgi")),
+        ServerSpec("uwsgi", _uwsgi(1), None, available=_needs("uwsgi")),
+        ServerSpec("uwsgi-threads", _uwsgi(THREADS), None, available=_needs("uwsgi")),
         ServerSpec(
             "waitress",
             _waitress,
