@@ -149,3 +149,32 @@ def test_harness_catches_a_request_framed_two_ways(monkeypatch):
     wire = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nabcd"
     with pytest.raises(harness.Finding, match="framed two ways"):
         harness.check(b"\x00\x00\x00\x00\x01" + wire)
+
+
+TRAILER_TOO_LONG = (
+    b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"2\r\nok\r\n0\r\nX-T: " + b"t" * harness.MAX_LINE + b"\r\n\r\n"
+)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("split", ["whole", "bytewise"])
+def test_a_trailer_field_over_the_line_limit_is_refused_either_way(server, split):
+    """A fuzzer finding: a trailer field was measured only while its line was
+    open, so it was refused when it trickled in and served when whole."""
+    sock = connect(server)
+    try:
+        if split == "whole":
+            sock.sendall(TRAILER_TOO_LONG)
+        else:
+            for i in range(len(TRAILER_TOO_LONG)):
+                sock.sendall(TRAILER_TOO_LONG[i : i + 1])
+        answer = read_until_closed(sock)
+    finally:
+        sock.close()
+    assert status_of(answer) == b"400", answer[:200]
+
+
+def test_the_harness_sees_a_long_trailer_framed_one_way():
+    harness.quiet_logs()
+    harness.check(b"\x00\x00\x00\x00\x01" + TRAILER_TOO_LONG)

@@ -288,11 +288,13 @@ class RequestParser:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         message = self._current
+        if len(name) + len(value) > self.max_line:
+            if message.head_done:
+                raise bad("trailer field too long")
+            raise BadRequest("431 Request Header Fields Too Large", "header too long")
         if message.head_done:
             return  # a trailer field, or the reframing head: not passed on (WSGI)
         self._moved = True
-        if len(name) + len(value) > self.max_line:
-            raise BadRequest("431 Request Header Fields Too Large", "header too long")
         headers = message.headers
         headers.append((name, value))
         if len(headers) > MAX_HEADERS:
