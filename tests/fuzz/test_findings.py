@@ -178,3 +178,33 @@ def test_a_trailer_field_over_the_line_limit_is_refused_either_way(server, split
 def test_the_harness_sees_a_long_trailer_framed_one_way():
     harness.quiet_logs()
     harness.check(b"\x00\x00\x00\x00\x01" + TRAILER_TOO_LONG)
+
+
+UPGRADE_BAD_FRAMING = (
+    b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: c\xf8unked\r\n"
+    b"Connection: Upgrade\r\nUpgrade: websocket\r\n\r\nhello"
+)
+
+
+@pytest.mark.timeout(30)
+def test_an_upgrade_whose_body_framing_llhttp_refuses_is_a_400(server):
+    """A fuzzer finding: the body of an upgrade request is framed by a fresh
+    llhttp fed a head of its framing fields, and that parser's error escaped
+    the core instead of refusing the request."""
+    sock = connect(server)
+    try:
+        sock.sendall(UPGRADE_BAD_FRAMING)
+        assert status_of(read_until_closed(sock)) == b"400"
+    finally:
+        sock.close()
+    sock = connect(server)
+    try:
+        sock.sendall(REQUEST % 3)
+        assert read_response(sock).startswith(b"HTTP/1.1 200")
+    finally:
+        sock.close()
+
+
+def test_the_harness_sees_an_upgrade_with_bad_framing_refused():
+    harness.quiet_logs()
+    harness.check(b"\x00\x00\x00\x00\x01" + UPGRADE_BAD_FRAMING)

@@ -186,10 +186,16 @@ class RequestParser:
     def _execute(self, segment: bytes) -> None:
         self._moved = False
         try:
-            self._llhttp.feed_data(segment)
+            self._llhttp_feed(segment)
         except httptools.HttpParserUpgrade as exc:
             self._upgraded(segment[exc.args[0] :])
             return
+        self._check_progress(segment)
+
+    def _llhttp_feed(self, data: bytes) -> None:
+        """Feed llhttp; its errors (and our callbacks') become a BadRequest."""
+        try:
+            self._llhttp.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
             raise (
                 exc.__context__
@@ -198,7 +204,6 @@ class RequestParser:
             ) from None
         except httptools.HttpParserError as exc:
             raise bad(str(exc) or "malformed request") from None
-        self._check_progress(segment)
 
     def _check_progress(self, data: bytes) -> None:
         current = self._current
@@ -260,7 +265,7 @@ class RequestParser:
         if framing:
             self._reframing = True
             try:
-                self._llhttp.feed_data(b"PUT / HTTP/1.1\r\n" + framing + b"\r\n")
+                self._llhttp_feed(b"PUT / HTTP/1.1\r\n" + framing + b"\r\n")
             finally:
                 self._reframing = False
         else:
