@@ -120,3 +120,58 @@ def test_a_saturated_pool_answers_in_order_and_within_the_bound(tmp_path, backen
             if bad:
                 order = sorted(range(N), key=answered.__getitem__)
                 pytest.fail(f"round {round_}, answer order {order}:\n" + "\n".join(bad))
+
+
+BUSY = 2 * POOL  # keep-alive clients that each send their next request at once
+
+
+@pytest.mark.timeout(60)
+def test_a_new_connection_is_not_starved_by_clients_that_keep_the_pool_full(
+    tmp_path, backend
+):
+    """A worker with no free slot leaves a new connection to its siblings
+    only for a moment (listeners.ACCEPT_DEFER), then takes it and queues its
+    request behind the ones already waiting. Before, it accepted only once
+    no request waited for a slot, which busy keep-alive clients never let
+    happen: the connection waited in the backlog for as long as they ran."""
+    extra = f"wsgi_default_pool_size = {POOL}\n"
+    with api_server(tmp_path, workers=1, extra=extra, backend=backend) as api:
+        stop = threading.Event()
+        answers = [0] * BUSY
+
+        def busy(i: int) -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", api.port, timeout=30)
+            try:
+                while not stop.is_set():
+                    conn.request("GET", f"/v1/sleep?ms={int(T * 1000)}")
+                    conn.getresponse().read()
+                    answers[i] += 1
+            finally:
+                conn.close()
+
+        clients = [threading.Thread(target=busy, args=(i,)) for i in range(BUSY)]
+        for client in clients:
+            client.start()
+        try:
+            wait_for(lambda: all(answers), timeout=20, what="every busy client")
+            sent = time.monotonic()
+            new = socket.create_connection(("127.0.0.1", api.port))
+            new.settimeout(30)
+            try:
+                new.sendall(HEAD)
+                response = http.client.HTTPResponse(new)
+                response.begin()
+                response.read()
+                waited = time.monotonic() - sent
+            finally:
+                new.close()
+            starved_for = sum(answers)
+        finally:
+            stop.set()
+            for client in clients:
+                client.join(30)
+    assert response.status == 200
+    # BUSY requests at most are ahead of it: served or waiting for a slot.
+    bound = (BUSY // POOL + 1) * T + MARGIN
+    assert waited <= bound, f"waited {waited:.2f} s (bound {bound:.2f} s)"
+    assert starved_for  # the pool was kept full meanwhile

@@ -103,33 +103,55 @@ class Scheduler:
     def _accept_loop(self, listener) -> None:
         try:
             while True:
-                self.slots.wait_room()
                 if len(self._connections) >= self.max_connections:
                     self._room = green_event.Event()
                     self._room.wait()  # meanwhile the kernel's backlog holds them
                     continue
-                try:
-                    client, address = listener.accept()
-                except OSError as exc:
-                    if exc.errno in listeners.CLIENT_ACCEPT_ERRORS:
-                        continue
-                    if exc.errno in listeners.RESOURCE_ACCEPT_ERRORS:
-                        self._errors.resource_error(exc)
-                        eventlet.sleep(listeners.RESOURCE_BACKOFF)
-                        continue
-                    raise
-                self._errors.accepted()
-                thread = eventlet.spawn(self._run, client, address)
-                self._threads.add(thread)
-                thread.link(self._threads.discard)
-                # Let the new connection run first: a busy worker comes back to
-                # accept() later than an idle sibling, which spreads connections.
-                eventlet.sleep(0)
+                if not self.slots.wait_room(listeners.ACCEPT_DEFER):
+                    self._take_waiting(listener)  # no sibling took them
+                    continue
+                if self._accept(listener):
+                    # Let the new connection run first: a busy worker comes back
+                    # to accept() later than an idle sibling, which spreads them.
+                    eventlet.sleep(0)
         except greenlet.GreenletExit:
             pass  # stop() killed the loop
         except Exception as exc:  # the listener broke: let the process go
             LOG.exception("%s: accept() failed", self.name)
             self.core.server.accept_failed(exc)
+
+    def _take_waiting(self, listener) -> None:
+        """Accept every connection already waiting, without blocking."""
+        listener.settimeout(0.0)
+        try:
+            while len(self._connections) < self.max_connections:
+                if not self._accept(listener):
+                    return
+        finally:
+            listener.settimeout(None)
+
+    def _accept(self, listener) -> bool:
+        """Accept one connection and start serving it; False when none came
+        (a client's error, a resource error, or none waiting)."""
+        try:
+            client, address = listener.accept()
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            if exc.errno in listeners.CLIENT_ACCEPT_ERRORS:
+                return False
+            if exc.errno in listeners.RESOURCE_ACCEPT_ERRORS:
+                self._errors.resource_error(exc)
+                eventlet.sleep(listeners.RESOURCE_BACKOFF)
+                return False
+            raise
+        self._errors.accepted()
+        if not isinstance(client, green_socket.socket):  # a non-blocking accept
+            client = green_socket.socket(client)
+        thread = eventlet.spawn(self._run, client, address)
+        self._threads.add(thread)
+        thread.link(self._threads.discard)
+        return True
 
     def _run(self, client, address) -> None:
         key = id(client)

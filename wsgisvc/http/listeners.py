@@ -24,6 +24,11 @@ RESOURCE_ACCEPT_ERRORS = frozenset(
 )
 # How long the accept loop waits after a resource error before it retries.
 RESOURCE_BACKOFF = 0.5
+# How long a worker with no free slot leaves a new connection to its siblings
+# sharing the listener; what still waits after that, it takes: when every
+# worker is busy, a connection waits in the backlog no longer than this, then
+# in the worker's FIFO for a slot, instead of until a slot happens to be free.
+ACCEPT_DEFER = 0.01
 
 
 class ListenError(RuntimeError):

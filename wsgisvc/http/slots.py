@@ -4,9 +4,9 @@ resizable at run time.
 Connections are not counted here, only requests being served: a connection
 takes a slot once its request head is whole and gives it back when the
 response is sent. A freed slot passes straight to the longest-waiting request
-(FIFO), and the accept loop waits for a free slot before it accepts, so that
-under load connections spread over the workers sharing a listener instead of
-piling up in the first one that woke. Greenthreads are never preempted, so
+(FIFO), and the accept loop waits a moment for a free slot before it accepts,
+so that under load connections spread over the workers sharing a listener
+instead of piling up in the first one that woke. Greenthreads are never preempted, so
 plain counters need no lock; a waiter parks on an ``eventlet.event.Event``.
 """
 
@@ -50,16 +50,19 @@ class Slots:
             self._waiting.popleft().send()
         self._wake_room()
 
-    def wait_room(self) -> None:
-        """Block while every slot is busy (the accept loop: a worker with no
-        free slot leaves new connections to a sibling)."""
+    def wait_room(self, timeout: float) -> bool:
+        """Block while every slot is busy, up to ``timeout`` seconds; False
+        when still full (the accept loop: a worker with no free slot leaves
+        new connections to a sibling for that long)."""
         while self.busy >= self.size:
             self._room = event.Event()
-            self._room.wait()
+            if not self._room.wait(timeout):
+                return self.busy < self.size
+        return True
 
     def _wake_room(self) -> None:
         room, self._room = self._room, None
         if room is not None and self.busy < self.size:
-            room.send()
+            room.send(True)
         elif room is not None:
             self._room = room

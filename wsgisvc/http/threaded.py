@@ -160,6 +160,7 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self._errors = listeners.AcceptErrors(LOG, name)
         self._retry_accept_at = 0.0
+        self._full_since: float | None = None  # no pool thread free since
 
     # --- the contract wsgi.Server uses ----------------------------------------------
 
@@ -388,28 +389,36 @@ class Scheduler:
             pass
 
     def _accept(self) -> None:
-        """Accept one waiting connection, while a pool thread is free and
-        connections are under the limit; else leave them to a sibling worker.
+        """Accept one waiting connection, while connections are under the
+        limit and a pool thread is free; with none free, leave them to a
+        sibling worker for ``ACCEPT_DEFER``, then take them all.
 
         One per wake-up, not all that wait: the selector comes back at once if
         more wait, and meanwhile a sibling sharing the listener takes its share.
         """
-        if self._live >= self.max_connections or self.pool.free() <= 0:
-            # Full: stop watching the listener for a moment, or it stays ready.
-            self._pause_accepting()
-            self._retry_accept_at = time.monotonic() + 0.005
+        now = time.monotonic()
+        if self._live >= self.max_connections:
+            self._defer_accepting(now + 0.005)
             return
+        if self.pool.free() <= 0:
+            if self._full_since is None:
+                self._full_since = now
+            if now < self._full_since + listeners.ACCEPT_DEFER:
+                self._defer_accepting(self._full_since + listeners.ACCEPT_DEFER)
+                return
+        else:
+            self._full_since = None
         try:
             client, address = self._listener.accept()
         except BlockingIOError:
+            self._full_since = None  # none left waiting: the next one is deferred
             return
         except OSError as exc:
             if exc.errno in listeners.CLIENT_ACCEPT_ERRORS:
                 return
             if exc.errno in listeners.RESOURCE_ACCEPT_ERRORS:
                 self._errors.resource_error(exc)
-                self._pause_accepting()
-                self._retry_accept_at = time.monotonic() + listeners.RESOURCE_BACKOFF
+                self._defer_accepting(time.monotonic() + listeners.RESOURCE_BACKOFF)
                 return
             self._accept_failed(exc)
             return
@@ -420,6 +429,11 @@ class Scheduler:
         with self._live_lock:
             self._live += 1
         self._admit(client, address)
+
+    def _defer_accepting(self, at: float) -> None:
+        """Stop watching the listener until ``at``, or it stays ready."""
+        self._pause_accepting()
+        self._retry_accept_at = at
 
     def _accept_failed(self, exc: Exception) -> None:
         """The listener broke: stop watching it, serve what is open, and let
