@@ -35,7 +35,7 @@ from wsgisvc.errors import (  # noqa: F401  (re-exported: wsgi.StartupError ...)
     PasteLoadError,
     StartupError,
 )
-from wsgisvc.http import listeners
+from wsgisvc.http import accesslog, listeners
 from wsgisvc.http.core import Core
 
 LOG = logging.getLogger(__name__)
@@ -229,6 +229,7 @@ class Server:
             self._scheduler.wait()
         if self.stopping:
             self.pool.resize(0)
+            accesslog.WRITER.flush()
 
     def reset(self) -> None:
         """Resize the pool to the (re-read) configured size; rebind if closed."""

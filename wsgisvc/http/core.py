@@ -104,7 +104,7 @@ class Core:
         self.socket_timeout = socket_timeout
         self.keep_alive = keep_alive
         self.debug = debug
-        self.access_log = accesslog.AccessLog(log_format)
+        self.access_log = accesslog.AccessLog(log_format, off_thread=multithread)
         self.stopping = False
         self.environ = {
             "wsgi.version": (1, 0),
