@@ -48,6 +48,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--paste", type=Path, default=servers.REPO / "etc/api-paste.ini"
     )
     parser.add_argument("--out", type=Path, help="keep py-spy's raw stacks here")
+    parser.add_argument(
+        "--gil",
+        action="store_true",
+        help="sample only the thread holding the GIL (threads backend: the "
+        "pool's idle threads otherwise fill the samples)",
+    )
     return parser.parse_args(argv)
 
 
@@ -104,7 +110,8 @@ def record(args: argparse.Namespace, raw: Path) -> dict:
         time.sleep(1.0)  # sample the steady state, not wrk's connection burst
         subprocess.run(
             [py_spy, "record", "-p", str(target), "-d", str(round(args.seconds)),
-             "-r", str(args.rate), "--format", "raw", "-o", str(raw)],
+             "-r", str(args.rate), "--format", "raw", "-o", str(raw),
+             *(["--gil"] if args.gil else [])],
             check=True, capture_output=True,
         )  # fmt: skip
         return wrk.finish(driver)

@@ -64,8 +64,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wsgisvc_conf(ctx: Context) -> Path:
-    """Write the --config-file wsgisvc-api runs with; port 0 is logged back."""
+def _wsgisvc_conf(ctx: Context, extra: str = "") -> Path:
+    """Write the --config-file wsgisvc-api runs with; port 0 is logged back.
+    ``extra`` is appended to [DEFAULT] (a variant's one difference)."""
     conf = ctx.workdir / "wsgisvc-bench.conf"
     state = ctx.workdir / "state"  # a private SQLite services table per run
     state.mkdir(exist_ok=True)
@@ -76,13 +77,26 @@ def _wsgisvc_conf(ctx: Context) -> Path:
         "osapi_listen_port = 0\n"
         f"osapi_workers = {WORKERS}\n"
         f"api_paste_config = {ctx.paste}\n"
-        "graceful_shutdown_timeout = 30\n"
+        "graceful_shutdown_timeout = 30\n" + extra
     )
     return conf
 
 
-def _wsgisvc_api(ctx: Context, port: int) -> list[str]:
-    return [str(VENV_BIN / "wsgisvc-api"), "--config-file", str(_wsgisvc_conf(ctx))]
+def _wsgisvc_api_with(extra: str = ""):
+    def argv(ctx: Context, port: int) -> list[str]:
+        conf = _wsgisvc_conf(ctx, extra)
+        return [str(VENV_BIN / "wsgisvc-api"), "--config-file", str(conf)]
+
+    return argv
+
+
+_wsgisvc_api = _wsgisvc_api_with()
+# The access line's logger at WARN: what the line costs, measured beside the
+# default (not a configuration to run; the access log stays on by default).
+_NO_ACCESS_LOG = (
+    "default_log_levels = eventlet.wsgi.server=WARN,amqp=WARN,"
+    "sqlalchemy=WARN,stevedore=WARN,alembic=WARN,oslo_service.backend=WARN\n"
+)
 
 
 def _gunicorn(worker_class: str, *extra: str):
@@ -249,6 +263,19 @@ SERVERS: dict[str, ServerSpec] = {
         ServerSpec(
             "wsgisvc-api-threads",
             _wsgisvc_api,
+            r"osapi listening on http://127\.0\.0\.1:(?P<port>\d+)",
+            available=_needs("wsgisvc-api"),
+            env={"WSGISVC_BACKEND": "threading"},
+        ),
+        ServerSpec(
+            "wsgisvc-api-nolog",
+            _wsgisvc_api_with(_NO_ACCESS_LOG),
+            r"osapi listening on http://127\.0\.0\.1:(?P<port>\d+)",
+            available=_needs("wsgisvc-api"),
+        ),
+        ServerSpec(
+            "wsgisvc-api-threads-nolog",
+            _wsgisvc_api_with(_NO_ACCESS_LOG),
             r"osapi listening on http://127\.0\.0\.1:(?P<port>\d+)",
             available=_needs("wsgisvc-api"),
             env={"WSGISVC_BACKEND": "threading"},
