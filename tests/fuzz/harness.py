@@ -47,11 +47,6 @@ class Known(Exception):
 # that names it: an input that shows one is skipped, so a run looks for new
 # ones. Remove an entry when its fix lands (its test then passes).
 KNOWN: dict[bytes, str] = {}
-# Line limits checked two ways (parser.py): a whole line's length while it is
-# open, name + value (or the target) once it is parsed, so a line near the
-# limit is served in one read and refused when it trickles in;
-# test_http_corpus.py::test_line_near_the_limit_is_judged_the_same_split.
-LIMIT_SPLIT = "new: a line near max_header_line is refused only when split"
 
 
 def _known(text: bytes) -> str | None:
@@ -284,27 +279,15 @@ def check(data: bytes) -> None:
     for way in ("split", "bytewise"):
         other = ways[way]
         if other.seen != whole.seen:
-            if _limit_split(statuses["whole"], statuses[way]):
-                raise Known(LIMIT_SPLIT)
             raise Finding(
                 f"framed two ways: whole saw {whole.seen!r}, {way} {other.seen!r}"
             )
         # A body cut by the end of the bytes is answered 500 or 400 depending
         # on when the cut is noticed; that answer goes to a client that left.
         if not (whole.cut or other.cut) and statuses[way] != statuses["whole"]:
-            if _limit_split(statuses["whole"], statuses[way]):
-                raise Known(LIMIT_SPLIT)
             raise Finding(
                 f"answered two ways: whole {statuses['whole']}, {way} {statuses[way]}"
             )
-
-
-def _limit_split(whole: list[str], other: list[str]) -> bool:
-    """The two ways part where one refuses a line as too long (LIMIT_SPLIT)."""
-    for a, b in zip(whole + [""], other + [""], strict=False):
-        if a != b:
-            return {a, b} & {"414", "431"} != set()
-    return False
 
 
 def quiet_logs() -> None:

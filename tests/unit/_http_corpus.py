@@ -312,10 +312,15 @@ VALID: list[Valid] = [
         head(b"GET / HTTP/1.1", HOST, *(b"X-%d: v" % i for i in range(99))),
         (Seen("GET", "/", headers=host(**{f"HTTP_X_{i}": "v" for i in range(99)})),),
     ),
-    Valid(
+    Valid(  # the line as sent, without its CRLF, is the limit
         "header_line_at_limit",
-        head(b"GET / HTTP/1.1", HOST, b"X-L: " + b"l" * (MAX_LINE - 3)),
-        (Seen("GET", "/", headers=host(HTTP_X_L="l" * (MAX_LINE - 3))),),
+        head(b"GET / HTTP/1.1", HOST, b"X-L: " + b"l" * (MAX_LINE - 5)),
+        (Seen("GET", "/", headers=host(HTTP_X_L="l" * (MAX_LINE - 5))),),
+    ),
+    Valid(
+        "request_target_at_limit",
+        head(b"GET /" + b"t" * (MAX_LINE - 1) + b" HTTP/1.1", HOST),
+        (Seen("GET", "/" + "t" * (MAX_LINE - 1)),),
     ),
     Valid(
         "expect_continue_with_body_sent",
@@ -525,7 +530,7 @@ INVALID: list[Invalid] = [
     Invalid("version_letters", head(b"GET / HTTP/x.y", HOST)),
     Invalid("version_2", head(b"GET / HTTP/2.0", HOST), status=b"505"),
     Invalid("version_3", head(b"GET / HTTP/3.0", HOST)),
-    Invalid(
+    Invalid(  # its target one byte over
         "request_line_too_long",
         head(b"GET /" + b"a" * MAX_LINE + b" HTTP/1.1", HOST),
         status=b"414",
@@ -556,6 +561,11 @@ INVALID: list[Invalid] = [
     Invalid(
         "header_line_too_long",
         head(G11, HOST, b"X-L: " + b"l" * MAX_LINE),
+        status=b"431",
+    ),
+    Invalid(
+        "header_line_one_over",
+        head(G11, HOST, b"X-L: " + b"l" * (MAX_LINE - 4)),
         status=b"431",
     ),
     Invalid(

@@ -11,10 +11,18 @@ segment's first byte, where its request line is checked, and at most
 the read waits, unparsed. What a connection holds is bounded by one read, that
 many parsed heads, and the limits below, whatever the client sends:
 
-- a request target longer than ``max_url`` is a 414; a header field longer
-  than ``max_line``, or more than ``MAX_HEADERS`` of them, a 431;
-- a line still unterminated after ``max_line`` bytes is refused at once (414
-  on the request line, 431 in the headers), not buffered until it ends;
+- a head line is measured as sent, without its CRLF: a header line may be
+  ``max_line`` bytes long (else a 431), the request line
+  ``max(max_line, max_url + REQUEST_LINE_ROOM)`` and its target ``max_url``
+  (else a 414); more than ``MAX_HEADERS`` header fields are a 431;
+- each is judged the same however the bytes arrive: a line is refused at its
+  first byte too many (its CR aside), without waiting for its end, once llhttp
+  has parsed the bytes before that byte, so an error llhttp finds earlier is
+  the answer either way; a line that ends in a later read is measured whole.
+  A header name still open at the end of a read is held back from llhttp
+  until its colon comes (see ``_check_header_lines``). A head no longer than
+  ``max_line``, its request line no longer than ``max_url``, costs length
+  tests, no scan;
 - in a body, framing bytes (a chunk-size line with its extensions, the CRLF
   after chunk data, the trailer section) may not run past ``max_line``
   without the parser getting on: a 400;
@@ -36,8 +44,10 @@ fed a head that frames the same body, and the connection goes on as HTTP/1.1.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import deque
+from typing import NoReturn
 
 import httptools
 
@@ -45,7 +55,13 @@ from wsgisvc.http.guard import MAX_HEADERS, BadRequest, bad
 
 # Requests parsed ahead of the one being served, at most (pipelining).
 PIPELINE_DEPTH = 8
+# What a request line holds besides its target: the longest method llhttp
+# serves, two spaces and the version.
+REQUEST_LINE_ROOM = len(b"UNSUBSCRIBE  HTTP/1.1")
 _HEAD_END = b"\r\n\r\n"
+_EMPTY_LINE = (b"\r", b"\n")  # llhttp skips these bytes before a request
+# A header name so far (RFC 9110 token characters, exactly what llhttp takes).
+_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 class Message:
@@ -87,14 +103,18 @@ class RequestParser:
     def __init__(self, max_line: int, max_url: int) -> None:
         self.max_line = max_line
         self.max_url = max_url
+        # Bytes a line may have before its LF: the line and its CR.
+        self._header_room = max_line + 1
+        self._request_room = max(max_line, max_url + REQUEST_LINE_ROOM) + 1
         self.messages: deque[Message] = deque()
         self.error: BadRequest | None = None
         self._llhttp = httptools.HttpRequestParser(self)
         self._current: Message | None = None
-        self._moved = False  # llhttp completed a unit during the last feed
-        self._stalled = 0  # bytes fed since llhttp last completed a unit
-        self._head_lines = 0  # line ends seen in an incomplete head
+        self._moved = False  # llhttp completed a body unit during the last feed
+        self._stalled = 0  # body bytes fed since llhttp last completed a unit
         self._line = b""  # an unterminated request line so far
+        self._open = 0  # bytes of an unterminated header line so far
+        self._held = b""  # that line, a name so far, not yet fed to llhttp
         self._tail = b""  # the last bytes fed: a head end may straddle two reads
         self._pending = b""  # read, not yet parsed: PIPELINE_DEPTH is reached
         self._reframing = False  # llhttp is fed a synthetic head (upgrade)
@@ -145,10 +165,12 @@ class RequestParser:
                     self._pending = data[pos:]
                     return
                 end = self._segment_end(data, pos, current, between)
-                if between or self._line:
-                    self._check_request_line(data, pos, end)
-                segment = data if pos == 0 and end == size else data[pos:end]
-                self._execute(segment)
+                if between or not current.head_done:
+                    self._feed_head(data, pos, end, between or bool(self._line))
+                else:
+                    segment = data if pos == 0 and end == size else data[pos:end]
+                    self._execute(segment)
+                    self._check_progress(segment)
                 pos = end
         except BadRequest as exc:
             self._failed(exc)
@@ -169,19 +191,96 @@ class RequestParser:
         at = data.find(_HEAD_END, pos)
         return len(data) if at < 0 else at + 4
 
-    def _check_request_line(self, data: bytes, pos: int, end: int) -> None:
-        """Refuse a request line that is not single-space separated."""
-        line = self._line + data[pos:end] if self._line else data[pos:end]
-        start = 0
-        while line.startswith(b"\r\n", start):  # empty lines before a request
-            start += 2
-        stop = line.find(b"\r\n", start)
-        if stop < 0:
-            self._line = line[: self.max_line + 2]  # the open-line check refuses
-            return
+    def _feed_head(self, data: bytes, pos: int, end: int, request_line: bool) -> None:
+        """Feed llhttp head bytes, refusing a line at its first byte too many."""
+        if self._held:  # the whole open line: measured and fed again with the rest
+            data = self._held + data[pos:end]
+            pos, end = 0, len(data)
+            self._held = b""
+            self._open = 0
+        lines = self._check_request_line(data, pos, end) if request_line else pos
+        if lines < end:
+            if data[end - 1] != 10 or self._open + end - lines > self._header_room:
+                end = self._check_header_lines(data, pos, lines, end)
+            else:  # every line here ended, none can be too long: no scan
+                self._open = 0
+        if end > pos:
+            self._execute(data if pos == 0 and end == len(data) else data[pos:end])
+
+    def _check_request_line(self, data: bytes, pos: int, end: int) -> int:
+        """Refuse a request line too long, with a target too long, or not
+        single-space separated; where the header lines start (``end`` while
+        the request line is open)."""
+        old = self._line
+        if old:  # begun in an earlier read: measured whole
+            line, first, shift = old + data[pos:end], 0, pos - len(old)
+        else:
+            line, first, shift = data, pos, 0
+        start, limit = first, end - shift  # in line
+        while line.startswith(_EMPTY_LINE, start, limit):
+            start += 1
+        stop = line.find(b"\n", start, limit)
+        size = (limit if stop < 0 else stop) - start  # bytes before its LF
+        if size > self.max_url:  # shorter, it breaks no limit: no scan
+            line_end = start + size
+            cut = start + self._request_room  # its first byte too many
+            space = line.find(b" ", start, line_end)
+            over = space + 1 + self.max_url  # its target's first byte too many
+            if (
+                space >= 0
+                and over < min(cut, line_end)
+                and line.find(b" ", space + 1, over + 1) < 0
+            ):
+                cut, reason = over, "request target too long"
+            else:
+                reason = "request line too long"
+            if cut < line_end:
+                exc = BadRequest("414 URI Too Long", reason)
+                self._refuse_at(data, pos, cut + shift, exc)
+        if stop < 0:  # one skipped byte is kept: the request has begun
+            self._line = line[max(start - 1, first) : limit]
+            return end
         self._line = b""
-        if line.count(b" ", start, stop) != 2 or b"  " in line[start:stop]:
-            raise bad("request line is not method SP target SP version")
+        if line.count(b" ", start, stop) != 2 or line.find(b"  ", start, stop) >= 0:
+            exc = bad("request line is not method SP target SP version")
+            self._refuse_at(data, pos, stop + shift, exc)
+        return stop + 1 + shift
+
+    def _check_header_lines(self, data: bytes, pos: int, start: int, end: int) -> int:
+        """Refuse a header line at its first byte too many; keep the length of
+        the line left open. Return where llhttp's feed ends: a header name
+        begun and still open is held back until its colon comes, because
+        httptools hands over llhttp's open spans at the end of every feed, so
+        it would pass the field before on (and count it against
+        ``MAX_HEADERS``) at the name's first byte in one read, at its colon
+        in another."""
+        room = self._header_room - self._open
+        while start + room < end:  # a line here may be too long
+            newline = data.find(b"\n", start, start + room + 1)
+            if newline < 0:
+                exc = BadRequest(
+                    "431 Request Header Fields Too Large", "header line too long"
+                )
+                self._refuse_at(data, pos, start + room, exc)
+            start, room = newline + 1, self._header_room
+            self._open = 0
+        last = data.rfind(b"\n", start, end)
+        if last >= 0:
+            start, self._open = last + 1, 0
+        if not self._open and start < end and _NAME.fullmatch(data, start, end):
+            self._held = data[start:end]
+            self._open = end - start
+            return start
+        self._open += end - start
+        return end
+
+    def _refuse_at(self, data: bytes, pos: int, cut: int, exc: BadRequest) -> NoReturn:
+        """Parse the bytes before ``cut``, the byte that breaks a limit, then
+        refuse: an error llhttp finds before it is the answer, as it is when
+        the bytes come one by one."""
+        if cut > pos:
+            self._execute(data[pos:cut])
+        raise exc
 
     def _execute(self, segment: bytes) -> None:
         self._moved = False
@@ -189,8 +288,6 @@ class RequestParser:
             self._llhttp_feed(segment)
         except httptools.HttpParserUpgrade as exc:
             self._upgraded(segment[exc.args[0] :])
-            return
-        self._check_progress(segment)
 
     def _llhttp_feed(self, data: bytes) -> None:
         """Feed llhttp; its errors (and our callbacks') become a BadRequest."""
@@ -206,35 +303,14 @@ class RequestParser:
             raise bad(str(exc) or "malformed request") from None
 
     def _check_progress(self, data: bytes) -> None:
-        current = self._current
-        if current is None or current.complete:
+        """Refuse body framing that runs past ``max_line`` bytes without llhttp
+        getting on (a chunk-size line, the trailer section)."""
+        if self._current.complete or self._moved:
             self._stalled = 0
             return
-        if self._moved:
-            self._stalled = 0
-            if current.head_done:
-                return
-        if current.head_done:
-            self._stalled += len(data)
-            if self._stalled > self.max_line:
-                raise bad("chunk-size line or trailer section too long")
-            return
-        self._check_open_line(data)
-
-    def _check_open_line(self, data: bytes) -> None:
-        """Refuse a head line that is still open after ``max_line`` bytes."""
-        newline = data.rfind(b"\n")
-        self._head_lines += data.count(b"\n")
-        if newline < 0:
-            self._stalled += len(data)
-        else:
-            self._stalled = len(data) - newline - 1
+        self._stalled += len(data)
         if self._stalled > self.max_line:
-            if not self._head_lines:
-                raise BadRequest("414 URI Too Long", "request line too long")
-            raise BadRequest(
-                "431 Request Header Fields Too Large", "header line too long"
-            )
+            raise bad("chunk-size line or trailer section too long")
 
     def _failed(self, exc: BadRequest) -> None:
         """End the parse; the error belongs to the request being parsed."""
@@ -280,26 +356,18 @@ class RequestParser:
         if self._reframing:
             return
         self._current = message = Message()
-        self._head_lines = 0
         self.messages.append(message)
 
     def on_url(self, url: bytes) -> None:
-        if self._reframing:
-            return
-        message = self._current
-        message.target += url
-        if len(message.target) > self.max_url:
-            raise BadRequest("414 URI Too Long", "request target too long")
+        if not self._reframing:  # its length is checked before llhttp sees it
+            self._current.target += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         message = self._current
-        if len(name) + len(value) > self.max_line:
-            if message.head_done:
+        if message.head_done:  # a trailer field, or the reframing head
+            if len(name) + len(value) > self.max_line:
                 raise bad("trailer field too long")
-            raise BadRequest("431 Request Header Fields Too Large", "header too long")
-        if message.head_done:
-            return  # a trailer field, or the reframing head: not passed on (WSGI)
-        self._moved = True
+            return  # not passed on (WSGI)
         headers = message.headers
         headers.append((name, value))
         if len(headers) > MAX_HEADERS:
@@ -308,7 +376,6 @@ class RequestParser:
             )
 
     def on_headers_complete(self) -> None:
-        self._moved = True
         if self._reframing:
             return
         message = self._current
