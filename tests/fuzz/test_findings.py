@@ -307,3 +307,42 @@ def test_an_upgrade_whose_body_framing_llhttp_refuses_is_a_400(server):
 def test_the_harness_sees_an_upgrade_with_bad_framing_refused():
     harness.quiet_logs()
     harness.check(b"\x00\x00\x00\x00\x01" + UPGRADE_BAD_FRAMING)
+
+
+LONG_TRAILER_WITH_SPACES = (
+    b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"0\r\nX-T:    " + b"1" * (harness.MAX_LINE - 3) + b"\r\n\r\n"
+)
+
+
+def test_a_trailer_field_is_judged_by_its_name_and_value_however_it_arrives():
+    """A fuzzer finding: a trailer line longer than max_header_line as sent,
+    its name and value within it, was served whole and refused when it
+    trickled in (the framing bound counted the open line's bytes)."""
+    harness.quiet_logs()
+    harness.check(b"\x00\x00\x00\x00\x01" + LONG_TRAILER_WITH_SPACES)
+
+
+@pytest.mark.timeout(60)
+def test_endless_chunk_extensions_are_refused(server):
+    """Framing bytes that never let llhttp complete a unit are a 400 once
+    past parser.FRAMING_LIMIT, not read for as long as the client sends."""
+    from wsgisvc.http.parser import FRAMING_LIMIT
+
+    sock = connect(server)
+    try:
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2;e="
+        )
+        piece = b"x" * 65536
+        sent = 0
+        try:
+            while sent <= FRAMING_LIMIT + len(piece):
+                sock.sendall(piece)
+                sent += len(piece)
+        except OSError:
+            pass  # refused and closed meanwhile
+        answer = read_until_closed(sock)
+    finally:
+        sock.close()
+    assert status_of(answer) == b"400", answer[:200]

@@ -23,9 +23,11 @@ many parsed heads, and the limits below, whatever the client sends:
   until its colon comes (see ``_check_header_lines``). A head no longer than
   ``max_line``, its request line no longer than ``max_url``, costs length
   tests, no scan;
-- in a body, framing bytes (a chunk-size line with its extensions, the CRLF
-  after chunk data, the trailer section) may not run past ``max_line``
-  without the parser getting on: a 400;
+- in a body, a trailer field's name and value may be ``max_line`` bytes
+  together (else a 400), and framing bytes (a chunk-size line with its
+  extensions, the CRLF after chunk data, the trailer section) may not run
+  past ``FRAMING_LIMIT`` without llhttp getting on (a 400): more than one
+  feed ever carries, so that it is judged the same however the bytes arrive;
 - a request line is ``method SP target SP version`` with single spaces (RFC
   9112 section 3; llhttp accepts runs of them): a 400.
 
@@ -55,6 +57,11 @@ from wsgisvc.http.guard import MAX_HEADERS, BadRequest, bad
 
 # Requests parsed ahead of the one being served, at most (pipelining).
 PIPELINE_DEPTH = 8
+# Body framing bytes fed without llhttp completing a unit, at most. Larger
+# than any one feed (a read of body.RECV_SIZE, or two while pipelined
+# requests wait), so that the count can only run past it across feeds, as it
+# does whether a client sends the bytes at once or one by one.
+FRAMING_LIMIT = 4 * 65536
 # What a request line holds besides its target: the longest method llhttp
 # serves, two spaces and the version.
 REQUEST_LINE_ROOM = len(b"UNSUBSCRIBE  HTTP/1.1")
@@ -303,13 +310,13 @@ class RequestParser:
             raise bad(str(exc) or "malformed request") from None
 
     def _check_progress(self, data: bytes) -> None:
-        """Refuse body framing that runs past ``max_line`` bytes without llhttp
-        getting on (a chunk-size line, the trailer section)."""
+        """Refuse body framing that runs past ``FRAMING_LIMIT`` bytes without
+        llhttp getting on (a chunk-size line, the trailer section)."""
         if self._current.complete or self._moved:
             self._stalled = 0
             return
         self._stalled += len(data)
-        if self._stalled > self.max_line:
+        if self._stalled > FRAMING_LIMIT:
             raise bad("chunk-size line or trailer section too long")
 
     def _failed(self, exc: BadRequest) -> None:
