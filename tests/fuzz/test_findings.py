@@ -346,3 +346,19 @@ def test_endless_chunk_extensions_are_refused(server):
     finally:
         sock.close()
     assert status_of(answer) == b"400", answer[:200]
+
+
+def test_a_head_end_spread_over_three_reads_ends_the_head():
+    """A fuzzer finding: the head end (CRLF CRLF) arriving as ``\\r``,
+    ``\\n\\r``, ``\\n...`` was missed, because only the last read's last bytes
+    were kept, so bytes after the head were judged as a header name and held
+    back from llhttp: the chunk size ``Transfe+1`` became ``1``, a body the
+    one-read way refuses. The harness's split way sends exactly those reads."""
+    harness.quiet_logs()
+    wire = (
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"Transfe+1\r\na\r\n0\r\n\r\n"
+    )
+    pieces = harness.split_points(wire, int.from_bytes(b"\x8b\xc9\x91G", "big"))
+    assert b"chunked\r" in pieces[1] and pieces[2] == b"\n\r", pieces
+    harness.check(b"\x03\x8b\xc9\x91G" + wire)

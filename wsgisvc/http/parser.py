@@ -122,7 +122,7 @@ class RequestParser:
         self._line = b""  # an unterminated request line so far
         self._open = 0  # bytes of an unterminated header line so far
         self._held = b""  # that line, a name so far, not yet fed to llhttp
-        self._tail = b""  # the last bytes fed: a head end may straddle two reads
+        self._tail = b""  # the last 3 bytes fed: a head end may straddle reads
         self._pending = b""  # read, not yet parsed: PIPELINE_DEPTH is reached
         self._reframing = False  # llhttp is fed a synthetic head (upgrade)
         self._dead = False
@@ -181,7 +181,7 @@ class RequestParser:
                 pos = end
         except BadRequest as exc:
             self._failed(exc)
-        self._tail = data[-3:]
+        self._tail = (self._tail + data[-3:])[-3:]  # reads may be shorter
 
     def _segment_end(
         self, data: bytes, pos: int, current: Message | None, between: bool
