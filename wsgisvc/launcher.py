@@ -25,6 +25,7 @@ from wsgisvc import (
     backend,
     metrics,
     opts,
+    pidfile,
     recycling,
     report,
     signals,
@@ -305,6 +306,8 @@ class Launcher:
         if parent_death_fd is None:  # the top process serves its own metrics
             metrics.start_collector(conf)
             upgrade.take_handover()  # and tells an old parent it serves
+            if not upgrade.handing_over():
+                pidfile.write(conf.pid_file)
         self.conf = conf
         self.restart_method = restart_method
         self._parent_death_fd = parent_death_fd
@@ -356,6 +359,8 @@ class Launcher:
         stop = self._run()
         if self._watchdog is not None:
             self._watchdog.cancel()
+        if self._parent_death_fd is None:
+            pidfile.remove(self.conf.pid_file)
         LOG.info("pid %d: %s; exit status %d", os.getpid(), stop.why, stop.status)
         return stop.status
 
@@ -496,6 +501,8 @@ class Launcher:
             STUCK_STOP_GRACE,
             self.conf.graceful_shutdown_timeout,
         )
+        if self._parent_death_fd is None:
+            pidfile.remove(self.conf.pid_file)
         os._exit(STATUS_FAILED)
 
     def _wait_services(self, done) -> None:
@@ -531,7 +538,7 @@ class Launcher:
             self._notified_ready = True
             if self._parent_death_fd is None:  # the top process
                 tell_serving(self.services.services)
-            upgrade.announce_ready()
+            upgrade.announce_ready(self.conf.pid_file)
             recycling.serving()  # in a forked worker: tell the parent
 
 

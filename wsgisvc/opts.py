@@ -9,7 +9,24 @@ let a component register what it reads on whichever ``ConfigOpts`` it is handed.
 import os
 import socket
 
-from oslo_config import cfg
+from oslo_config import cfg, types
+
+
+class WritableFilePath(types.String):
+    """A file path whose directory exists and is writable: a bad one is
+    refused when the options are checked, before anything binds or forks."""
+
+    def __call__(self, value):
+        path = super().__call__(value)
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise ValueError(f"no directory {directory}")
+        if not os.access(directory, os.W_OK):
+            raise ValueError(f"directory {directory} is not writable")
+        if os.path.isdir(path):
+            raise ValueError(f"{path} is a directory")
+        return path
+
 
 # --- launchers and services (namespace wsgisvc.service) -----------------------
 
@@ -37,6 +54,14 @@ launcher_opts = [
         "log_options",
         default=True,
         help="Log the value of every option at DEBUG level when a launcher starts.",
+    ),
+    cfg.Opt(
+        "pid_file",
+        type=WritableFilePath(),
+        default=None,
+        help="File the pid of the service's top process is written to once it "
+        "serves, and removed from at its exit. After an upgrade (SIGUSR1) it "
+        "names the new parent, from when that one serves. Unset: none.",
     ),
 ]
 

@@ -28,6 +28,7 @@ from wsgisvc import (
     backend,
     launcher,
     metrics,
+    pidfile,
     recycling,
     report,
     signals,
@@ -113,6 +114,8 @@ class ProcessLauncher:
         self._stopping = False
         self._upgrade: upgrade.Upgrade | None = None  # SIGUSR1 in progress
         upgrade.take_handover()
+        if not upgrade.handing_over():  # else once it serves (announce_ready)
+            pidfile.write(conf.pid_file)
         self._readiness = (
             systemd.ReadinessRelay()
             if os.environ.get("NOTIFY_SOCKET") or upgrade.handing_over()
@@ -151,6 +154,7 @@ class ProcessLauncher:
             self._relay_readiness()
             self._follow_upgrade()
         LOG.info("all workers stopped; exiting with status %d", self._status)
+        pidfile.remove(self.conf.pid_file)
         return self._status
 
     def _watched_fds(self) -> tuple[int, ...]:
@@ -166,7 +170,7 @@ class ProcessLauncher:
         self._readiness.collect()
         expected = sum(wrapper.workers for wrapper in self.wrappers)
         if self._readiness.ready_count >= expected:
-            upgrade.announce_ready()
+            upgrade.announce_ready(self.conf.pid_file)
             self._readiness = None  # said once; later respawns need no news
 
     def _sleep_time(self) -> float:

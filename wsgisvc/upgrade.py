@@ -39,7 +39,7 @@ from collections.abc import Callable
 
 from oslo_log import log as logging
 
-from wsgisvc import signals, systemd
+from wsgisvc import pidfile, signals, systemd
 from wsgisvc.signals import Action
 
 LOG = logging.getLogger(__name__)
@@ -165,15 +165,17 @@ def handing_over() -> bool:
     return _handover_fd is not None
 
 
-def announce_ready() -> None:
+def announce_ready(pid_file: str | None = None) -> None:
     """``READY=1`` to systemd; in a binary an upgrade started, "ready" to the
     old parent instead, which then names this pid ``MAINPID`` to systemd
-    (which takes that, and READY=1, from the main pid only)."""
+    (which takes that, and READY=1, from the main pid only), once this pid
+    is in ``pid_file``."""
     global _handover_fd
     fd, _handover_fd = _handover_fd, None
     if fd is None:
         systemd.notify("READY=1")
         return
+    pidfile.write(pid_file)
     try:
         os.write(fd, READY)
     except OSError as exc:

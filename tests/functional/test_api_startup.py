@@ -116,6 +116,7 @@ def test_workers_below_one_names_the_option(tmp_path):
     [
         ("osapi_workers", "2x", "invalid literal for int() with base 10: '2x'"),
         ("wsgi_keep_alive", "ture", "Unexpected boolean value 'ture'"),
+        ("pid_file", "/no-such-dir/api.pid", "no directory /no-such-dir"),
     ],
 )
 def test_a_bad_option_value_is_one_line_before_binding(tmp_path, option, value, why):

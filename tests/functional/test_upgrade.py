@@ -7,6 +7,7 @@ binary that cannot start leaves the old one serving."""
 from __future__ import annotations
 
 import http.client
+import os
 import re
 import signal
 import socket
@@ -152,10 +153,44 @@ def test_upgrade_under_load_drops_nothing(tmp_path, backend, notify_socket):
             notify_socket.recv(4096)
 
 
+def _named(pid_file) -> int | None:
+    try:
+        return int(pid_file.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+@pytest.mark.timeout(150)
+def test_the_pid_file_names_the_parent_that_serves(tmp_path, backend):
+    pid_file = tmp_path / "api.pid"
+    extra = f"pid_file = {pid_file}\n"
+    with api_server(tmp_path, workers=2, backend=backend, extra=extra) as api:
+        wait_for(lambda: _named(pid_file) == api.pid)
+
+        api.proc.send_signal(signal.SIGUSR1)
+
+        assert api.proc.wait(timeout=60) == 0  # the old parent, once the new serves
+        new_parent = _named(pid_file)
+        assert new_parent not in (None, api.pid)
+        assert alive(new_parent)
+        wait_for(lambda: len(children(new_parent)) == 2)
+        assert api.request("/v1/ping")[0] == 200
+
+        os.kill(new_parent, signal.SIGTERM)
+
+        wait_for(lambda: not alive(new_parent), timeout=60)
+        assert not pid_file.exists()
+
+
 @pytest.mark.timeout(150)
 def test_a_new_binary_that_cannot_start_leaves_the_old_one_serving(tmp_path, backend):
+    pid_file = tmp_path / "api.pid"
     with api_server(
-        tmp_path, workers=2, backend=backend, env=_versioned(tmp_path, "old")
+        tmp_path,
+        workers=2,
+        backend=backend,
+        env=_versioned(tmp_path, "old"),
+        extra=f"pid_file = {pid_file}\n",
     ) as api:
         old_workers = api.workers()
         conf = tmp_path / "wsgisvc.conf"
@@ -185,6 +220,7 @@ def test_a_new_binary_that_cannot_start_leaves_the_old_one_serving(tmp_path, bac
         assert set(loops.versions("fresh")) == {"old"}
         assert api.proc.poll() is None
         assert api.workers() == old_workers
+        assert _named(pid_file) == api.pid
 
 
 @pytest.mark.timeout(60)
