@@ -235,7 +235,9 @@ wsgi_opts = [
         "max_header_line",
         default=16384,
         min=1,
-        help="Longest request line or header line accepted, in bytes.",
+        help="Longest header line accepted, in bytes, as sent without its CRLF "
+        "(431 beyond); also the longest request target unless the service sets "
+        "max_url_len (414 beyond), and a trailer field's name and value.",
     ),
     cfg.BoolOpt(
         "wsgi_keep_alive",
