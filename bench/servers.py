@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wsgisvc import config
+
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 WORKERS = 2
@@ -91,11 +93,13 @@ def _wsgisvc_api_with(extra: str = ""):
 
 
 _wsgisvc_api = _wsgisvc_api_with()
-# The access line's logger at WARN: what the line costs, measured beside the
-# default (not a configuration to run; the access log stays on by default).
+# The default levels plus the access line's logger at WARN: what the line
+# costs, measured beside the default (not a configuration to run; the access
+# log stays on by default).
 _NO_ACCESS_LOG = (
-    "default_log_levels = eventlet.wsgi.server=WARN,amqp=WARN,"
-    "sqlalchemy=WARN,stevedore=WARN,alembic=WARN,oslo_service.backend=WARN\n"
+    "default_log_levels = "
+    + ",".join([*config.DEFAULT_LOG_LEVELS, "eventlet.wsgi.server=WARN"])
+    + "\n"
 )
 
 

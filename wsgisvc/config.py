@@ -18,6 +18,12 @@ from wsgisvc.errors import ConfigValueError
 
 CONF = cfg.CONF
 PROJECT = "wsgisvc"
+# oslo.log's, and: oslo.service says which backend it loaded in three INFO
+# lines; each launcher says which backend it runs on in one.
+DEFAULT_LOG_LEVELS = logging.get_default_log_levels() + [
+    "alembic=WARN",
+    "oslo_service.backend=WARN",
+]
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
@@ -47,12 +53,7 @@ def parse_args(
     """
     register_opts(conf)
     logging.register_options(conf)
-    logging.set_defaults(
-        # oslo.service says which backend it loaded in three INFO lines; each
-        # launcher says which backend it runs on in one.
-        default_log_levels=logging.get_default_log_levels()
-        + ["alembic=WARN", "oslo_service.backend=WARN"]
-    )
+    logging.set_defaults(default_log_levels=DEFAULT_LOG_LEVELS)
     conf(
         argv[1:],
         project=PROJECT,

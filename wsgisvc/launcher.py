@@ -305,9 +305,7 @@ class Launcher:
         register_opts(conf)
         if parent_death_fd is None:  # the top process serves its own metrics
             metrics.start_collector(conf)
-            upgrade.take_handover()  # and tells an old parent it serves
-            if not upgrade.handing_over():
-                pidfile.write(conf.pid_file)
+            upgrade.take_handover(conf.pid_file)  # an old parent is told later
         self.conf = conf
         self.restart_method = restart_method
         self._parent_death_fd = parent_death_fd

@@ -113,9 +113,7 @@ class ProcessLauncher:
         self._status = launcher.STATUS_OK
         self._stopping = False
         self._upgrade: upgrade.Upgrade | None = None  # SIGUSR1 in progress
-        upgrade.take_handover()
-        if not upgrade.handing_over():  # else once it serves (announce_ready)
-            pidfile.write(conf.pid_file)
+        upgrade.take_handover(conf.pid_file)
         self._readiness = (
             systemd.ReadinessRelay()
             if os.environ.get("NOTIFY_SOCKET") or upgrade.handing_over()

@@ -143,21 +143,25 @@ def _exec(argv: list[str], env: dict[str, str], fds: list[int]) -> None:
 _handover_fd: int | None = None
 
 
-def take_handover() -> None:
+def take_handover(pid_file: str | None = None) -> None:
     """In the top process of a binary, before any fork: if an upgrade started
     it, keep the pipe to the old parent for :func:`announce_ready` (and take
-    its name out of the environment, for the children)."""
+    its name out of the environment, for the children); else this process is
+    the service from now on: name it in ``pid_file``."""
     global _handover_fd
     value = os.environ.pop(ENV, None)
-    if value is None or _handover_fd is not None:
+    if _handover_fd is not None:
         return
-    try:
-        fd = int(value)
-        os.set_inheritable(fd, False)
-    except (ValueError, OSError):
-        LOG.warning("%s=%r names no pipe; not telling an old parent", ENV, value)
-        return
-    _handover_fd = fd
+    if value is not None:
+        try:
+            fd = int(value)
+            os.set_inheritable(fd, False)
+        except (ValueError, OSError):
+            LOG.warning("%s=%r names no pipe; not telling an old parent", ENV, value)
+        else:
+            _handover_fd = fd
+            return  # named in pid_file once it serves (announce_ready)
+    pidfile.write(pid_file)
 
 
 def handing_over() -> bool:

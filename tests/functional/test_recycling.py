@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import re
 import threading
 
@@ -23,6 +24,9 @@ from tests.functional.test_api_startup import _start_and_fail
 from tests.functional.test_metrics import METRICS_ON, metrics_port
 from tests.helpers import BIN, run_in_session, wait_for
 from wsgisvc import recycling
+
+# The figures the issue asks for, shown with -o log_cli=true --log-cli-level=INFO.
+LOG = logging.getLogger(__name__)
 
 SERVING = re.compile(
     r" DEBUG wsgisvc\.process_launcher .* worker (\d+) of osapi serving"
@@ -116,6 +120,13 @@ def test_workers_are_recycled_by_request_count_without_a_failed_request(
         assert not load.failures(), load.failures()[:5]
         log = api.log()
         recycled = set(RECYCLED.findall(log))
+        LOG.info(
+            "recycling on %s: %d requests, %d failed, %d workers recycled",
+            backend,
+            len(load.results),
+            len(load.failures()),
+            len(recycled),
+        )
         assert {str(pid) for pid in first} <= recycled
         assert {pid for _, pid in load.results} > first  # replacements served
         reached = [int(count) for _, count in REACHED.findall(log)]

@@ -7,6 +7,7 @@ binary that cannot start leaves the old one serving."""
 from __future__ import annotations
 
 import http.client
+import logging
 import os
 import re
 import signal
@@ -17,6 +18,9 @@ import pytest
 
 from tests.functional._wsgi_util import api_server
 from tests.helpers import alive, children, wait_for
+
+# The figures the issue asks for, shown with -o log_cli=true --log-cli-level=INFO.
+LOG = logging.getLogger(__name__)
 
 # What a client does on a keep-alive connection the server closed while it was
 # idle (RFC 9112 9.3.1: retry an idempotent request on a fresh connection).
@@ -135,6 +139,12 @@ def test_upgrade_under_load_drops_nothing(tmp_path, backend, notify_socket):
             seen = len(loops.results)
             wait_for(lambda: len(loops.results) >= seen + 40)
         assert not loops.failures(), loops.failures()[:5]
+        LOG.info(
+            "upgrade on %s: %d requests, %d failed",
+            backend,
+            len(loops.results),
+            len(loops.failures()),
+        )
         for kind in ("fresh", "keep-alive"):
             # both generations accept on the one socket until the old stops
             assert set(loops.versions(kind)) == {"old", "new"}, kind

@@ -122,3 +122,26 @@ def test_the_threads_scheduler_writes_through_the_writer(recorder, scheduler):  
     [(thread, line)] = recorder.lines
     assert line.endswith("GET /logged HTTP/1.1 200")
     assert (thread == "access-log") is (scheduler == "threading")
+
+
+@pytest.mark.timeout(30)
+def test_a_record_that_raises_in_a_filter_neither_ends_the_writer_nor_its_flush(
+    recorder, caplog
+):
+    """A filter that raises (an operator's, say) would have ended the writer
+    thread: later lines lost and the next stop's flush waiting forever."""
+
+    def refuse_the_first(record: logging.LogRecord) -> bool:
+        if "/0 " in record.getMessage():
+            raise RuntimeError("a broken filter")
+        return True
+
+    recorder.addFilter(refuse_the_first)
+    log = accesslog.AccessLog(FORMAT, off_thread=True)
+    for n in range(3):
+        write(log, "c", n)
+    accesslog.WRITER.flush()
+    assert [line for _, line in recorder.lines] == [
+        f"c GET /{n} HTTP/1.1 200" for n in (1, 2)
+    ]
+    assert "the access log writer could not write a line" in caplog.text

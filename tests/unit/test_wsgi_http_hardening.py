@@ -196,6 +196,37 @@ def test_latency_counts_the_wait_for_a_slot(caplog):
     assert walls[0] >= 0.25 and walls[1] >= 0.5
 
 
+@pytest.mark.timeout(30)
+def test_a_full_pool_does_not_poll_the_listener(monkeypatch):
+    """With every slot busy and no connection waiting, the accept loop waits
+    for the listener to be readable; it does not try accept() every
+    listeners.ACCEPT_DEFER (a 100 Hz poll for as long as the pool is full)."""
+
+    def app(environ, start_response):
+        (time.sleep if environ["wsgi.multithread"] else eventlet.sleep)(1.0)
+        start_response("200 OK", [("Content-Length", "0")])
+        return []
+
+    with running(make_conf(wsgi_default_pool_size=1), app) as server:
+        scheduler = server._scheduler
+        accept = scheduler._accept
+        calls = []
+
+        def counting(*args):
+            calls.append(time.monotonic())
+            return accept(*args)
+
+        monkeypatch.setattr(scheduler, "_accept", counting)
+        sock = connect(server)
+        sock.sendall(GET)
+        green_wait_for(lambda: server.pool.busy == 1, timeout=5)
+        del calls[:]
+        eventlet.sleep(0.5)  # the pool stays full: how often is accept tried?
+        assert len(calls) <= 2, f"{len(calls)} accept() calls in 0.5 s"
+        read_response(sock)
+        sock.close()
+
+
 # --- the pool survives what the application does --------------------------------
 
 

@@ -74,8 +74,11 @@ class Writer:
             record = get()
             if isinstance(record, threading.Event):
                 record.set()  # flush(): everything before it is written
-            else:
+                continue
+            try:
                 handle(record)
+            except Exception:  # a filter or handler that raises: not our end
+                logging.exception("the access log writer could not write a line")
 
     def _forget(self) -> None:
         self._queue = queue.SimpleQueue()

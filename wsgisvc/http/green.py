@@ -16,6 +16,7 @@ import socket
 import eventlet
 import greenlet
 from eventlet import event as green_event
+from eventlet import hubs
 from eventlet.green import socket as green_socket
 
 from wsgisvc import sslutils
@@ -108,7 +109,9 @@ class Scheduler:
                     self._room.wait()  # meanwhile the kernel's backlog holds them
                     continue
                 if not self.slots.wait_room(listeners.ACCEPT_DEFER):
-                    self._take_waiting(listener)  # no sibling took them
+                    if not self._take_waiting(listener):  # no sibling took them
+                        # Still full and none waits: until one comes, not a poll.
+                        hubs.trampoline(listener, read=True)
                     continue
                 if self._accept(listener):
                     # Let the new connection run first: a busy worker comes back
@@ -120,15 +123,19 @@ class Scheduler:
             LOG.exception("%s: accept() failed", self.name)
             self.core.server.accept_failed(exc)
 
-    def _take_waiting(self, listener) -> None:
-        """Accept every connection already waiting, without blocking."""
+    def _take_waiting(self, listener) -> bool:
+        """Accept every connection already waiting, without blocking; False
+        when there was none."""
+        taken = False
         listener.settimeout(0.0)
         try:
             while len(self._connections) < self.max_connections:
                 if not self._accept(listener):
-                    return
+                    break
+                taken = True
         finally:
             listener.settimeout(None)
+        return taken
 
     def _accept(self, listener) -> bool:
         """Accept one connection and start serving it; False when none came

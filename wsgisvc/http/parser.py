@@ -53,15 +53,16 @@ from typing import NoReturn
 
 import httptools
 
+from wsgisvc.http.body import RECV_SIZE
 from wsgisvc.http.guard import MAX_HEADERS, BadRequest, bad
 
 # Requests parsed ahead of the one being served, at most (pipelining).
 PIPELINE_DEPTH = 8
 # Body framing bytes fed without llhttp completing a unit, at most. Larger
-# than any one feed (a read of body.RECV_SIZE, or two while pipelined
-# requests wait), so that the count can only run past it across feeds, as it
-# does whether a client sends the bytes at once or one by one.
-FRAMING_LIMIT = 4 * 65536
+# than any one feed (a read of RECV_SIZE, or two while pipelined requests
+# wait), so that the count can only run past it across feeds, as it does
+# whether a client sends the bytes at once or one by one.
+FRAMING_LIMIT = 4 * RECV_SIZE
 # What a request line holds besides its target: the longest method llhttp
 # serves, two spaces and the version.
 REQUEST_LINE_ROOM = len(b"UNSUBSCRIBE  HTTP/1.1")

@@ -6,8 +6,9 @@ takes a slot once its request head is whole and gives it back when the
 response is sent. A freed slot passes straight to the longest-waiting request
 (FIFO), and the accept loop waits a moment for a free slot before it accepts,
 so that under load connections spread over the workers sharing a listener
-instead of piling up in the first one that woke. Greenthreads are never preempted, so
-plain counters need no lock; a waiter parks on an ``eventlet.event.Event``.
+instead of piling up in the first one that woke. Greenthreads are never
+preempted, so plain counters need no lock; a waiter parks on an
+``eventlet.event.Event``.
 """
 
 import collections
