@@ -21,6 +21,7 @@ import time
 from email.utils import formatdate
 
 LOGGER = logging.getLogger("eventlet.wsgi.server")
+LOG = logging.getLogger(__name__)
 # Records the writer thread may owe before requests write their own lines
 # again: a log sink that blocks (a full pipe) holds requests back, as it does
 # without the writer, instead of growing the queue without bound.
@@ -78,7 +79,7 @@ class Writer:
             try:
                 handle(record)
             except Exception:  # a filter or handler that raises: not our end
-                logging.exception("the access log writer could not write a line")
+                LOG.exception("the access log writer could not write a line")
 
     def _forget(self) -> None:
         self._queue = queue.SimpleQueue()
