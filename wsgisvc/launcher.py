@@ -304,6 +304,7 @@ class Launcher:
             )
         register_opts(conf)
         if parent_death_fd is None:  # the top process serves its own metrics
+            log_start(conf)  # before a service starts: the first line it logs
             metrics.start_collector(conf)
             upgrade.take_handover(conf.pid_file)  # an old parent is told later
         self.conf = conf
@@ -352,8 +353,6 @@ class Launcher:
 
     def wait(self) -> int:
         """Run until a signal stops the services; return the exit status."""
-        if self._parent_death_fd is None:  # a forked worker: the parent said it
-            log_start(self.conf)
         stop = self._run()
         if self._watchdog is not None:
             self._watchdog.cancel()

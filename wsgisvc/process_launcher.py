@@ -99,6 +99,7 @@ class ProcessLauncher:
                 f"restart_method must be 'reload' or 'mutate', got {restart_method!r}"
             )
         launcher.register_opts(conf)
+        launcher.log_start(conf)  # before launch_service forks the first worker
         metrics.start_collector(conf)  # before any fork: the workers inherit it
         self.conf = conf
         self.wait_interval = wait_interval
@@ -137,7 +138,6 @@ class ProcessLauncher:
 
     def wait(self) -> int:
         """Supervise until every worker is gone after a stop; return the status."""
-        launcher.log_start(self.conf)
         launcher.tell_serving([wrapper.service for wrapper in self.wrappers])
         while not (self._stopping and not self.workers and not self.retiring):
             self._signals.wait(self._sleep_time(), self._watched_fds())
