@@ -27,7 +27,8 @@ import random
 import re
 from dataclasses import dataclass, field
 
-from wsgisvc.http.core import After, ClientGone, Connection, Core
+from wsgisvc.http.body import ClientGone
+from wsgisvc.http.core import After, Connection, Core
 from wsgisvc.http.guard import BadRequest
 
 CONTROL = 5  # read style (1 byte), split seed (4 bytes)
@@ -270,7 +271,8 @@ def check(data: bytes) -> None:
         if known:
             raise Known(known)
         answered = responses(outcome.sent, outcome.calls)
-        if len(answered) < len(outcome.calls):
+        # a request whose body the bytes cut is not answered: its client left
+        if len(answered) < len(outcome.calls) - outcome.cut:
             raise Finding(f"{way}: {len(outcome.calls)} calls, {len(answered)} answers")
         if len(answered) > len(outcome.calls) + 1:
             raise Finding(f"{way}: more answers than requests (and one refusal)")
@@ -282,8 +284,8 @@ def check(data: bytes) -> None:
             raise Finding(
                 f"framed two ways: whole saw {whole.seen!r}, {way} {other.seen!r}"
             )
-        # A body cut by the end of the bytes is answered 500 or 400 depending
-        # on when the cut is noticed; that answer goes to a client that left.
+        # A body cut by the end of the bytes is unanswered or a 400 depending
+        # on when the cut is noticed; either goes to a client that left.
         if not (whole.cut or other.cut) and statuses[way] != statuses["whole"]:
             raise Finding(
                 f"answered two ways: whole {statuses['whole']}, {way} {statuses[way]}"

@@ -288,6 +288,75 @@ def test_a_broken_listener_is_reported_not_silent(caplog):
     assert "test cannot accept connections" in failures[0]
 
 
+# --- a body the client does not finish ---------------------------------------------
+
+
+class CatchesBodyErrors:
+    """Reads the body; with ``catch``, answers 200 whatever the read raised."""
+
+    def __init__(self, catch: bool) -> None:
+        self.catch = catch
+
+    def __call__(self, environ, start_response):
+        try:
+            environ["wsgi.input"].read()
+        except Exception:
+            if not self.catch:
+                raise
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+
+HALF_A_BODY = (
+    request_bytes(b"POST / HTTP/1.1", HOST, b"Content-Length: 100") + b"x" * 10
+)
+
+
+def app_errors(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("catch", [False, True], ids=["app-raises", "app-catches"])
+def test_a_client_gone_inside_its_body_is_a_499_not_a_server_error(caplog, catch):
+    """Defect: the application's read raised, the core logged "application
+    failed" with a traceback and counted a 500: a client's hang-up looked like
+    a server error to every 5xx alert."""
+    caplog.set_level(logging.INFO, logger="eventlet.wsgi.server")
+    with running(make_conf(), CatchesBodyErrors(catch)) as server:
+        sock = connect(server)
+        sock.sendall(HALF_A_BODY)
+        sock.shutdown(socket.SHUT_WR)  # the client's end of the request
+        assert read_until_closed(sock) == b""  # nothing sent to nobody
+        sock.close()
+        assert raw(server, GET_CLOSE).startswith(b"HTTP/1.1 200")
+    statuses = [line["status_code"] for line in access_lines(caplog)]
+    assert statuses == ["499", "200"]
+    assert app_errors(caplog) == []
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("catch", [False, True], ids=["app-raises", "app-catches"])
+def test_a_body_that_stalls_is_a_408_and_a_close(caplog, catch):
+    """Defect: the read's timeout escaped the application as a 500 with a
+    traceback; the client, still there, is told why and the connection ends."""
+    caplog.set_level(logging.INFO, logger="eventlet.wsgi.server")
+    conf = make_conf(client_socket_timeout=1)  # whole seconds
+    with running(conf, CatchesBodyErrors(catch)) as server:
+        sock = connect(server)
+        sock.sendall(HALF_A_BODY)
+        started = time.monotonic()
+        answer = read_until_closed(sock)
+        waited = time.monotonic() - started
+        sock.close()
+        assert raw(server, GET_CLOSE).startswith(b"HTTP/1.1 200")
+    assert status_of(answer) == b"408" and b"Connection: close" in answer
+    assert 0.9 < waited < 4.0  # the timeout, then at most the linger
+    statuses = [line["status_code"] for line in access_lines(caplog)]
+    assert statuses == ["408", "200"]
+    assert app_errors(caplog) == []
+
+
 # --- request head semantics -------------------------------------------------------
 
 

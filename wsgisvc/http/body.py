@@ -25,12 +25,20 @@ LINGER_SECONDS = 1.0
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
+class ClientGone(ConnectionError):
+    """The client closed the connection inside the request body."""
+
+
 class Input:
     """``wsgi.input``: the body as the parser frames it, read on demand.
 
     ``100 Continue`` is sent on the first read, and only to HTTP/1.1 clients
-    that asked for it. A malformed body raises :class:`BadRequest`; the
-    server answers 400 whatever the application does with the exception.
+    that asked for it. A malformed body raises :class:`BadRequest`, and so
+    does a body that stalls for ``client_socket_timeout`` (408); the server
+    answers its status whatever the application does with the exception. A
+    client that closes inside its body raises :class:`ClientGone`: nothing is
+    answered, and the access line says 499 (nginx's "client closed request"),
+    not a server error.
     """
 
     def __init__(self, conn: Connection, message: Message, expect: bool) -> None:
@@ -38,6 +46,7 @@ class Input:
         self._message = message
         self._expect = expect
         self.error: BadRequest | None = None
+        self.client_gone = False
 
     @property
     def awaiting_continue(self) -> bool:
@@ -58,6 +67,9 @@ class Input:
                 conn.read_more(message)
         except BadRequest as exc:
             self.error = exc
+            raise
+        except ClientGone:
+            self.client_gone = True
             raise
         return bool(message.body)
 

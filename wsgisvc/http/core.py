@@ -28,7 +28,13 @@ from urllib.parse import unquote
 
 from wsgisvc import metrics
 from wsgisvc.http import accesslog, guard
-from wsgisvc.http.body import DRAIN_LIMIT, LINGER_SECONDS, RECV_SIZE, Input
+from wsgisvc.http.body import (
+    DRAIN_LIMIT,
+    LINGER_SECONDS,
+    RECV_SIZE,
+    ClientGone,
+    Input,
+)
 from wsgisvc.http.guard import BadRequest
 from wsgisvc.http.parser import Message, RequestParser
 from wsgisvc.http.response import Response
@@ -70,10 +76,6 @@ class After(enum.Enum):
     # or a selector doing the same without blocking) until ``linger_until``,
     # then close. No slot is held: refusals cannot starve the pool.
     LINGER = "linger"
-
-
-class ClientGone(ConnectionError):
-    """The client closed the connection inside the request body."""
 
 
 class Core:
@@ -338,10 +340,20 @@ class Connection:
     def read_more(self, message: Message) -> None:
         """Receive and parse more of ``message``'s body (blocking)."""
         if message.error is None:
-            data = self.sock.recv(RECV_SIZE)
-            if not data:
-                raise ClientGone("client closed the connection inside the request body")
-            self.parser.feed(data)
+            try:
+                data = self.sock.recv(RECV_SIZE)
+            except TimeoutError:  # the client is there but its body stalled
+                message.error = BadRequest(
+                    "408 Request Timeout",
+                    f"no body byte in client_socket_timeout "
+                    f"({self.core.socket_timeout:g} s)",
+                )
+            else:
+                if not data:
+                    raise ClientGone(
+                        "client closed the connection inside the request body"
+                    )
+                self.parser.feed(data)
         if message.error is not None:
             raise message.error
 

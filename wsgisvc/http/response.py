@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 
 _NO_BODY_STATUS = ("1", "204", "304")
+CLIENT_GONE = "499 Client Closed Request"  # logged and counted, never sent
 _STATUS = re.compile(r"[1-9][0-9]{2} [^\x00-\x08\x0a-\x1f\x7f]*")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|[^\x00-\xff]")
@@ -154,7 +155,14 @@ class Response:
             self.broken = True  # the app's Content-Length was wrong: framing is lost
 
     def _input_error(self) -> bool:
-        """A malformed body is a 400, whatever the application answered."""
+        """A malformed or stalled body is its refusal, and a client gone inside
+        its body a 499 with nothing sent, whatever the application answered."""
+        if self.input.client_gone:
+            self.broken = True
+            if not self.head_sent:
+                self.status = CLIENT_GONE
+                self.head_sent = True  # nothing may go out: nobody reads it
+            return True
         error = self.input.error
         if error is None:
             return False
