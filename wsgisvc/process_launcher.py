@@ -114,6 +114,7 @@ class ProcessLauncher:
         self._status = launcher.STATUS_OK
         self._stopping = False
         self._upgrade: upgrade.Upgrade | None = None  # SIGUSR1 in progress
+        self._given_up: int | None = None  # its new parent, stopping with us
         upgrade.take_handover(conf.pid_file)
         self._readiness = (
             systemd.ReadinessRelay()
@@ -139,7 +140,12 @@ class ProcessLauncher:
     def wait(self) -> int:
         """Supervise until every worker is gone after a stop; return the status."""
         launcher.tell_serving([wrapper.service for wrapper in self.wrappers])
-        while not (self._stopping and not self.workers and not self.retiring):
+        while not (
+            self._stopping
+            and not self.workers
+            and not self.retiring
+            and self._given_up is None
+        ):
             self._signals.wait(self._sleep_time(), self._watched_fds())
             while (signo := self._signals.next()) is not None:
                 self._handle_signal(signo)
@@ -286,6 +292,10 @@ class ProcessLauncher:
         if self._upgrade is not None and pid == self._upgrade.pid:
             self._upgrade_failed(f"{how} before its workers served")
             return
+        if pid == self._given_up:
+            LOG.info("new parent %d of the given-up upgrade %s", pid, how)
+            self._given_up = None
+            return
         metrics.process_dead(pid)
         if pid in self.retiring:
             del self.retiring[pid]
@@ -342,8 +352,7 @@ class ProcessLauncher:
         listeners on a thread of their own: the loop goes on meanwhile."""
         self._signal_all(signo, [*self.workers, *self.retiring])
         if self._upgrade is not None:
-            upgrade.terminate(self._upgrade.pid)
-            self._upgrade_failed("was stopped: this parent is stopping")
+            self._give_up_upgrade()
         deadline = launcher.deadline_after(grace)
         if self._stop_deadline is None or (
             deadline is not None and deadline < self._stop_deadline
@@ -370,6 +379,8 @@ class ProcessLauncher:
         if self._stop_deadline is None or time.monotonic() < self._stop_deadline:
             return
         left = [*self.workers, *self.retiring]
+        if self._given_up is not None:
+            left.append(self._given_up)
         if left:
             LOG.error(
                 "workers %s still running after the stop deadline; killing them",
@@ -576,6 +587,24 @@ class ProcessLauncher:
         )
         self._end_upgrade()
         self._begin_stop(signal.SIGTERM, launcher.shutdown_timeout(self.conf))
+
+    def _give_up_upgrade(self) -> None:
+        """This parent stops while its new parent starts: the new one gets
+        SIGTERM (SIGINT would be a traceback from a binary still importing;
+        a fast stop's short deadline bounds it anyway) and is waited for like
+        a worker. No process of its generation outlives the service, where a
+        service manager's final kill of what is left would cut the requests
+        its workers took."""
+        pid = self._upgrade.pid
+        LOG.info(
+            "upgrade given up: parent %d stops, and its new parent %d with it",
+            os.getpid(),
+            pid,
+        )
+        upgrade.terminate(pid)
+        self._upgrade.held.clear()  # nobody is left to act on them
+        self._end_upgrade()
+        self._given_up = pid
 
     def _upgrade_failed(self, why: str) -> None:
         LOG.error(

@@ -39,7 +39,7 @@ from collections.abc import Callable
 
 from oslo_log import log as logging
 
-from wsgisvc import pidfile, signals, systemd
+from wsgisvc import backend, pidfile, signals, systemd
 from wsgisvc.signals import Action
 
 LOG = logging.getLogger(__name__)
@@ -73,8 +73,8 @@ class Upgrade:
         """True once the new parent said its workers serve."""
         if self._read_fd is None:
             return False
-        try:
-            data = os.read(self._read_fd, len(READY))
+        try:  # eventlet's patched os.read would park the loop until "ready"
+            data = backend.os_read(self._read_fd, len(READY))
         except BlockingIOError:
             return False
         if data != READY:  # EOF: it exited, or closed the pipe; reaping says how
@@ -135,7 +135,9 @@ def _exec(argv: list[str], env: dict[str, str], fds: list[int]) -> None:
     try:
         os.execve(argv[0], argv, env)
     except OSError as exc:
-        os.write(2, f"upgrade: cannot exec {argv[0]}: {exc.strerror}\n".encode())
+        backend.os_write(
+            2, f"upgrade: cannot exec {argv[0]}: {exc.strerror}\n".encode()
+        )
 
 
 # --- the new parent's side ---------------------------------------------------
@@ -181,7 +183,7 @@ def announce_ready(pid_file: str | None = None) -> None:
         return
     pidfile.write(pid_file)
     try:
-        os.write(fd, READY)
+        backend.os_write(fd, READY)
     except OSError as exc:
         if exc.errno != errno.EPIPE:
             raise

@@ -13,6 +13,7 @@ import re
 import signal
 import socket
 import threading
+import time
 
 import pytest
 
@@ -245,3 +246,55 @@ def test_a_single_process_logs_and_ignores_sigusr1(tmp_path, backend):
         )
         assert api.ping_pid() == pid
         assert api.proc.poll() is None
+
+
+def _group(pgid: int) -> list[int]:
+    """Live processes in process group ``pgid`` (every process a test's binary
+    started, of either generation: none of them makes a group of its own)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry))
+    return members
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.3, "workers"])
+@pytest.mark.parametrize("signo", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+def test_a_stop_during_an_upgrade_leaves_no_process_behind(
+    tmp_path, backend, signo, delay
+):
+    """A stop signal to the old parent while the new one starts (right after
+    SIGUSR1, while it imports, once it forked its workers): the upgrade is
+    given up or has already handed over, and when the old parent exits no
+    process of the new generation is left running unsupervised, so a service
+    manager's final kill of the group cuts no request."""
+    with api_server(tmp_path, workers=2, backend=backend) as api:
+        api.proc.send_signal(signal.SIGUSR1)
+        if delay == "workers":  # the new parent has forked its workers
+            wait_for(lambda: api.log().count("started worker") >= 4, timeout=30)
+        else:  # the new parent is forked: now, or while it imports
+            wait_for(lambda: "upgrading; new parent" in api.log())
+            time.sleep(delay)  # the window itself is what is tested
+        api.proc.send_signal(signo)
+
+        assert api.proc.wait(timeout=30) == (0 if signo == signal.SIGTERM else 1)
+        left = _group(api.pid)
+        log = api.log()
+        handed_over = "upgrade: new parent" in log and " serves; parent " in log
+        if handed_over:  # the new generation took over before the signal
+            assert len(left) == 3, log  # the new parent and its two workers
+            assert api.request("/v1/ping")[0] == 200
+        else:
+            assert left == [], log
+            assert f"parent {api.pid} stops, and its new parent" in log
+        if delay == 0.0:
+            assert not handed_over, log
+        assert "Traceback" not in log

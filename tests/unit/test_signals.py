@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import pathlib
 import pty
+import re
 import signal
 
 import pytest
@@ -81,3 +83,21 @@ def test_sighup_reloads_unless_the_terminal_hung_up():
     os.close(master)  # the terminal hangs up
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_raw_fds_are_read_and_written_through_the_backend_only():
+    """Under eventlet, the patched ``os.read`` parks its caller until the fd
+    is readable instead of raising BlockingIOError. The parent's loop, polling
+    the upgrade pipe that way, sat until the new parent was ready while a
+    SIGTERM waited (tests/functional/test_upgrade.py::
+    test_a_stop_during_an_upgrade_leaves_no_process_behind). The backend's
+    ``os_read`` and ``os_write`` are never parked."""
+    root = pathlib.Path(signals.__file__).parent
+    raw = re.compile(r"\bos\.(?:read|write)\(")
+    offenders = {
+        path.relative_to(root).as_posix()
+        for path in root.rglob("*.py")
+        if "backend" not in path.relative_to(root).parts
+        and raw.search(path.read_text())
+    }
+    assert offenders == set()
