@@ -298,3 +298,25 @@ def test_a_stop_during_an_upgrade_leaves_no_process_behind(
         if delay == 0.0:
             assert not handed_over, log
         assert "Traceback" not in log
+
+
+@pytest.mark.timeout(120)
+def test_signals_held_during_a_failed_upgrade_are_acted_on_after_it(tmp_path, backend):
+    """SIGTTIN sent while the new binary starts waits for the upgrade's end;
+    the new binary fails (its config has no workers), so the old parent serves
+    on and then adds the worker it was asked for."""
+    with api_server(tmp_path, workers=2, backend=backend) as api:
+        conf = tmp_path / "wsgisvc.conf"
+        conf.write_text(
+            conf.read_text().replace("osapi_workers = 2", "osapi_workers = 0")
+        )
+        api.proc.send_signal(signal.SIGUSR1)
+        wait_for(lambda: "upgrading; new parent" in api.log())
+        api.proc.send_signal(signal.SIGTTIN)
+
+        wait_for(lambda: "upgrade failed" in api.log(), timeout=60)
+        wait_for(lambda: len(api.workers()) == 3)
+        log = api.log()
+        held = log.index("got SIGTTIN during an upgrade: held until it ends")
+        assert held < log.index("upgrade failed") < log.rindex("started worker")
+        assert api.request("/v1/ping")[0] == 200
