@@ -37,3 +37,23 @@ def test_healthcheck_is_503_during_the_delay_then_the_socket_closes(
     assert status == 0, api.log()
     assert DELAY <= stopped <= DELAY + 5, stopped
     assert "graceful_drain_delay" in api.log()
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("workers", [1, 2], ids=["single-process", "workers"])
+def test_sigint_during_the_delay_stops_at_once_and_sigterm_is_ignored(
+    tmp_path, backend, workers
+):
+    extra = "graceful_drain_delay = 30\n"
+    with api_server(tmp_path, workers=workers, extra=extra, backend=backend) as api:
+        api.proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: api.request("/healthcheck", timeout=5)[0] == 503, timeout=5)
+        api.proc.send_signal(signal.SIGTERM)  # a second one changes nothing
+        wait_for(lambda: "got SIGTERM while stopping: ignored" in api.log())
+        assert api.request("/v1/ping", timeout=5)[0] == 200
+        sent = time.monotonic()
+        api.proc.send_signal(signal.SIGINT)
+        status = api.proc.wait(timeout=30)
+        assert time.monotonic() - sent < 5
+        assert not api.workers()
+    assert status == 1, api.log()
