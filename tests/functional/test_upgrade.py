@@ -320,3 +320,26 @@ def test_signals_held_during_a_failed_upgrade_are_acted_on_after_it(tmp_path, ba
         held = log.index("got SIGTTIN during an upgrade: held until it ends")
         assert held < log.index("upgrade failed") < log.rindex("started worker")
         assert api.request("/v1/ping")[0] == 200
+
+
+@pytest.mark.timeout(120)
+def test_an_upgrade_during_a_reload_takes_over_from_both_worker_sets(tmp_path, backend):
+    """SIGUSR1 right after SIGHUP, while the replaced workers drain and their
+    replacements start: the new generation takes over, and the old parent
+    exits 0 with neither its replaced workers nor their replacements left."""
+    with api_server(tmp_path, workers=2, backend=backend) as api:
+        first = api.workers()
+        api.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "reloading configuration; replacing" in api.log())
+        api.proc.send_signal(signal.SIGUSR1)
+
+        assert api.proc.wait(timeout=60) == 0
+        log = api.log()
+        new_parent = int(re.search(r"new parent (\d+) serves", log)[1])
+        new_workers = wait_for(
+            lambda: len(children(new_parent)) == 2 and children(new_parent)
+        )
+        assert sorted(_group(api.pid)) == sorted([new_parent, *new_workers])
+        assert not set(first) & set(_group(api.pid))
+        assert api.request("/v1/ping")[0] == 200
+        assert "Traceback" not in log
