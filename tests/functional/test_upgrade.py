@@ -315,10 +315,10 @@ def test_signals_held_during_a_failed_upgrade_are_acted_on_after_it(tmp_path, ba
         api.proc.send_signal(signal.SIGTTIN)
 
         wait_for(lambda: "upgrade failed" in api.log(), timeout=60)
-        wait_for(lambda: len(api.workers()) == 3)
-        log = api.log()
+        log = wait_for(lambda: (log := api.log()).count("started worker") == 3 and log)
         held = log.index("got SIGTTIN during an upgrade: held until it ends")
-        assert held < log.index("upgrade failed") < log.rindex("started worker")
+        assert held < log.index("upgrade failed") < log.rindex("started worker"), log
+        wait_for(lambda: len(api.workers()) == 3)
         assert api.request("/v1/ping")[0] == 200
 
 
