@@ -41,7 +41,8 @@ COLUMNS = {
     "S": [("seconds", "seconds", "{:.3f}"), ("min_seconds", "best", "{:.3f}"),
           ("cpu_seconds", "CPU s", "{:.3f}")],
     "M": [("rss_mib", "RSS MiB", "{:.1f}"), ("pss_mib", "PSS MiB", "{:.1f}"),
-          ("peak_rss_mib", "peak MiB", "{:.1f}"), ("processes", "procs", "{:.0f}")],
+          ("peak_rss_mib", "peak MiB", "{:.1f}"),
+          ("master_pss_mib", "master PSS", "{:.1f}"), ("processes", "procs", "{:.0f}")],
 }  # fmt: skip
 
 

@@ -482,8 +482,15 @@ class RunningServer:
         return total / tick
 
     def memory(self) -> dict[str, float]:
-        """RSS, PSS and peak RSS (VmHWM) in MiB, summed over the process group."""
-        totals = {"rss_mib": 0.0, "pss_mib": 0.0, "peak_rss_mib": 0.0, "processes": 0}
+        """RSS, PSS and peak RSS (VmHWM) in MiB, summed over the process group,
+        and the master's own PSS (what a parent carries beside its workers)."""
+        totals = {
+            "rss_mib": 0.0,
+            "pss_mib": 0.0,
+            "peak_rss_mib": 0.0,
+            "master_pss_mib": 0.0,
+            "processes": 0,
+        }
         for pid in group_pids(self.pid):
             try:
                 rollup = _kb_fields(Path(f"/proc/{pid}/smaps_rollup").read_text())
@@ -492,6 +499,8 @@ class RunningServer:
                 continue
             totals["rss_mib"] += rollup.get("Rss", 0) / 1024
             totals["pss_mib"] += rollup.get("Pss", 0) / 1024
+            if pid == self.pid:
+                totals["master_pss_mib"] = rollup.get("Pss", 0) / 1024
             totals["peak_rss_mib"] += status.get("VmHWM", 0) / 1024
             totals["processes"] += 1
         return totals

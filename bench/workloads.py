@@ -40,7 +40,8 @@ DESCRIPTIONS = {
     "R": "SIGHUP at 30% of a W1 run",
     "G": f"SIGTERM with {G_IN_FLIGHT} x {G_SLEEP_MS} ms requests in flight "
     f"(+ W3-shaped load, {G_BACKGROUND_CONNECTIONS} connections)",
-    "M": "RSS / PSS / peak RSS summed over the server's processes, after W1",
+    "M": "RSS / PSS / peak RSS summed over the server's processes, and the "
+    "master's own PSS, after W1",
 }
 
 

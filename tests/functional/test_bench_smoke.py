@@ -64,6 +64,9 @@ def test_bench_measures_wsgisvc_api_and_a_peer(tmp_path):
         assert medians["W1"][server]["non2xx"] == 0
         assert 0 < medians["S"][server]["seconds"] < 30
         assert medians["M"][server]["pss_mib"] > 0
+        assert (
+            0 < medians["M"][server]["master_pss_mib"] < medians["M"][server]["pss_mib"]
+        )
         assert medians["M"][server]["processes"] == 3  # master + 2 workers
     by_name = {t["target"]: t["status"] for t in result["targets"]}
     assert by_name["M PSS wsgisvc-api <= 1.2 x gthread"] in ("PASS", "FAIL")
