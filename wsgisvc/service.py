@@ -18,9 +18,19 @@ from typing import TYPE_CHECKING, Any
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from wsgisvc import backend, config, loopingcall, opts, recycling, registry, systemd
+from wsgisvc import (
+    backend,
+    config,
+    loopingcall,
+    opts,
+    recycling,
+    registry,
+    signals,
+    systemd,
+)
 from wsgisvc.errors import ServiceConfigError, StartupError
 from wsgisvc.launcher import (
+    HANDLED_SIGNALS,
     Launcher,
     ServiceBase,
     ServiceLauncher,
@@ -109,8 +119,15 @@ def get_launcher() -> ServiceLauncher | ProcessLauncher:
 
 
 def wait() -> int:
-    """Wait for the launcher serve() created; return the process's exit status."""
-    return get_launcher().wait()
+    """Wait for the launcher serve() created; return the process's exit status.
+
+    The process only exits after this: signals that came too late to act on
+    are ignored from here on (``signals.ignore_from_now``), so the status is
+    the one returned.
+    """
+    status = get_launcher().wait()
+    signals.ignore_from_now(HANDLED_SIGNALS)
+    return status
 
 
 # --- WSGIService: a paste app over HTTP ---------------------------------------

@@ -170,6 +170,18 @@ class SignalHandler:
         return data
 
 
+def ignore_from_now(signals: tuple[int, ...]) -> None:
+    """SIG_IGN for ``signals``, in a process that only exits from here on.
+
+    Python's finalization puts back the default handler of every signal that
+    has a Python one (not of an ignored one), so a SIGTERM or SIGINT in the
+    last milliseconds of an exit would end the process by that signal, and
+    a service manager would see that instead of the status it chose.
+    """
+    for signo in signals:
+        signal.signal(signo, signal.SIG_IGN)
+
+
 def fork(signals: tuple[int, ...]) -> tuple[int, set[int]]:
     """``os.fork()`` with ``signals`` blocked around it.
 

@@ -136,3 +136,28 @@ def test_sighup_in_a_single_process_serves_again_on_the_same_port(tmp_path, back
 
         assert wait_for(serving, timeout=30) == pid  # same process, same port
         assert api.proc.poll() is None
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("workers", [1, 2], ids=["single-process", "workers"])
+def test_a_signal_while_the_process_exits_keeps_its_exit_status(
+    tmp_path, workers, backend
+):
+    """Once wait() returned, the process only exits: Python's finalization
+    puts the default handlers back, so a SIGINT in those last milliseconds
+    ended it by that signal (-2) instead of with the status it chose (CI saw
+    this after an upgrade's handover). The signals are ignored from then on."""
+    with api_server(tmp_path, workers=workers, backend=backend) as api:
+        api.proc.send_signal(signal.SIGTERM)
+        last = (
+            f"pid {api.pid}: stopped by SIGTERM; exit status 0"
+            if workers == 1
+            else "all workers stopped; exiting with status 0"
+        )
+        wait_for(lambda: last in api.log())  # the top process's own last line
+        while api.proc.poll() is None:  # a stream of them, into the exit itself
+            try:
+                api.proc.send_signal(signal.SIGINT)
+            except ProcessLookupError:
+                break
+        assert api.proc.wait(timeout=10) == 0, api.log()
