@@ -123,7 +123,7 @@ def wait() -> int:
 
     The process only exits after this: signals that came too late to act on
     are ignored from here on (``signals.ignore_from_now``), so the status is
-    the one returned.
+    the one returned. (A program exec'd after it would inherit them ignored.)
     """
     status = get_launcher().wait()
     signals.ignore_from_now(HANDLED_SIGNALS)
