@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from bench.servers import group_pids  # every process of either generation
 from tests.functional._wsgi_util import api_server
 from tests.helpers import alive, children, wait_for
 
@@ -248,23 +249,6 @@ def test_a_single_process_logs_and_ignores_sigusr1(tmp_path, backend):
         assert api.proc.poll() is None
 
 
-def _group(pgid: int) -> list[int]:
-    """Live processes in process group ``pgid`` (every process a test's binary
-    started, of either generation: none of them makes a group of its own)."""
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            members.append(int(entry))
-    return members
-
-
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("delay", [0.0, 0.05, 0.3, "workers"])
 @pytest.mark.parametrize("signo", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
@@ -286,7 +270,7 @@ def test_a_stop_during_an_upgrade_leaves_no_process_behind(
         api.proc.send_signal(signo)
 
         status = api.proc.wait(timeout=30)
-        left = _group(api.pid)
+        left = group_pids(api.pid)
         log = api.log()
         handed_over = "upgrade: new parent" in log and " serves; parent " in log
         stopped_by = 0 if signo == signal.SIGTERM else 1
@@ -301,7 +285,7 @@ def test_a_stop_during_an_upgrade_leaves_no_process_behind(
             assert left == [], log
         else:  # SIGINT: at the 1 s fast-stop deadline a slow new parent gets
             # SIGKILL, and workers it had forked follow it by their pipe
-            wait_for(lambda: not _group(api.pid), timeout=5)
+            wait_for(lambda: not group_pids(api.pid), timeout=5)
         if not handed_over:
             assert f"parent {api.pid} stops, and its new parent" in log
         if delay == 0.0:
@@ -348,7 +332,7 @@ def test_an_upgrade_during_a_reload_takes_over_from_both_worker_sets(tmp_path, b
         new_workers = wait_for(
             lambda: len(children(new_parent)) == 2 and children(new_parent)
         )
-        assert sorted(_group(api.pid)) == sorted([new_parent, *new_workers])
-        assert not set(first) & set(_group(api.pid))
+        assert sorted(group_pids(api.pid)) == sorted([new_parent, *new_workers])
+        assert not set(first) & set(group_pids(api.pid))
         assert api.request("/v1/ping")[0] == 200
         assert "Traceback" not in log

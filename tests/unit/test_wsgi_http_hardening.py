@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import struct
 import threading
 import time
 
@@ -318,17 +319,24 @@ def app_errors(caplog) -> list[logging.LogRecord]:
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("catch", [False, True], ids=["app-raises", "app-catches"])
-def test_a_client_gone_inside_its_body_is_a_499_not_a_server_error(caplog, catch):
+@pytest.mark.parametrize("how", ["close", "reset"])
+def test_a_client_gone_inside_its_body_is_a_499_not_a_server_error(caplog, catch, how):
     """Defect: the application's read raised, the core logged "application
-    failed" with a traceback and counted a 500: a client's hang-up looked like
-    a server error to every 5xx alert."""
+    failed" with a traceback and counted a 500: a client's hang-up (a close,
+    or a reset) looked like a server error to every 5xx alert."""
     caplog.set_level(logging.INFO, logger="eventlet.wsgi.server")
     with running(make_conf(), CatchesBodyErrors(catch)) as server:
         sock = connect(server)
         sock.sendall(HALF_A_BODY)
-        sock.shutdown(socket.SHUT_WR)  # the client's end of the request
-        assert read_until_closed(sock) == b""  # nothing sent to nobody
+        if how == "close":
+            sock.shutdown(socket.SHUT_WR)  # the client's end of the request
+            assert read_until_closed(sock) == b""  # nothing sent to nobody
+        else:  # SO_LINGER 0: the close is a RST
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+            )
         sock.close()
+        green_wait_for(lambda: len(access_lines(caplog)) == 1, timeout=5)
         assert raw(server, GET_CLOSE).startswith(b"HTTP/1.1 200")
     statuses = [line["status_code"] for line in access_lines(caplog)]
     assert statuses == ["499", "200"]

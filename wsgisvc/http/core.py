@@ -348,6 +348,10 @@ class Connection:
                     f"no body byte in client_socket_timeout "
                     f"({self.core.socket_timeout:g} s)",
                 )
+            except OSError as exc:  # a reset or a TLS error: gone all the same
+                raise ClientGone(
+                    f"client connection failed inside the request body: {exc}"
+                ) from exc
             else:
                 if not data:
                     raise ClientGone(
