@@ -147,8 +147,9 @@ def test_workers_are_recycled_by_request_count_without_a_failed_request(
 @pytest.mark.timeout(120)
 def test_a_worker_over_its_memory_limit_is_recycled(tmp_path, backend):
     # a worker starts well under 150 MiB (about 75 here); /test/grow adds 200
-    extra = "osapi_max_worker_rss_mib = 150\n" + DEBUG
+    extra = "osapi_max_worker_rss_mib = 150\n" + DEBUG + METRICS_ON
     with api_server(tmp_path, workers=2, extra=extra, backend=backend) as api:
+        port = metrics_port(api.log)
         first = api.workers()
         assert all(recycling.rss_mib(pid) < 150 for pid in first)
         status, _, body = api.request("/test/grow?mib=200")
@@ -163,6 +164,11 @@ def test_a_worker_over_its_memory_limit_is_recycled(tmp_path, backend):
         assert now - first and grown not in now and first - {grown} <= now
         assert api.ping_pid() in now
         assert fewest_serving(api.log(), 2) >= 2
+        samples = wait_for(
+            lambda: (s := scrape(port)).total("wsgisvc_worker_exits_total") and s
+        )
+        assert samples.total("wsgisvc_worker_exits_total", reason="recycled") == 1
+        assert samples.total("wsgisvc_worker_exits_total") == 1
 
 
 @pytest.mark.timeout(60)
