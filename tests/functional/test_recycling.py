@@ -13,6 +13,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import os
 import re
 import threading
 
@@ -176,21 +177,23 @@ def test_a_worker_over_its_memory_limit_is_recycled(tmp_path, backend):
     "option",
     ["osapi_max_requests", "osapi_max_requests_jitter", "osapi_max_worker_rss_mib"],
 )
-def test_a_negative_recycling_limit_is_one_line(tmp_path, option):
+def test_a_negative_recycling_limit_is_one_line(tmp_path, option, backend):
     conf = write_config(tmp_path, workers=2, extra=f"{option} = -1\n")
-    line = _start_and_fail(tmp_path, conf)
+    line = _start_and_fail(tmp_path, conf, backend=backend)
     assert line.startswith(f"wsgisvc-api cannot start: option {option}: '-1' in ")
     assert "listening on" not in (tmp_path / "api.log").read_text()
 
 
 @pytest.mark.timeout(60)
-def test_a_negative_rpc_memory_limit_is_one_line(tmp_path):
+def test_a_negative_rpc_memory_limit_is_one_line(tmp_path, backend):
     conf = tmp_path / "worker.conf"
     conf.write_text(
         f"[DEFAULT]\nstate_path = {tmp_path}\nworker_max_worker_rss_mib = -1\n"
     )
     status, output = run_in_session(
-        [f"{BIN}/wsgisvc-worker", "--config-file", str(conf)], timeout=50
+        [f"{BIN}/wsgisvc-worker", "--config-file", str(conf)],
+        timeout=50,
+        env=dict(os.environ, WSGISVC_BACKEND=backend),
     )
     assert status == 1, output
     assert "Traceback" not in output
