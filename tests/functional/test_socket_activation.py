@@ -106,29 +106,51 @@ MISMATCHES = {
     "socket-for-no-service": (
         lambda tmp: [("osapi", tcp_listener()), ("admin", tcp_listener())],
         r"socket activation: 'admin' \(fd 4\) passed, for no service of this binary",
+        {},
     ),
     "service-with-no-socket": (
         lambda tmp: [("wsgisvc-api.socket", tcp_listener())],
         r"socket activation: no socket named 'osapi' among those passed "
         r"\('wsgisvc-api.socket' \(fd 3\)\); set FileDescriptorName=osapi",
+        {},
     ),
     "wrong-type": (
         lambda tmp: [("osapi", _udp())],
         r"socket activation: 'osapi': fd 3 \(AF_INET SOCK_DGRAM\) is not a TCP "
         r"or unix stream socket",
+        {},
     ),
     "wrong-family-and-type": (
         lambda tmp: [("osapi", _unix_datagram(tmp / "dgram.sock"))],
         r"socket activation: 'osapi': fd 3 \(AF_UNIX SOCK_DGRAM\) is not a TCP "
         r"or unix stream socket",
+        {},
     ),
     "not-listening": (
         lambda tmp: [("osapi", _bound_not_listening())],
         r"socket activation: 'osapi': fd 3 is a socket that does not listen",
+        {},
     ),
     "two-sockets-one-name": (
         lambda tmp: [("osapi", tcp_listener()), ("osapi", tcp_listener())],
         r"socket activation: fds 3 and 4 are both named 'osapi'",
+        {},
+    ),
+    # what systemd never sets: the variables themselves are wrong
+    "listen-fds-not-a-number": (
+        lambda tmp: [("osapi", tcp_listener())],
+        r"socket activation: LISTEN_FDS='one' is not a number$",
+        {"LISTEN_FDS": "one"},
+    ),
+    "fewer-names-than-fds": (
+        lambda tmp: [("osapi", tcp_listener()), ("admin", tcp_listener())],
+        r"socket activation: LISTEN_FDS=2 but LISTEN_FDNAMES names 1: 'osapi'$",
+        {"LISTEN_FDNAMES": "osapi"},
+    ),
+    "more-names-than-fds": (
+        lambda tmp: [("osapi", tcp_listener())],
+        r"socket activation: LISTEN_FDS=1 but LISTEN_FDNAMES names 2: 'osapi:admin'$",
+        {"LISTEN_FDNAMES": "osapi:admin"},
     ),
 }
 
@@ -136,11 +158,12 @@ MISMATCHES = {
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("case", sorted(MISMATCHES))
 def test_a_mismatch_is_one_line_and_exit_1(tmp_path, case, backend):
-    make, expected = MISMATCHES[case]
+    make, expected, variables = MISMATCHES[case]
     sockets = make(tmp_path)
     conf = write_config(tmp_path, workers=2)
+    named = [(name, sock.fileno()) for name, sock in sockets]
     try:
-        with activated([(name, sock.fileno()) for name, sock in sockets]) as how:
+        with activated(named, **variables) as how:
             proc, log_path = start_api(
                 tmp_path,
                 conf,
@@ -164,3 +187,6 @@ def test_a_mismatch_is_one_line_and_exit_1(tmp_path, case, backend):
     assert re.match(expected, why.pop()), log
     # refused before any fork (a service may have taken its own socket)
     assert "started worker" not in log and "Traceback" not in log, log
+    # nor bound a port of its own (a service may serve the socket it was passed)
+    bound = [x for x in log.splitlines() if "listening on" in x]
+    assert all("(socket passed in LISTEN_FDS)" in x for x in bound), log
