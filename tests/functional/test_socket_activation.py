@@ -5,6 +5,7 @@ refuses, in one line, sockets that do not match its services."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
@@ -18,7 +19,7 @@ from tests.functional._activation_util import (
     unix_listener,
 )
 from tests.functional._wsgi_util import api_server, start_api, write_config
-from tests.helpers import wait_for
+from tests.helpers import alive, children, wait_for
 
 
 @pytest.mark.timeout(90)
@@ -81,6 +82,87 @@ def test_serves_the_passed_unix_socket(tmp_path, backend):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        listener.close()
+
+
+@pytest.mark.timeout(120)
+def test_an_upgrade_after_socket_activation_serves_on_the_same_socket(
+    tmp_path, backend
+):
+    """SIGUSR1 to a socket-activated parent: the new parent takes the
+    socket systemd passed (by its name, as an upgrade passes it) and serves
+    on it; the old parent exits 0 with its workers."""
+    listener = tcp_listener()
+    port = listener.getsockname()[1]
+    with (
+        activated([("osapi", listener.fileno())]) as how,
+        api_server(
+            tmp_path,
+            workers=2,
+            backend=backend,
+            command=how.command,
+            env=how.env,
+            pass_fds=how.pass_fds,
+        ) as api,
+    ):
+        old_workers = api.workers()
+
+        api.proc.send_signal(signal.SIGUSR1)
+
+        assert api.proc.wait(timeout=60) == 0, api.log()
+        assert not [pid for pid in old_workers if alive(pid)], "orphans"
+        new_parent = int(re.search(r"upgrade: new parent (\d+) serves", api.log())[1])
+        new_workers = wait_for(
+            lambda: len(found := children(new_parent)) == 2 and set(found)
+        )
+        assert not new_workers & old_workers
+        assert re.search(
+            rf" {new_parent} INFO wsgisvc\.wsgi \[-\] osapi listening on "
+            rf"http://127\.0\.0\.1:{port} \(socket passed in LISTEN_FDS\)",
+            api.log(),
+        ), api.log()
+        assert api.ping_pid() in new_workers  # on the port systemd holds
+
+        os.kill(new_parent, signal.SIGTERM)
+
+        wait_for(lambda: not alive(new_parent), timeout=60)
+        assert re.search(
+            rf" {new_parent} INFO \S+ \[-\] all workers stopped; exiting with "
+            r"status 0$",
+            api.log(),
+            re.MULTILINE,
+        ), api.log()
+        assert "Traceback" not in api.log()
+    # still systemd's socket: it listens once both generations are gone
+    socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    listener.close()
+
+
+@pytest.mark.timeout(60)
+def test_variables_for_another_process_are_ignored(tmp_path, backend):
+    """LISTEN_PID names another process (variables a socket-activated
+    process left to its children): they are not for this binary, which binds
+    a port of its own, and its workers do not see them."""
+    listener = tcp_listener()
+    passed_port = listener.getsockname()[1]
+    try:
+        with (
+            activated([("osapi", listener.fileno())], listen_pid=os.getpid()) as how,
+            api_server(
+                tmp_path,
+                workers=2,
+                backend=backend,
+                command=how.command,
+                env=how.env,
+                pass_fds=how.pass_fds,
+            ) as api,
+        ):
+            assert api.port != passed_port
+            assert "(socket passed in" not in api.log()
+            status, _, body = api.request("/test/pool")
+            assert status == 200
+            assert json.loads(body)["listen_fds"] is None
+    finally:
         listener.close()
 
 
