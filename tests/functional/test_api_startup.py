@@ -28,8 +28,10 @@ from tests.functional._wsgi_util import (
 from tests.helpers import BIN, run_in_session
 
 
-def _start_and_fail(tmp_path, conf, timeout: float = 60) -> str:
-    proc, log_path = start_api(tmp_path, conf)
+def _start_and_fail(
+    tmp_path, conf, timeout: float = 60, backend: str | None = None
+) -> str:
+    proc, log_path = start_api(tmp_path, conf, backend=backend)
     try:
         assert proc.wait(timeout=timeout) == 1
     finally:
@@ -175,10 +177,12 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _run_wired(args: list[str], stderr_kind: str, shared: bool) -> tuple[str, str]:
-    """Run the binary with stderr on a new pty or pipe, and stdout on the same
-    one (``shared``: a terminal, ``2>&1``) or a pipe of its own; (what
-    stderr's file got, what stdout's pipe got)."""
+def _run_wired(
+    args: list[str], stderr_kind: str, shared: bool, backend: str
+) -> tuple[str, str]:
+    """Run the binary on ``backend`` with stderr on a new pty or pipe, and
+    stdout on the same one (``shared``: a terminal, ``2>&1``) or a pipe of its
+    own; (what stderr's file got, what stdout's pipe got)."""
     reader, writer = pty.openpty() if stderr_kind == "pty" else os.pipe()
     out_reader, out_writer = (reader, writer) if shared else os.pipe()
     proc = subprocess.Popen(
@@ -187,7 +191,7 @@ def _run_wired(args: list[str], stderr_kind: str, shared: bool) -> tuple[str, st
         stdout=out_writer,
         stderr=writer,
         start_new_session=True,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        env=dict(os.environ, PYTHONPATH=str(ROOT), WSGISVC_BACKEND=backend),
     )
     try:
         os.close(writer)
@@ -209,16 +213,44 @@ def _cannot_start(text: str) -> list[str]:
     return [line for line in text.splitlines() if "cannot start" in line]
 
 
+WIRINGS = {
+    "terminal": ("pty", True),
+    "stderr-pty": ("pty", False),
+    "2>&1": ("pipe", True),
+    "pipes": ("pipe", False),
+}
+LOG_TO = {"log-stdout": False, "log-file": True}
+
+
+def _wired_case(backend: str, error: str, wiring: str, log_to: str):
+    return pytest.param(
+        backend,
+        error,
+        *WIRINGS[wiring],
+        LOG_TO[log_to],
+        id=f"{backend}-{error}-{wiring}-{log_to}",
+    )
+
+
+# Every combination on the default backend; on threads, each wiring once,
+# each error and each log destination twice (the path is the same code).
+WIRED_CASES = [
+    _wired_case("eventlet", error, wiring, log_to)
+    for error in ("missing-paste", "bad-option")
+    for wiring in WIRINGS
+    for log_to in LOG_TO
+] + [
+    _wired_case("threading", "missing-paste", "terminal", "log-stdout"),
+    _wired_case("threading", "bad-option", "stderr-pty", "log-file"),
+    _wired_case("threading", "bad-option", "2>&1", "log-stdout"),
+    _wired_case("threading", "missing-paste", "pipes", "log-file"),
+]
+
+
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("log_file", [False, True], ids=["log-stdout", "log-file"])
-@pytest.mark.parametrize(
-    "stderr_kind, shared",
-    [("pty", True), ("pty", False), ("pipe", True), ("pipe", False)],
-    ids=["terminal", "stderr-pty", "2>&1", "pipes"],
-)
-@pytest.mark.parametrize("error", ["missing-paste", "bad-option"])
+@pytest.mark.parametrize("backend, error, stderr_kind, shared, log_file", WIRED_CASES)
 def test_startup_error_is_one_line_on_stderr(
-    tmp_path, error, stderr_kind, shared, log_file
+    tmp_path, backend, error, stderr_kind, shared, log_file
 ):
     conf = write_config(tmp_path, workers=1)
     if error == "missing-paste":
@@ -232,7 +264,7 @@ def test_startup_error_is_one_line_on_stderr(
     if log_file:
         args += ["--log-file", str(log)]
 
-    stderr, stdout = _run_wired(args, stderr_kind, shared)
+    stderr, stdout = _run_wired(args, stderr_kind, shared, backend)
 
     [line] = _cannot_start(stderr)
     assert why in line, stderr

@@ -1,6 +1,7 @@
 """Worker recycling on real wsgisvc-api process trees, both backends: by request
 count under a client loop (keep-alive and fresh connections), by resident
-memory; and the start-up line of a bad value.
+memory; an RPC worker (wsgisvc-worker) by resident memory; and the start-up
+line of a bad value.
 
 How many workers serve is read from the log, in the order the processes wrote
 it: a worker serves from the parent's ``worker N of osapi serving`` line (the
@@ -13,12 +14,14 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import os
 import re
 import threading
 
 import pytest
 
 from tests.functional._metrics_util import scrape
+from tests.functional._worker_util import worker_process
 from tests.functional._wsgi_util import api_server, write_config
 from tests.functional.test_api_startup import _start_and_fail
 from tests.functional.test_metrics import METRICS_ON, metrics_port
@@ -34,6 +37,14 @@ SERVING = re.compile(
 REPLACED = re.compile(r" INFO wsgisvc\.launcher .* pid (\d+) is being replaced")
 RECYCLED = re.compile(r"INFO wsgisvc\.process_launcher .* recycled worker (\d+) exited")
 REACHED = re.compile(r"recycling worker (\d+) of osapi: reached (\d+) requests")
+STARTED = re.compile(r" INFO wsgisvc\.process_launcher .* started worker (\d+) ")
+RPC_OVER_MEMORY = re.compile(
+    r"recycling worker (\d+) of <Service wsgisvc-worker .*>: resident memory \d+ "
+    r"MiB is over worker_max_worker_rss_mib = 1; its replacement starts first"
+)
+# Below the resident memory of any Python process (60 to 80 MiB for a worker
+# here): the parent's first look at a worker finds it over.
+BELOW_ANY_WORKER = "worker_max_worker_rss_mib = 1\n"
 DEBUG = "debug = True\n"
 
 
@@ -147,8 +158,9 @@ def test_workers_are_recycled_by_request_count_without_a_failed_request(
 @pytest.mark.timeout(120)
 def test_a_worker_over_its_memory_limit_is_recycled(tmp_path, backend):
     # a worker starts well under 150 MiB (about 75 here); /test/grow adds 200
-    extra = "osapi_max_worker_rss_mib = 150\n" + DEBUG
+    extra = "osapi_max_worker_rss_mib = 150\n" + DEBUG + METRICS_ON
     with api_server(tmp_path, workers=2, extra=extra, backend=backend) as api:
+        port = metrics_port(api.log)
         first = api.workers()
         assert all(recycling.rss_mib(pid) < 150 for pid in first)
         status, _, body = api.request("/test/grow?mib=200")
@@ -163,6 +175,54 @@ def test_a_worker_over_its_memory_limit_is_recycled(tmp_path, backend):
         assert now - first and grown not in now and first - {grown} <= now
         assert api.ping_pid() in now
         assert fewest_serving(api.log(), 2) >= 2
+        samples = wait_for(
+            lambda: (s := scrape(port)).total("wsgisvc_worker_exits_total") and s
+        )
+        assert samples.total("wsgisvc_worker_exits_total", reason="recycled") == 1
+        assert samples.total("wsgisvc_worker_exits_total") == 1
+
+
+@pytest.mark.timeout(120)
+def test_an_rpc_worker_over_its_memory_limit_is_recycled(tmp_path, backend):
+    with worker_process(
+        tmp_path, workers=2, extra=BELOW_ANY_WORKER + METRICS_ON, backend=backend
+    ) as worker:
+        port = metrics_port(worker.log)
+        first = STARTED.findall(worker.log())[:2]
+        recycled = wait_for(lambda: RECYCLED.findall(worker.log()), timeout=30)
+        over = RPC_OVER_MEMORY.findall(worker.log())
+        assert recycled[0] in over and set(first) & set(over), worker.log()
+        # the replacements consume: this host's queue answers, from a new pid
+        reply = worker.client().call({}, "echo", server=worker.host, payload=1)
+        assert reply["payload"] == 1 and str(reply["pid"]) not in first
+        exits = "wsgisvc_worker_exits_total"
+        samples = wait_for(
+            lambda: (s := scrape(port)).total(exits, reason="recycled") and s
+        )
+        assert samples.total(exits) == samples.total(exits, reason="recycled")
+        log = worker.log()
+        assert "respawning" not in log and "Traceback" not in log
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.xfail(
+    strict=True,
+    raises=pytest.fail.Exception,  # pytest.raises' DID NOT RAISE, nothing else
+    reason="bug: every worker is recycled about once a second, forever, when "
+    "the limit is below what a new worker needs (ProcessLauncher._check_memory)",
+)
+def test_a_memory_limit_below_a_new_worker_is_no_recycling_storm(tmp_path):
+    """Recycling cannot help when a new worker is over the limit as soon as it
+    serves: each slot may be recycled once (a first look cannot tell a leak
+    from a low limit), never again, where the parent would fork a worker per
+    slot and per second, for good. (It does: this test is expected to fail
+    until that is fixed; then the marker goes.)"""
+    with worker_process(tmp_path, workers=2, extra=BELOW_ANY_WORKER) as worker:
+        with pytest.raises(AssertionError, match="condition not met"):
+            wait_for(
+                lambda: len(RPC_OVER_MEMORY.findall(worker.log())) > 2,
+                timeout=5 * recycling.RSS_CHECK_INTERVAL,
+            )
 
 
 @pytest.mark.timeout(60)
@@ -170,21 +230,23 @@ def test_a_worker_over_its_memory_limit_is_recycled(tmp_path, backend):
     "option",
     ["osapi_max_requests", "osapi_max_requests_jitter", "osapi_max_worker_rss_mib"],
 )
-def test_a_negative_recycling_limit_is_one_line(tmp_path, option):
+def test_a_negative_recycling_limit_is_one_line(tmp_path, option, backend):
     conf = write_config(tmp_path, workers=2, extra=f"{option} = -1\n")
-    line = _start_and_fail(tmp_path, conf)
+    line = _start_and_fail(tmp_path, conf, backend=backend)
     assert line.startswith(f"wsgisvc-api cannot start: option {option}: '-1' in ")
     assert "listening on" not in (tmp_path / "api.log").read_text()
 
 
 @pytest.mark.timeout(60)
-def test_a_negative_rpc_memory_limit_is_one_line(tmp_path):
+def test_a_negative_rpc_memory_limit_is_one_line(tmp_path, backend):
     conf = tmp_path / "worker.conf"
     conf.write_text(
         f"[DEFAULT]\nstate_path = {tmp_path}\nworker_max_worker_rss_mib = -1\n"
     )
     status, output = run_in_session(
-        [f"{BIN}/wsgisvc-worker", "--config-file", str(conf)], timeout=50
+        [f"{BIN}/wsgisvc-worker", "--config-file", str(conf)],
+        timeout=50,
+        env=dict(os.environ, WSGISVC_BACKEND=backend),
     )
     assert status == 1, output
     assert "Traceback" not in output

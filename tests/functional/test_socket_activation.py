@@ -5,6 +5,7 @@ refuses, in one line, sockets that do not match its services."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
@@ -18,7 +19,7 @@ from tests.functional._activation_util import (
     unix_listener,
 )
 from tests.functional._wsgi_util import api_server, start_api, write_config
-from tests.helpers import wait_for
+from tests.helpers import alive, children, wait_for
 
 
 @pytest.mark.timeout(90)
@@ -84,6 +85,87 @@ def test_serves_the_passed_unix_socket(tmp_path, backend):
         listener.close()
 
 
+@pytest.mark.timeout(120)
+def test_an_upgrade_after_socket_activation_serves_on_the_same_socket(
+    tmp_path, backend
+):
+    """SIGUSR1 to a socket-activated parent: the new parent takes the
+    socket systemd passed (by its name, as an upgrade passes it) and serves
+    on it; the old parent exits 0 with its workers."""
+    listener = tcp_listener()
+    port = listener.getsockname()[1]
+    with (
+        activated([("osapi", listener.fileno())]) as how,
+        api_server(
+            tmp_path,
+            workers=2,
+            backend=backend,
+            command=how.command,
+            env=how.env,
+            pass_fds=how.pass_fds,
+        ) as api,
+    ):
+        old_workers = api.workers()
+
+        api.proc.send_signal(signal.SIGUSR1)
+
+        assert api.proc.wait(timeout=60) == 0, api.log()
+        assert not [pid for pid in old_workers if alive(pid)], "orphans"
+        new_parent = int(re.search(r"upgrade: new parent (\d+) serves", api.log())[1])
+        new_workers = wait_for(
+            lambda: len(found := children(new_parent)) == 2 and set(found)
+        )
+        assert not new_workers & old_workers
+        assert re.search(
+            rf" {new_parent} INFO wsgisvc\.wsgi \[-\] osapi listening on "
+            rf"http://127\.0\.0\.1:{port} \(socket passed in LISTEN_FDS\)",
+            api.log(),
+        ), api.log()
+        assert api.ping_pid() in new_workers  # on the port systemd holds
+
+        os.kill(new_parent, signal.SIGTERM)
+
+        wait_for(lambda: not alive(new_parent), timeout=60)
+        assert re.search(
+            rf" {new_parent} INFO \S+ \[-\] all workers stopped; exiting with "
+            r"status 0$",
+            api.log(),
+            re.MULTILINE,
+        ), api.log()
+        assert "Traceback" not in api.log()
+    # still systemd's socket: it listens once both generations are gone
+    socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    listener.close()
+
+
+@pytest.mark.timeout(60)
+def test_variables_for_another_process_are_ignored(tmp_path, backend):
+    """LISTEN_PID names another process (variables a socket-activated
+    process left to its children): they are not for this binary, which binds
+    a port of its own, and its workers do not see them."""
+    listener = tcp_listener()
+    passed_port = listener.getsockname()[1]
+    try:
+        with (
+            activated([("osapi", listener.fileno())], listen_pid=os.getpid()) as how,
+            api_server(
+                tmp_path,
+                workers=2,
+                backend=backend,
+                command=how.command,
+                env=how.env,
+                pass_fds=how.pass_fds,
+            ) as api,
+        ):
+            assert api.port != passed_port
+            assert "(socket passed in" not in api.log()
+            status, _, body = api.request("/test/pool")
+            assert status == 200
+            assert json.loads(body)["listen_fds"] is None
+    finally:
+        listener.close()
+
+
 def _udp() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
@@ -106,29 +188,51 @@ MISMATCHES = {
     "socket-for-no-service": (
         lambda tmp: [("osapi", tcp_listener()), ("admin", tcp_listener())],
         r"socket activation: 'admin' \(fd 4\) passed, for no service of this binary",
+        {},
     ),
     "service-with-no-socket": (
         lambda tmp: [("wsgisvc-api.socket", tcp_listener())],
         r"socket activation: no socket named 'osapi' among those passed "
         r"\('wsgisvc-api.socket' \(fd 3\)\); set FileDescriptorName=osapi",
+        {},
     ),
     "wrong-type": (
         lambda tmp: [("osapi", _udp())],
         r"socket activation: 'osapi': fd 3 \(AF_INET SOCK_DGRAM\) is not a TCP "
         r"or unix stream socket",
+        {},
     ),
     "wrong-family-and-type": (
         lambda tmp: [("osapi", _unix_datagram(tmp / "dgram.sock"))],
         r"socket activation: 'osapi': fd 3 \(AF_UNIX SOCK_DGRAM\) is not a TCP "
         r"or unix stream socket",
+        {},
     ),
     "not-listening": (
         lambda tmp: [("osapi", _bound_not_listening())],
         r"socket activation: 'osapi': fd 3 is a socket that does not listen",
+        {},
     ),
     "two-sockets-one-name": (
         lambda tmp: [("osapi", tcp_listener()), ("osapi", tcp_listener())],
         r"socket activation: fds 3 and 4 are both named 'osapi'",
+        {},
+    ),
+    # what systemd never sets: the variables themselves are wrong
+    "listen-fds-not-a-number": (
+        lambda tmp: [("osapi", tcp_listener())],
+        r"socket activation: LISTEN_FDS='one' is not a number$",
+        {"LISTEN_FDS": "one"},
+    ),
+    "fewer-names-than-fds": (
+        lambda tmp: [("osapi", tcp_listener()), ("admin", tcp_listener())],
+        r"socket activation: LISTEN_FDS=2 but LISTEN_FDNAMES names 1: 'osapi'$",
+        {"LISTEN_FDNAMES": "osapi"},
+    ),
+    "more-names-than-fds": (
+        lambda tmp: [("osapi", tcp_listener())],
+        r"socket activation: LISTEN_FDS=1 but LISTEN_FDNAMES names 2: 'osapi:admin'$",
+        {"LISTEN_FDNAMES": "osapi:admin"},
     ),
 }
 
@@ -136,11 +240,12 @@ MISMATCHES = {
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("case", sorted(MISMATCHES))
 def test_a_mismatch_is_one_line_and_exit_1(tmp_path, case, backend):
-    make, expected = MISMATCHES[case]
+    make, expected, variables = MISMATCHES[case]
     sockets = make(tmp_path)
     conf = write_config(tmp_path, workers=2)
+    named = [(name, sock.fileno()) for name, sock in sockets]
     try:
-        with activated([(name, sock.fileno()) for name, sock in sockets]) as how:
+        with activated(named, **variables) as how:
             proc, log_path = start_api(
                 tmp_path,
                 conf,
@@ -164,3 +269,6 @@ def test_a_mismatch_is_one_line_and_exit_1(tmp_path, case, backend):
     assert re.match(expected, why.pop()), log
     # refused before any fork (a service may have taken its own socket)
     assert "started worker" not in log and "Traceback" not in log, log
+    # nor bound a port of its own (a service may serve the socket it was passed)
+    bound = [x for x in log.splitlines() if "listening on" in x]
+    assert all("(socket passed in LISTEN_FDS)" in x for x in bound), log
