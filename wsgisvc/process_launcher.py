@@ -59,6 +59,9 @@ class WorkerSlot:
     respawn_at: float | None = 0.0  # None: nothing to do; otherwise when to fork
     serving: bool = False  # ``pid`` said its services started
     outgoing: int | None = None  # recycled out of this slot; serves until ``pid`` does
+    # ``pid`` replaced a worker recycled for its memory: over the limit at its
+    # first look too, the limit is below what a new worker needs
+    replaced_for_memory: bool = False
 
     def respawn_backoff(self, now: float) -> float:
         """Seconds to wait before refilling this slot after its worker exited."""
@@ -81,6 +84,7 @@ class ServerWrapper:
         self.workers = workers
         self.slots = [WorkerSlot() for _ in range(workers)]
         self.name = getattr(service, "name", None) or str(service)
+        self.memory_limit_too_low = False  # recycling by memory off until a reload
 
 
 class ProcessLauncher:
@@ -412,6 +416,7 @@ class ProcessLauncher:
             # back to the configured count, whatever SIGTTIN/SIGTTOU made it
             wrapper.workers = wrapper.configured
             wrapper.slots = [WorkerSlot() for _ in range(wrapper.configured)]
+            wrapper.memory_limit_too_low = False  # the limit may be new too
         for pid in old:
             self._retire(pid, "replaced")
         self._reloading.update(old)
@@ -487,7 +492,10 @@ class ProcessLauncher:
                 self._recycle(pid, detail)
 
     def _memory_limited(self) -> bool:
-        return any(w.service.recycling.max_rss_mib for w in self.wrappers)
+        return any(
+            w.service.recycling.max_rss_mib and not w.memory_limit_too_low
+            for w in self.wrappers
+        )
 
     def _check_memory(self) -> None:
         """About once a second, recycle the workers over their memory limit."""
@@ -496,10 +504,33 @@ class ProcessLauncher:
             return
         self._memory_check_at = now + recycling.RSS_CHECK_INTERVAL
         for pid, (wrapper, slot) in list(self.workers.items()):
+            if wrapper.memory_limit_too_low:
+                continue
             if slot.pid == pid and slot.outgoing is None:
                 why = recycling.over_memory(pid, wrapper.service.recycling)
-                if why is not None:
+                if why is None:
+                    slot.replaced_for_memory = False
+                elif slot.replaced_for_memory:
+                    self._stop_recycling_by_memory(wrapper, pid, why)
+                else:
+                    slot.replaced_for_memory = True  # what _recycle forks into it
                     self._recycle(pid, why)
+
+    def _stop_recycling_by_memory(
+        self, wrapper: ServerWrapper, pid: int, why: str
+    ) -> None:
+        """A worker that replaced one over the limit is over it as soon as it
+        serves: recycling cannot help, and going on would fork a worker per
+        slot and per second for good. Off for this service until a reload."""
+        wrapper.memory_limit_too_low = True
+        LOG.warning(
+            "worker %d of %s, which replaced one over its memory limit, is over "
+            "it too as soon as it serves (%s): the limit is below what a new "
+            "worker needs; no more recycling by memory until a reload",
+            pid,
+            wrapper.name,
+            why,
+        )
 
     def _recycle(self, pid: int, why: str) -> None:
         """Fork the successor of worker ``pid`` into its slot now; ``pid``

@@ -38,6 +38,7 @@ REPLACED = re.compile(r" INFO wsgisvc\.launcher .* pid (\d+) is being replaced")
 RECYCLED = re.compile(r"INFO wsgisvc\.process_launcher .* recycled worker (\d+) exited")
 REACHED = re.compile(r"recycling worker (\d+) of osapi: reached (\d+) requests")
 STARTED = re.compile(r" INFO wsgisvc\.process_launcher .* started worker (\d+) ")
+TOO_LOW = "the limit is below what a new worker needs; no more recycling by memory"
 RPC_OVER_MEMORY = re.compile(
     r"recycling worker (\d+) of <Service wsgisvc-worker .*>: resident memory \d+ "
     r"MiB is over worker_max_worker_rss_mib = 1; its replacement starts first"
@@ -205,24 +206,24 @@ def test_an_rpc_worker_over_its_memory_limit_is_recycled(tmp_path, backend):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,  # pytest.raises' DID NOT RAISE, nothing else
-    reason="bug: every worker is recycled about once a second, forever, when "
-    "the limit is below what a new worker needs (ProcessLauncher._check_memory)",
-)
+@pytest.mark.timeout(60)
 def test_a_memory_limit_below_a_new_worker_is_no_recycling_storm(tmp_path):
     """Recycling cannot help when a new worker is over the limit as soon as it
-    serves: each slot may be recycled once (a first look cannot tell a leak
-    from a low limit), never again, where the parent would fork a worker per
-    slot and per second, for good. (It does: this test is expected to fail
-    until that is fixed; then the marker goes.)"""
+    serves: each slot is recycled once (a first look cannot tell a leak from
+    a low limit), then the parent says the limit is too low and recycles no
+    more, where it would fork a worker per slot and per second for good."""
     with worker_process(tmp_path, workers=2, extra=BELOW_ANY_WORKER) as worker:
+        wait_for(lambda: TOO_LOW in worker.log(), timeout=30)
+        recycles = len(RPC_OVER_MEMORY.findall(worker.log()))
+        assert 1 <= recycles <= 2
         with pytest.raises(AssertionError, match="condition not met"):
             wait_for(
-                lambda: len(RPC_OVER_MEMORY.findall(worker.log())) > 2,
-                timeout=5 * recycling.RSS_CHECK_INTERVAL,
+                lambda: len(RPC_OVER_MEMORY.findall(worker.log())) > recycles,
+                timeout=3 * recycling.RSS_CHECK_INTERVAL,
             )
+        assert worker.log().count(TOO_LOW) == 1
+        reply = worker.client().call({}, "echo", server=worker.host, payload=1)
+        assert reply["payload"] == 1
 
 
 @pytest.mark.timeout(60)
