@@ -113,7 +113,10 @@ def _passed_sockets() -> dict[str, socket.socket] | None:
         _activation_read = True
         values = {key: os.environ.pop(key, None) for key in ACTIVATION_ENV}
         if values["LISTEN_PID"] == str(os.getpid()) and values["LISTEN_FDS"]:
-            _unclaimed = _read_sockets(values["LISTEN_FDS"], values["LISTEN_FDNAMES"])
+            # LISTEN_FDS=0 passes no socket: not activated (sd_listen_fds' 0)
+            _unclaimed = (
+                _read_sockets(values["LISTEN_FDS"], values["LISTEN_FDNAMES"]) or None
+            )
     return _unclaimed
 
 
@@ -121,9 +124,11 @@ def _read_sockets(count: str, names: str | None) -> dict[str, socket.socket]:
     try:
         fds = range(LISTEN_FDS_START, LISTEN_FDS_START + int(count))
     except ValueError:
+        fds = None
+    if fds is None or fds.start > fds.stop:
         raise SocketActivationError(
-            f"socket activation: LISTEN_FDS={count!r} is not a number"
-        ) from None
+            f"socket activation: LISTEN_FDS={count!r} is not a number of sockets"
+        )
     # without LISTEN_FDNAMES every socket is "unknown", as sd_listen_fds says
     labels = names.split(":") if names else ["unknown"] * len(fds)
     if len(labels) != len(fds):

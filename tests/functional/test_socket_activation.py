@@ -139,15 +139,23 @@ def test_an_upgrade_after_socket_activation_serves_on_the_same_socket(
 
 
 @pytest.mark.timeout(60)
-def test_variables_for_another_process_are_ignored(tmp_path, backend):
+@pytest.mark.parametrize(
+    "variables",
+    [{"listen_pid": "pytest"}, {"LISTEN_FDS": "0", "LISTEN_FDNAMES": ""}],
+    ids=["listen-pid-of-another-process", "listen-fds-0"],
+)
+def test_variables_for_another_process_are_ignored(tmp_path, backend, variables):
     """LISTEN_PID names another process (variables a socket-activated
-    process left to its children): they are not for this binary, which binds
-    a port of its own, and its workers do not see them."""
+    process left to its children), or LISTEN_FDS=0 passes no socket
+    (sd_listen_fds returns 0: not activated): the binary binds a port of its
+    own, and its workers do not see the variables."""
     listener = tcp_listener()
     passed_port = listener.getsockname()[1]
+    if variables.get("listen_pid") == "pytest":
+        variables = {"listen_pid": os.getpid()}
     try:
         with (
-            activated([("osapi", listener.fileno())], listen_pid=os.getpid()) as how,
+            activated([("osapi", listener.fileno())], **variables) as how,
             api_server(
                 tmp_path,
                 workers=2,
@@ -221,8 +229,13 @@ MISMATCHES = {
     # what systemd never sets: the variables themselves are wrong
     "listen-fds-not-a-number": (
         lambda tmp: [("osapi", tcp_listener())],
-        r"socket activation: LISTEN_FDS='one' is not a number$",
+        r"socket activation: LISTEN_FDS='one' is not a number of sockets$",
         {"LISTEN_FDS": "one"},
+    ),
+    "listen-fds-negative": (
+        lambda tmp: [("osapi", tcp_listener())],
+        r"socket activation: LISTEN_FDS='-1' is not a number of sockets$",
+        {"LISTEN_FDS": "-1", "LISTEN_FDNAMES": ""},
     ),
     "fewer-names-than-fds": (
         lambda tmp: [("osapi", tcp_listener()), ("admin", tcp_listener())],
