@@ -28,6 +28,7 @@ from tests.unit._wsgi_inproc import (  # noqa: F401  (scheduler: a fixture)
     scheduler,
 )
 from wsgisvc.http import parser as http_parser
+from wsgisvc.http.core import Connection
 
 GET = request_bytes(b"GET / HTTP/1.1", HOST)
 GET_CLOSE = request_bytes(b"GET / HTTP/1.1", HOST, b"Connection: close")
@@ -258,20 +259,69 @@ def test_system_exit_from_the_app_is_a_500_and_the_pool_serves_on():
     # leaving running() stopped and waited: wait() returned
 
 
+def escape_on_boom(monkeypatch, exception: BaseException) -> None:
+    """Make ``Connection.serve`` raise ``exception`` for /boom: what a bug in
+    the core, or an application's close() raising SystemExit, looks like."""
+    serve = Connection.serve
+
+    def serve_or_raise(conn):
+        parser = conn.parser
+        if parser.head_ready and parser.messages[0].target == b"/boom":
+            raise exception
+        return serve(conn)
+
+    monkeypatch.setattr(Connection, "serve", serve_or_raise)
+
+
 @pytest.mark.timeout(30)
-def test_an_exception_escaping_the_core_ends_one_connection_only(scheduler):  # noqa: F811
-    """Defect (threads): an exception while serving leaked the live count, so
-    wait() never returned; the thread that served it must survive too."""
-    if scheduler != "threading":
-        pytest.skip("a KeyboardInterrupt in a greenthread is eventlet's to raise")
-    server_cm = running(make_conf(wsgi_default_pool_size=1), Exits(KeyboardInterrupt()))
-    with server_cm as server:
+@pytest.mark.parametrize(
+    "exception",
+    [SystemExit(3), KeyboardInterrupt()],
+    ids=["SystemExit", "KeyboardInterrupt"],
+)
+def test_an_exception_escaping_the_core_ends_one_connection_only(
+    scheduler,  # noqa: F811
+    monkeypatch,
+    caplog,
+    exception,
+):
+    """Defects: (threads) an exception while serving leaked the live count,
+    so wait() never returned; (eventlet) a SystemExit went up to the hub,
+    which raised it in the main greenlet: the whole worker exited. The slot,
+    and the thread that served it, must survive too."""
+    if scheduler == "eventlet" and isinstance(exception, KeyboardInterrupt):
+        pytest.skip("maybe the process's SIGINT: see the test after this one")
+    escape_on_boom(monkeypatch, exception)
+    with running(make_conf(wsgi_default_pool_size=1), RecordingApp()) as server:
         for _ in range(3):
             assert raw(server, BOOM) == b""
         assert raw(server, GET_CLOSE).startswith(b"HTTP/1.1 200")
         green_wait_for(lambda: server._scheduler.connections == 0, timeout=5)
-        threads = [t for t in threading.enumerate() if t.name == "wsgi-pool"]
-        assert len(threads) == 1
+        assert server.pool.busy == 0 and server.pool.free() == 1
+        if scheduler == "threading":
+            threads = [t for t in threading.enumerate() if t.name == "wsgi-pool"]
+            assert len(threads) == 1
+    errors = [r for r in caplog.records if "error serving" in r.getMessage()]
+    assert len(errors) == 3 and all(r.exc_info[0] is type(exception) for r in errors)
+
+
+@pytest.mark.timeout(30)
+def test_a_keyboard_interrupt_in_a_greenthread_reaches_the_main_greenlet(
+    scheduler,  # noqa: F811
+    monkeypatch,
+):
+    """On eventlet a KeyboardInterrupt may be the process's SIGINT (Python's
+    handler raises it in whatever greenthread runs): it must not be swallowed
+    as one connection's error. Its connection still ends cleanly."""
+    if scheduler != "eventlet":
+        pytest.skip("a pool thread never gets a signal's KeyboardInterrupt")
+    escape_on_boom(monkeypatch, KeyboardInterrupt())
+    with running(make_conf(wsgi_default_pool_size=1), RecordingApp()) as server:
+        with pytest.raises(KeyboardInterrupt):
+            raw(server, BOOM)
+        assert raw(server, GET_CLOSE).startswith(b"HTTP/1.1 200")
+        green_wait_for(lambda: server._scheduler.connections == 0, timeout=5)
+        assert server.pool.busy == 0
 
 
 # --- an unexpected accept() error ------------------------------------------------
