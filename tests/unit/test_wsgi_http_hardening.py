@@ -15,7 +15,7 @@ import time
 import eventlet
 import pytest
 
-from tests.helpers import green_wait_for
+from tests.helpers import green_wait_for, wait_for
 from tests.unit._http_cases import HOST, request_bytes
 from tests.unit._wsgi_inproc import (  # noqa: F401  (scheduler: a fixture)
     RecordingApp,
@@ -257,6 +257,80 @@ def test_system_exit_from_the_app_is_a_500_and_the_pool_serves_on():
             assert status_of(raw(server, BOOM)) == b"500"
         assert raw(server, GET_CLOSE).startswith(b"HTTP/1.1 200")
     # leaving running() stopped and waited: wait() returned
+
+
+class ExitsThenGathers:
+    """Raises SystemExit where an application can (/call, /iterate, /close);
+    /gather?n=N answers 200 once N requests came to it (within 5 s), used
+    once: proof that N slots, or pool threads, serve at the same time."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.arrived = 0  # at /gather
+
+    def __call__(self, environ, start_response):
+        path = environ["PATH_INFO"]
+        if path == "/call":
+            raise SystemExit(1)
+        if path == "/iterate":
+            return self.exit_iterating(start_response)
+        if path == "/close":
+            start_response("200 OK", [("Content-Length", "2")])
+            return ExitsInClose([b"ok"])
+        wanted = int(environ["QUERY_STRING"].split("=")[1])
+        sleep = time.sleep if environ["wsgi.multithread"] else eventlet.sleep
+        with self.lock:
+            self.arrived += 1
+        # None leaves before all arrived: that many are in here at once.
+        wait_for(lambda: self.arrived >= wanted, timeout=5, sleep=sleep)
+        start_response("200 OK", [("Content-Length", "8")])
+        return [b"gathered"]
+
+    @staticmethod
+    def exit_iterating(start_response):
+        start_response("200 OK", [("Content-Length", "2")])
+        raise SystemExit(2)
+        yield b"ok"  # a generator: it raises when the server iterates it
+
+
+class ExitsInClose(list):
+    def close(self):
+        raise SystemExit(3)
+
+
+def pool_threads() -> int:
+    return sum(t.name == "wsgi-pool" for t in threading.enumerate())
+
+
+@pytest.mark.timeout(60)
+def test_system_exits_from_the_app_cost_no_slot_and_a_resize_gives_them_all(
+    scheduler,  # noqa: F811
+    caplog,
+):
+    """Defects: a SystemExit from the application killed a pool thread for
+    good, and resize(), counting it as running, never replaced it; one from
+    its close() skipped the access line (and the metrics) of a request
+    answered 200."""
+    caplog.set_level(logging.INFO, logger="eventlet.wsgi.server")
+    conf = make_conf(wsgi_default_pool_size=2)
+    with running(conf, ExitsThenGathers()) as server:
+        for path in (b"/call", b"/iterate", b"/close") * 3:
+            request = request_bytes(
+                b"GET %s HTTP/1.1" % path, HOST, b"Connection: close"
+            )
+            expected = b"200" if path == b"/close" else b"500"
+            assert status_of(raw(server, request)) == expected, path
+        conf.set_override("wsgi_default_pool_size", 4)
+        server.reset()
+        gather = request_bytes(b"GET /gather?n=4 HTTP/1.1", HOST, b"Connection: close")
+        clients = [eventlet.spawn(raw, server, gather, 10) for _ in range(4)]
+        answers = [client.wait() for client in clients]
+        assert [status_of(answer) for answer in answers] == [b"200"] * 4
+        assert server.pool.size == 4 and server.pool.busy == 0
+        if scheduler == "threading":
+            green_wait_for(lambda: pool_threads() == 4, timeout=5)
+    statuses = [line["status_code"] for line in access_lines(caplog)]
+    assert statuses[:9] == ["500", "500", "200"] * 3
 
 
 def escape_on_boom(monkeypatch, exception: BaseException) -> None:
