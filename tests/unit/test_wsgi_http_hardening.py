@@ -335,7 +335,8 @@ def test_system_exits_from_the_app_cost_no_slot_and_a_resize_gives_them_all(
 
 def escape_on_boom(monkeypatch, exception: BaseException) -> None:
     """Make ``Connection.serve`` raise ``exception`` for /boom: what a bug in
-    the core, or an application's close() raising SystemExit, looks like."""
+    the core looks like (the core turns an application's SystemExit into a
+    500; its KeyboardInterrupt goes through)."""
     serve = Connection.serve
 
     def serve_or_raise(conn):
