@@ -14,6 +14,7 @@ import time
 
 import eventlet
 import pytest
+from oslo_middleware import sizelimit
 
 from tests.helpers import green_wait_for, wait_for
 from tests.unit._http_cases import HOST, request_bytes
@@ -135,17 +136,35 @@ def test_thousands_of_pipelined_requests_are_all_answered_in_order():
 # --- refusals: no slot held, logged like any request ----------------------------
 
 
+# Requests refused with a linger after: by the core's guard or parser, or by
+# the application (oslo.middleware's sizelimit, as the sample API has it).
+MAX_LINE = 256
+REFUSED = {
+    "400": request_bytes(b"GET / HTTP/1.1", b"Host: a, b"),
+    "413": request_bytes(b"POST / HTTP/1.1", HOST, b"Content-Length: 1000000"),
+    "414": request_bytes(b"GET /" + b"u" * 2 * MAX_LINE + b" HTTP/1.1", HOST),
+    "431": request_bytes(b"GET / HTTP/1.1", HOST, b"X-Long: " + b"h" * MAX_LINE),
+}
+
+
 @pytest.mark.timeout(30)
-def test_lingering_refusals_hold_no_slot(caplog):
+@pytest.mark.parametrize("status", sorted(REFUSED))
+def test_lingering_refusals_hold_no_slot(caplog, status):
     """Defect: the linger after a 400 ran inside the request slot, so ~100
     malformed requests a second starved a 100-slot worker."""
     caplog.set_level(logging.INFO, logger="eventlet.wsgi.server")
-    with running(make_conf(wsgi_default_pool_size=1), RecordingApp()) as server:
+    app = sizelimit.RequestBodySizeLimiter(
+        RecordingApp(), {"max_request_body_size": "1000"}
+    )
+    conf = make_conf(wsgi_default_pool_size=1, max_header_line=MAX_LINE)
+    with running(conf, app) as server:
         bad = []
         for _ in range(10):  # each keeps its connection open: a 1 s linger
             sock = connect(server)
-            sock.sendall(b"GET / HTTP/1.1\r\nHost: a, b\r\n\r\n")
-            assert status_of(sock.recv(4096)) == b"400"
+            sock.sendall(REFUSED[status])
+            answer = sock.recv(4096)
+            assert status_of(answer) == status.encode(), answer
+            assert b"Connection: close" in answer
             bad.append(sock)
         started = time.monotonic()
         assert raw(server, GET_CLOSE).startswith(b"HTTP/1.1 200")
@@ -154,7 +173,7 @@ def test_lingering_refusals_hold_no_slot(caplog):
             sock.close()
     assert waited < 0.5  # held slots would make it wait ~10 linger seconds
     statuses = [line["status_code"] for line in access_lines(caplog)]
-    assert statuses.count("400") == 10 and statuses.count("200") == 1
+    assert statuses.count(status) == 10 and statuses.count("200") == 1
 
 
 def test_a_refused_head_is_in_the_access_log_with_its_request_line(caplog):
