@@ -4,16 +4,31 @@ upgrade would remove them: this fails loudly instead of a feature going quiet.
 Every such touch lives in one module per library: oslo.messaging's and
 futurist's in ``wsgisvc/rpc.py`` (their connection and executor internals are
 also exercised by tests/functional/test_rpc_stop.py::
-test_reaches_the_internals_it_relies_on); no other module of wsgisvc reaches
-into a library's private names.
+test_reaches_the_internals_it_relies_on), prometheus_client's in
+``wsgisvc/metrics.py``; no other module of wsgisvc reaches into a library's
+private names.
 """
 
 import pathlib
 import re
 
+import pytest
+
 import wsgisvc
 
 ROOT = pathlib.Path(wsgisvc.__file__).parent
+
+# Each private name (or private module) wsgisvc touches, and the one module
+# where it may be touched.
+PRIVATE_TOUCHES = {
+    r"\boslo_messaging\._\w+": "rpc.py",
+    r"\b_poll_style_listener\b": "rpc.py",
+    r"\bconnection\._consumers\b": "rpc.py",
+    r"\b_work_executor\b": "rpc.py",
+    r"\bexecutor\._work_queue\b": "rpc.py",
+    r"\bfuturist(?:\.|\s+import\s+)_\w+": "rpc.py",
+    r"\b_multiprocess\b": "metrics.py",
+}
 
 
 def test_oslo_messaging_still_has_the_global_only_option_lists():
@@ -26,13 +41,27 @@ def test_oslo_messaging_still_has_the_global_only_option_lists():
     assert tracing.oslo_messaging_tracing
 
 
-def test_private_library_names_are_touched_in_rpc_only():
-    private = re.compile(
-        r"\b(?:oslo_messaging\._\w+|connection\._consumers|executor\._work_queue)"
-    )
+def test_prometheus_client_still_says_which_value_class_is_multiprocess(
+    monkeypatch, tmp_path
+):
+    """metrics._Instruments reads ``values.ValueClass._multiprocess`` to refuse
+    a prometheus_client imported before wsgisvc set PROMETHEUS_MULTIPROC_DIR.
+    If the attribute went, its getattr default would refuse every start with
+    metrics on; read here without a default, so it fails by name."""
+    from prometheus_client import values
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    assert values.get_value_class()._multiprocess is True
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    monkeypatch.delenv("prometheus_multiproc_dir", raising=False)
+    assert values.get_value_class()._multiprocess is False
+
+
+@pytest.mark.parametrize("pattern", sorted(PRIVATE_TOUCHES))
+def test_each_private_library_name_is_touched_in_one_module(pattern):
     touching = {
         path.relative_to(ROOT).as_posix()
         for path in ROOT.rglob("*.py")
-        if private.search(path.read_text())
+        if re.search(pattern, path.read_text())
     }
-    assert touching == {"rpc.py"}
+    assert touching == {PRIVATE_TOUCHES[pattern]}

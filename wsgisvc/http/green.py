@@ -174,7 +174,12 @@ class Scheduler:
             self._serve(conn)
         except OSError as exc:  # includes ssl.SSLError and timeouts
             LOG.debug("%s: connection from %s ended: %s", self.name, address, exc)
-        except Exception:
+        except (greenlet.GreenletExit, KeyboardInterrupt):
+            # A kill of this greenthread; or, sharing the main thread with
+            # Python's signal handlers, maybe the process's own SIGINT (when no
+            # launcher handles it): the hub re-raises it in the main greenlet.
+            raise
+        except BaseException:  # SystemExit too: the hub would end the process
             LOG.exception("%s: error serving connection from %s", self.name, address)
         finally:
             del self._connections[key]

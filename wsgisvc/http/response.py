@@ -149,7 +149,7 @@ class Response:
             if close is not None:
                 try:
                     close()
-                except Exception:
+                except (Exception, SystemExit):  # as from app(): the access line
                     LOG.exception("close() of the response of %s failed", self.line())
         if self.length is not None and self.sent != self.length and not self.chunked:
             self.broken = True  # the app's Content-Length was wrong: framing is lost

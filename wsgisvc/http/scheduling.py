@@ -28,7 +28,11 @@ None, is ``(conf, ssl.SSLContext)``: handshake first, within
    (``Connection.linger()`` blocks for that), then ``Connection.close()``.
 4. An exception out of ``serve()`` (anything, ``SystemExit`` included) is
    logged and ends that connection only: the slot, the connection count and
-   the thread that served it survive.
+   the thread that served it survive. But a ``KeyboardInterrupt`` where
+   Python's signal handlers run (the main thread: eventlet's greenthreads)
+   may be the process's own SIGINT, when no launcher handles it: it ends the
+   connection and goes on up (eventlet's hub raises it in the main greenlet),
+   or Ctrl-C would end one connection instead of the process.
 5. An ``accept()`` error: ``listeners.CLIENT_ACCEPT_ERRORS``, go on;
    ``listeners.RESOURCE_ACCEPT_ERRORS``, ``listeners.AcceptErrors`` logs it
    once, retry after ``listeners.RESOURCE_BACKOFF``; anything else, stop

@@ -1,0 +1,89 @@
+"""An accept() that fails unexpectedly, in a real wsgisvc-api, end to end:
+the process says why and stops with status 1; under a ProcessLauncher the
+parent forks a worker in its place.
+
+The failure is real: ``_broken_listener_app`` (mounted at /break-listener)
+points the serving process's listening descriptor at a socket that does not
+listen, so its accept() fails with EINVAL; the next connection to come in
+wakes its accept loop.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+
+import pytest
+
+from tests.functional._wsgi_util import api_server, paste_for_tests
+from tests.helpers import wait_for
+
+BREAK_APP = """
+[app:breaklistener]
+paste.app_factory = tests.functional._broken_listener_app:factory
+"""
+
+
+def break_listener_config(tmp_path) -> str:
+    """A paste file with /break-listener mounted, as an ``extra`` config line:
+    after the one write_config writes, it is the value oslo.config takes."""
+    marker = "/test = testapp\n"
+    paste = tmp_path / "break-paste.ini"
+    paste.write_text(
+        paste_for_tests().replace(marker, marker + "/break-listener = breaklistener\n")
+        + BREAK_APP
+    )
+    return f"api_paste_config = {paste}\n"
+
+
+def break_a_listener(api) -> int:
+    """Break the listener of the process that serves this request; its pid."""
+    status, _, body = api.request("/break-listener")
+    assert status == 200, body
+    return json.loads(body)["pid"]
+
+
+def cannot_accept(pid: int) -> re.Pattern:
+    return re.compile(
+        rf"pid {pid}: osapi cannot accept connections: .*Invalid argument.*; "
+        "stopping gracefully"
+    )
+
+
+@pytest.mark.timeout(90)
+def test_a_single_process_that_cannot_accept_exits_1_saying_why(tmp_path, backend):
+    extra = break_listener_config(tmp_path)
+    with api_server(tmp_path, workers=1, extra=extra, backend=backend) as api:
+        assert break_a_listener(api) == api.pid
+        # A connection comes in: the accept loop wakes, and fails.
+        with socket.create_connection(("127.0.0.1", api.port), timeout=10):
+            status = api.proc.wait(timeout=30)
+        log = api.log()
+    assert status == 1, log
+    assert cannot_accept(api.pid).search(log), log
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_that_cannot_accept_is_replaced(tmp_path, backend):
+    extra = break_listener_config(tmp_path)
+    with api_server(tmp_path, workers=2, extra=extra, backend=backend) as api:
+        first = api.workers()
+        broken = break_a_listener(api)
+        assert broken in first
+
+        def replaced():
+            # a connection for the broken worker's accept loop to wake on;
+            # another worker serves it
+            api.ping_pid()
+            workers = api.workers()
+            return len(workers) == 2 and broken not in workers and workers
+
+        new = wait_for(replaced, timeout=30, what=f"worker {broken} replaced")
+        (respawned,) = new - first
+        # the new worker accepts on the parent's listener, which is intact
+        wait_for(lambda: api.ping_pid() == respawned, what="the new worker serving")
+        assert api.proc.poll() is None
+        log = api.log()
+    assert cannot_accept(broken).search(log), log
+    assert re.search(rf"worker {broken} exited with status 1; respawning", log), log
