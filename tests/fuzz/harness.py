@@ -292,8 +292,11 @@ def check(data: bytes) -> None:
             )
 
 
+QUIETED_LOGGERS = ("root", "wsgisvc", "eventlet.wsgi.server")
+
+
 def quiet_logs() -> None:
-    """The core logs every refusal and access line; a fuzz run wants none."""
-    logging.getLogger().setLevel(logging.CRITICAL)
-    for name in ("wsgisvc", "eventlet.wsgi.server"):
+    """The core logs every refusal and access line; a fuzz run wants none.
+    (Tests that call this restore QUIETED_LOGGERS' levels afterwards.)"""
+    for name in QUIETED_LOGGERS:
         logging.getLogger(name).setLevel(logging.CRITICAL)

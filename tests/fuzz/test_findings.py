@@ -7,6 +7,8 @@ Each finding is xfail(strict=True) until its fix lands in wsgisvc/http/
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from tests.fuzz import harness, seeds
@@ -22,6 +24,17 @@ from tests.unit._wsgi_inproc import (  # noqa: F401  (scheduler: a fixture)
 from wsgisvc.http.guard import MAX_HEADERS
 
 REQUEST = b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+@pytest.fixture(autouse=True)
+def _log_levels_restored():
+    """harness.quiet_logs() is for a fuzz run; in the suite its levels would
+    silence the core's log for every test after this one."""
+    loggers = [logging.getLogger(name) for name in harness.QUIETED_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    yield
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.setLevel(level)
 
 
 @pytest.fixture(scope="module")
