@@ -4,6 +4,7 @@ refuses, in one line, sockets that do not match its services."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -22,12 +23,12 @@ from tests.functional._wsgi_util import api_server, start_api, write_config
 from tests.helpers import alive, children, wait_for
 
 
-@pytest.mark.timeout(90)
-def test_serves_the_passed_tcp_socket(tmp_path, backend):
-    listener = tcp_listener()
-    port = listener.getsockname()[1]
+@contextlib.contextmanager
+def activated_api(tmp_path, backend: str, named, **variables):
+    """wsgisvc-api with 2 workers, started as systemd would start it with
+    ``named`` (name, fd) passed (``variables``: see ``activated``)."""
     with (
-        activated([("osapi", listener.fileno())]) as how,
+        activated(named, **variables) as how,
         api_server(
             tmp_path,
             workers=2,
@@ -37,6 +38,14 @@ def test_serves_the_passed_tcp_socket(tmp_path, backend):
             pass_fds=how.pass_fds,
         ) as api,
     ):
+        yield api
+
+
+@pytest.mark.timeout(90)
+def test_serves_the_passed_tcp_socket(tmp_path, backend):
+    listener = tcp_listener()
+    port = listener.getsockname()[1]
+    with activated_api(tmp_path, backend, [("osapi", listener.fileno())]) as api:
         # osapi_listen_port = 0 in the config: the passed socket wins
         assert api.port == port
         assert f"listening on http://127.0.0.1:{port} (socket passed in" in api.log()
@@ -94,17 +103,7 @@ def test_an_upgrade_after_socket_activation_serves_on_the_same_socket(
     on it; the old parent exits 0 with its workers."""
     listener = tcp_listener()
     port = listener.getsockname()[1]
-    with (
-        activated([("osapi", listener.fileno())]) as how,
-        api_server(
-            tmp_path,
-            workers=2,
-            backend=backend,
-            command=how.command,
-            env=how.env,
-            pass_fds=how.pass_fds,
-        ) as api,
-    ):
+    with activated_api(tmp_path, backend, [("osapi", listener.fileno())]) as api:
         old_workers = api.workers()
 
         api.proc.send_signal(signal.SIGUSR1)
@@ -154,17 +153,9 @@ def test_variables_for_another_process_are_ignored(tmp_path, backend, variables)
     if variables.get("listen_pid") == "pytest":
         variables = {"listen_pid": os.getpid()}
     try:
-        with (
-            activated([("osapi", listener.fileno())], **variables) as how,
-            api_server(
-                tmp_path,
-                workers=2,
-                backend=backend,
-                command=how.command,
-                env=how.env,
-                pass_fds=how.pass_fds,
-            ) as api,
-        ):
+        with activated_api(
+            tmp_path, backend, [("osapi", listener.fileno())], **variables
+        ) as api:
             assert api.port != passed_port
             assert "(socket passed in" not in api.log()
             status, _, body = api.request("/test/pool")
