@@ -122,13 +122,14 @@ def _passed_sockets() -> dict[str, socket.socket] | None:
 
 def _read_sockets(count: str, names: str | None) -> dict[str, socket.socket]:
     try:
-        fds = range(LISTEN_FDS_START, LISTEN_FDS_START + int(count))
+        passed = int(count)
     except ValueError:
-        fds = None
-    if fds is None or fds.start > fds.stop:
+        passed = -1
+    if passed < 0:
         raise SocketActivationError(
             f"socket activation: LISTEN_FDS={count!r} is not a number of sockets"
         )
+    fds = range(LISTEN_FDS_START, LISTEN_FDS_START + passed)
     # without LISTEN_FDNAMES every socket is "unknown", as sd_listen_fds says
     labels = names.split(":") if names else ["unknown"] * len(fds)
     if len(labels) != len(fds):

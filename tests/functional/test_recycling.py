@@ -206,7 +206,6 @@ def test_an_rpc_worker_over_its_memory_limit_is_recycled(tmp_path, backend):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.timeout(60)
 def test_a_memory_limit_below_a_new_worker_is_no_recycling_storm(tmp_path):
     """Recycling cannot help when a new worker is over the limit as soon as it
     serves: each slot is recycled once (a first look cannot tell a leak from

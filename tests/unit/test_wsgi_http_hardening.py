@@ -28,7 +28,7 @@ from tests.unit._wsgi_inproc import (  # noqa: F401  (scheduler: a fixture)
     running,
     scheduler,
 )
-from wsgisvc.http import core, green, threaded
+from wsgisvc.http import core
 from wsgisvc.http import parser as http_parser
 from wsgisvc.http.core import Connection
 
@@ -389,20 +389,6 @@ def escape_on_boom(monkeypatch, exception: BaseException) -> None:
     monkeypatch.setattr(Connection, "serve", serve_or_raise)
 
 
-def records_of(monkeypatch, *loggers: logging.Logger) -> list[logging.LogRecord]:
-    """What ``loggers`` log from now on, read at the loggers themselves: not
-    through the root logger, whose handlers and levels (and these loggers'
-    ``disabled``, after a logging config) earlier tests in a suite change."""
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.DEBUG)
-    handler.emit = records.append
-    for logger in loggers:
-        monkeypatch.setattr(logger, "disabled", False)
-        monkeypatch.setattr(logger, "level", logging.DEBUG)
-        monkeypatch.setattr(logger, "handlers", [*logger.handlers, handler])
-    return records
-
-
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize(
     "exception",
@@ -412,6 +398,7 @@ def records_of(monkeypatch, *loggers: logging.Logger) -> list[logging.LogRecord]
 def test_an_exception_escaping_the_core_ends_one_connection_only(
     scheduler,  # noqa: F811
     monkeypatch,
+    caplog,
     exception,
 ):
     """Defects: (threads) an exception while serving leaked the live count,
@@ -421,7 +408,7 @@ def test_an_exception_escaping_the_core_ends_one_connection_only(
     if scheduler == "eventlet" and isinstance(exception, KeyboardInterrupt):
         pytest.skip("maybe the process's SIGINT: see the test after this one")
     escape_on_boom(monkeypatch, exception)
-    logged = records_of(monkeypatch, green.LOG, threaded.LOG)
+    caplog.set_level(logging.ERROR, logger="wsgisvc.http")
     with running(make_conf(wsgi_default_pool_size=1), RecordingApp()) as server:
         for _ in range(3):
             assert raw(server, BOOM) == b""
@@ -431,7 +418,7 @@ def test_an_exception_escaping_the_core_ends_one_connection_only(
         if scheduler == "threading":
             threads = [t for t in threading.enumerate() if t.name == "wsgi-pool"]
             assert len(threads) == 1
-    errors = [r for r in logged if "error serving" in r.getMessage()]
+    errors = [r for r in caplog.records if "error serving" in r.getMessage()]
     assert len(errors) == 3 and all(r.exc_info[0] is type(exception) for r in errors)
 
 
