@@ -30,6 +30,7 @@ from wsgisvc import (
     launcher,
     metrics,
     pidfile,
+    proctitle,
     recycling,
     report,
     signals,
@@ -141,6 +142,7 @@ class ProcessLauncher:
         launcher.check_service(service)
         wrapper = ServerWrapper(service, workers)
         self.wrappers.append(wrapper)
+        proctitle.parent([w.name for w in self.wrappers])
         for slot in wrapper.slots:
             self._fork(wrapper, slot)
 
@@ -259,19 +261,24 @@ class ProcessLauncher:
         gc.freeze()
         pid, mask = signals.fork(HANDLED_SIGNALS)
         if pid == 0:
-            os._exit(self._run_worker(wrapper.service, mask))
+            os._exit(self._run_worker(wrapper, slot, mask))
         slot.pid = pid
         self.workers[pid] = (wrapper, slot)
         metrics.workers(len(self.workers))
         LOG.info("started worker %d for %s", pid, wrapper.service)
 
-    def _run_worker(self, service: launcher.ServiceBase, mask: set[int]) -> int:
+    def _run_worker(
+        self, wrapper: ServerWrapper, slot: WorkerSlot, mask: set[int]
+    ) -> int:
         """The whole life of a forked worker; returns its exit status.
 
         Called with the handled signals blocked (see ``signals.fork``): they
         are unblocked once the worker's own handlers are in place.
         """
         try:
+            proctitle.worker(
+                wrapper.name, wrapper.slots.index(slot) + 1, len(wrapper.slots)
+            )
             os.close(self._death_write_fd)
             self._from_workers.in_child()
             self._signals.forget_in_child()
@@ -288,7 +295,7 @@ class ProcessLauncher:
                 parent_death_fd=self._death_read_fd,
             )
             signals.unblock(mask)
-            worker.launch_service(service)
+            worker.launch_service(wrapper.service)
             return worker.wait()
         except BaseException:
             LOG.exception("worker %d failed", os.getpid())
