@@ -1,11 +1,13 @@
 """The HTTP core where a hostile client or a buggy application pushes it
-(issue 17, and issue 19's framing defects), on both schedulers.
+(issue 17, issue 19's framing defects, issue 24's lying applications), on
+both schedulers.
 
 Each test names the defect it guards; each failed on the core before the fix.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import socket
 import struct
@@ -17,7 +19,7 @@ import pytest
 from oslo_middleware import sizelimit
 
 from tests.helpers import green_wait_for, wait_for
-from tests.unit._http_cases import HOST, request_bytes
+from tests.unit._http_cases import HOST, request_bytes, split_responses
 from tests.unit._wsgi_inproc import (  # noqa: F401  (scheduler: a fixture)
     RecordingApp,
     connect,
@@ -647,3 +649,133 @@ def test_extra_spaces_after_a_body_or_split_across_reads_are_still_400(split):
         sock.close()
     assert b"HTTP/1.1 400" in answer
     assert [call["PATH_INFO"] for call in app.calls] == ["/p"]
+
+
+# --- the application's own framing (issue 24) -------------------------------------
+
+
+def body_of(shape: str, parts: tuple[bytes, ...], write):
+    """The body as a list (known whole before the head goes out), a generator
+    (streamed: known piece by piece), one that never ends, or start_response's
+    ``write`` calls."""
+    if shape == "list":
+        return list(parts)
+    if shape == "write":
+        for part in parts:
+            write(part)
+        return []
+    if shape == "endless":
+        return itertools.cycle(parts)
+    return (part for part in parts)
+
+
+CL2, CL3, CL5, CL9 = ([("Content-Length", n)] for n in ("2", "3", "5", "9"))
+LIES = {  # the application's headers, its body, and what the client gets
+    "declared_5_sent_ok": (CL5, "list", (b"ok",), "500"),
+    "declared_2_sent_hello": (CL2, "list", (b"hello",), "500"),
+    "list_longer": (CL3, "list", (b"he", b"llo"), "500"),
+    "list_shorter": (CL9, "list", (b"he", b"llo"), "500"),
+    "stream_first_piece_longer": (CL2, "stream", (b"hello",), "500"),
+    "stream_empty": (CL5, "stream", (), "500"),
+    "stream_longer": (CL3, "stream", (b"he", b"llo"), "cut to 3"),
+    "stream_shorter": (CL9, "stream", (b"he", b"llo"), "closed"),
+    "stream_endless": (CL3, "endless", (b"he", b"llo"), "cut to 3"),
+    "write_longer": (CL3, "write", (b"he", b"llo"), "cut to 3"),
+    "write_shorter": (CL9, "write", (b"he", b"llo"), "closed"),
+    "two_lengths": (CL2 + [("Content-Length", "40")], "list", (b"ok",), "500"),
+    "two_equal_lengths": (CL2 + [("content-length", "2")], "list", (b"ok",), "one"),
+}
+
+
+class Lies:
+    """Answers /lie with ``status``, ``headers`` and a body of ``parts`` in
+    ``shape`` (:func:`body_of`), anything else with ``next``."""
+
+    def __init__(self, status: str, headers: list, shape: str, parts: tuple) -> None:
+        self.status = status
+        self.headers = headers
+        self.shape = shape
+        self.parts = parts
+
+    def __call__(self, environ, start_response):
+        if environ["PATH_INFO"] != "/lie":
+            start_response("200 OK", [("Content-Length", "4")])
+            return [b"next"]
+        write = start_response(self.status, list(self.headers))
+        return body_of(self.shape, self.parts, write)
+
+
+NEXT = request_bytes(b"GET /next HTTP/1.1", HOST, b"Connection: close")
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("case", sorted(LIES))
+def test_a_body_that_belies_its_content_length_never_misframes_the_next(case, caplog):
+    """Issue 24: a one-piece body of another length than the application's
+    Content-Length went out unchecked and the connection stayed open (the
+    next response read as the rest of this body, or ``llo`` as the start of
+    the next one); a longer body's excess went out; two Content-Lengths went
+    out both. Now: a body known before the head that disagrees, or two
+    lengths that differ, is a 500 with nothing of it sent; excess of a
+    streamed body is dropped; a streamed body that ends short ends the
+    connection. Each is logged once, naming the request."""
+    headers, shape, parts, expected = LIES[case]
+    caplog.set_level(logging.ERROR, logger="wsgisvc.http")
+    # last: caplog's handler keeps the level set last, and access lines are INFO
+    caplog.set_level(logging.INFO, logger="eventlet.wsgi.server")
+    lie = request_bytes(b"GET /lie HTTP/1.1", HOST)
+    with running(make_conf(), Lies("200 OK", headers, shape, parts)) as server:
+        answers = split_responses(raw(server, lie + NEXT))
+    (status, lengths, body), *rest = answers
+    if expected == "500":
+        assert status == b"HTTP/1.1 500 Internal Server Error"
+        assert body == b"Internal Server Error\n" and rest == []
+    elif expected == "closed":  # the body the head promised never came whole
+        assert status == b"HTTP/1.1 200 OK" and lengths == [b"9"]
+        assert body == b"hello" and rest == []
+    else:  # the head's length frames the body: the connection serves on
+        sent = {"cut to 3": b"hel", "one": b"ok"}[expected]
+        assert (status, lengths, body) == (
+            b"HTTP/1.1 200 OK",
+            [b"%d" % len(sent)],
+            sent,
+        )
+        assert rest == [(b"HTTP/1.1 200 OK", [b"4"], b"next")]
+    statuses = [line["status_code"] for line in access_lines(caplog)]
+    assert statuses == {"500": ["500"], "closed": ["200"]}.get(expected, ["200"] * 2)
+    errors = [r.getMessage() for r in app_errors(caplog)]
+    if expected == "one":
+        assert errors == []
+    else:
+        assert len(errors) == 1 and "GET /lie" in errors[0], errors
+
+
+NO_BODY = {  # the request's method, the answer's status, its Content-Length and body
+    "head_without_its_body": (b"HEAD", "200 OK", "5", "list", ()),
+    "head_with_a_shorter_body": (b"HEAD", "200 OK", "5", "list", (b"ok",)),
+    "head_with_a_longer_stream": (b"HEAD", "200 OK", "5", "stream", (b"hello!",)),
+    "304_with_a_length": (b"GET", "304 Not Modified", "5", "list", ()),
+    "204_with_a_body": (b"GET", "204 No Content", None, "stream", (b"x",)),
+}
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("case", sorted(NO_BODY))
+def test_an_answer_without_a_body_keeps_its_content_length_and_the_connection(
+    case, caplog
+):
+    """A guard on issue 24's fix (it passed before it too): HEAD, 204 and 304
+    send no body, so a body that does not fill the Content-Length is no lie
+    (HEAD's is the GET's, 304's the representation's): no 500, nothing
+    logged, the next answer framed."""
+    method, status, length, shape, parts = NO_BODY[case]
+    headers = [] if length is None else [("Content-Length", length)]
+    caplog.set_level(logging.ERROR, logger="wsgisvc.http")
+    lie = request_bytes(method + b" /lie HTTP/1.1", HOST)
+    with running(make_conf(), Lies(status, headers, shape, parts)) as server:
+        answer = raw(server, lie + NEXT)
+    (first, lengths, body), *rest = split_responses(answer, bodiless_first=True)
+    assert first == b"HTTP/1.1 " + status.encode() and body == b""
+    assert lengths == ([] if length is None else [length.encode()])
+    assert rest == [(b"HTTP/1.1 200 OK", [b"4"], b"next")]
+    assert app_errors(caplog) == []
