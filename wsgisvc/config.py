@@ -94,7 +94,8 @@ def share_files_with_global(conf: cfg.ConfigOpts) -> None:
     (oslo.middleware's filters, ``[oslo_middleware]``), from the binary's
     files as they would under a binary that parsed the global CONF itself.
     An app that parsed it (glance, keystone) keeps what it parsed."""
-    if conf is cfg.CONF or "config_file" in cfg.CONF:  # parsed: see its __call__
+    parsed = "config_file" in cfg.CONF  # registered by its __call__
+    if conf is cfg.CONF or parsed or "config_file" not in conf:
         return
     files = [flag for path in conf.config_file for flag in ("--config-file", path)]
     dirs = [flag for path in conf.config_dir for flag in ("--config-dir", path)]
