@@ -1,6 +1,7 @@
 """The documentation's sources stay true to the code (CI also builds them with
 ``sphinx-build -W``, which checks every reference and every public name)."""
 
+import ast
 import importlib
 import pathlib
 import re
@@ -82,3 +83,55 @@ def test_systemd_unit_is_valid(tmp_path):
         ["systemd-analyze", "verify", str(path)], timeout=50
     )
     assert status == 0 and not output.strip(), output
+
+
+def import_arrows() -> dict[str, set[str]]:
+    """Which of wsgisvc's modules each imports, anywhere in its code; a
+    package (http, backend, registry, cmd, sample) counts as one module."""
+    package = ROOT / "wsgisvc"
+    arrows: dict[str, set[str]] = {}
+    for path in package.rglob("*.py"):
+        relative = path.relative_to(package).with_suffix("")
+        parts = [part for part in relative.parts if part != "__init__"]
+        unit = parts[0] if parts else "wsgisvc"
+        importer = ".".join(["wsgisvc", *parts[: len(relative.parts) - 1]])
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: from the importer's package
+                    up = importer.split(".")[
+                        : len(importer.split(".")) - node.level + 1
+                    ]
+                    base = ".".join(up + ([base] if base else []))
+                names = [f"{base}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            for name in names:
+                if name.startswith("wsgisvc."):
+                    target = name.split(".")[1]
+                    if (package / target).exists() or (
+                        package / f"{target}.py"
+                    ).exists():
+                        if target != unit:
+                            arrows.setdefault(unit, set()).add(target)
+    return arrows
+
+
+def test_the_architecture_lists_every_module_and_its_imports():
+    text = (SOURCE / "architecture.rst").read_text()
+    listed = set(re.findall(r"^   (\S+\.py)\s{2,}\S", text, re.MULTILINE))
+    package = ROOT / "wsgisvc"
+    modules = {
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if "migrations" not in path.parts
+    }
+    assert sorted(modules - listed) == [], "modules missing from architecture.rst"
+    assert sorted(listed - modules) == [], "architecture.rst lists modules not there"
+    drawn = {
+        unit: set(targets.split(", "))
+        for unit, targets in re.findall(r"^   (\w+) -> (.+)$", text, re.MULTILINE)
+    }
+    assert drawn == import_arrows(), "architecture.rst's arrows are not the imports"
