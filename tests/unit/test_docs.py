@@ -3,10 +3,14 @@
 
 import ast
 import importlib
+import json
 import pathlib
 import re
 import runpy
+import shlex
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -57,26 +61,36 @@ def test_readme_commands_run_from_the_clone():
     assert not bare, f"README.md: binaries not called as .venv/bin/NAME: {bare}"
 
 
-def systemd_unit() -> str:
-    """The unit file of doc/source/systemd.rst, as an operator would copy it."""
-    text = (SOURCE / "systemd.rst").read_text()
-    match = re.search(r"\.\. code-block:: ini\n\n((?:   .*\n|\n)+)", text)
-    assert match, "systemd.rst has no unit file"
+# The pages whose unit file an operator copies: the generic one, and the one
+# for wsgisvc-serve in place of uWSGI.
+UNIT_PAGES = ("systemd.rst", "uwsgi.rst")
+# The pages that show wsgisvc-serve commands to type or put in a unit.
+SERVE_PAGES = ("openstack.rst", "uwsgi.rst")
+
+
+def systemd_unit(page: str) -> str:
+    """The unit file of ``page``, as an operator would copy it."""
+    text = (SOURCE / page).read_text()
+    unit = r"\.\. code-block:: ini\n\n(   # /etc/systemd/.*\n(?:   .*\n|\n)+)"
+    match = re.search(unit, text)
+    assert match, f"{page} has no unit file"
     lines = match[1].rstrip().splitlines()
     return "\n".join(line.removeprefix("   ") for line in lines) + "\n"
 
 
-def test_systemd_unit_stops_reloads_and_notifies_as_documented():
-    unit = systemd_unit()
+@pytest.mark.parametrize("page", UNIT_PAGES)
+def test_systemd_unit_stops_reloads_and_notifies_as_documented(page):
+    unit = systemd_unit(page)
     for line in ("Type=notify", "KillMode=mixed", "ExecReload=kill -HUP $MAINPID"):
         assert f"\n{line}\n" in unit, line
 
 
 @pytest.mark.timeout(60)
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="no systemd-analyze")
-def test_systemd_unit_is_valid(tmp_path):
+@pytest.mark.parametrize("page", UNIT_PAGES)
+def test_systemd_unit_is_valid(tmp_path, page):
     """systemd-analyze names every unknown key or bad value (and still exits 0)."""
-    unit = re.sub(r"ExecStart=\S+", f"ExecStart={BIN}/wsgisvc-api", systemd_unit())
+    unit = re.sub(r"ExecStart=\S+", f"ExecStart={BIN}/wsgisvc-api", systemd_unit(page))
     path = tmp_path / "myproj-api.service"
     path.write_text(unit)
     status, output = run_in_session(
@@ -135,3 +149,42 @@ def test_the_architecture_lists_every_module_and_its_imports():
         for unit, targets in re.findall(r"^   (\w+) -> (.+)$", text, re.MULTILINE)
     }
     assert drawn == import_arrows(), "architecture.rst's arrows are not the imports"
+
+
+def serve_commands(page: str) -> list[list[str]]:
+    """Every wsgisvc-serve command line of ``page``: typed at a ``$`` prompt in
+    a console block (``\\`` continues a line), or a unit's ``ExecStart=``."""
+    text = (SOURCE / page).read_text()
+    blocks = re.findall(r"\.\. code-block:: console\n\n((?:   .*\n|\n)+)", text)
+    lines = [
+        line.strip()
+        for block in blocks
+        for line in re.sub(r"\\\n", " ", block).splitlines()
+    ]
+    typed = [line.removeprefix("$ ") for line in lines if line.startswith("$ ")]
+    units = re.findall(r"^   ExecStart=(.*)$", text, re.MULTILINE)
+    commands = [shlex.split(line) for line in typed + units]
+    return [words[1:] for words in commands if words[0].endswith("/wsgisvc-serve")]
+
+
+@pytest.mark.timeout(60)
+def test_serve_commands_are_what_wsgisvc_serve_parses():
+    """Each documented command is parsed by wsgisvc-serve's own parser (in a
+    process of its own: importing it picks a backend and monkey patches)."""
+    commands = [argv for page in SERVE_PAGES for argv in serve_commands(page)]
+    assert len(commands) >= 9, commands  # every API's, and the unit's
+    check = (
+        "import json, sys\n"
+        "from wsgisvc.cmd import serve\n"
+        "for argv in json.load(sys.stdin):\n"
+        "    args = serve.parse(argv)\n"
+        "    assert ':' in (args.app or ':'), argv\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", check],
+        input=json.dumps(commands),
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+    assert result.returncode == 0, result.stderr
