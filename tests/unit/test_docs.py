@@ -169,15 +169,20 @@ def serve_commands(page: str) -> list[list[str]]:
 
 @pytest.mark.timeout(60)
 def test_serve_commands_are_what_wsgisvc_serve_parses():
-    """Each documented command is parsed by wsgisvc-serve's own parser (in a
-    process of its own: importing it picks a backend and monkey patches)."""
+    """Each documented command is parsed by wsgisvc-serve's own parser, every
+    flag spelled in full (argparse would take a prefix), in a process of its
+    own: importing it picks a backend and monkey patches."""
     commands = [argv for page in SERVE_PAGES for argv in serve_commands(page)]
     assert len(commands) >= 9, commands  # every API's, and the unit's
     check = (
-        "import json, sys\n"
+        "import json, re, sys\n"
         "from wsgisvc.cmd import serve\n"
+        "flags = set(re.findall(r'--[a-z][a-z-]*', serve.parser().format_help()))\n"
         "for argv in json.load(sys.stdin):\n"
         "    args = serve.parse(argv)\n"
+        "    ours = argv[: argv.index('--')] if '--' in argv else argv\n"
+        "    spelled = {word.partition('=')[0] for word in ours}\n"
+        "    assert {w for w in spelled if w.startswith('--')} <= flags, argv\n"
         "    assert ':' in (args.app or ':'), argv\n"
     )
     result = subprocess.run(
