@@ -39,10 +39,10 @@ if os.environ.get("SERVE_TEST_PEER"):
 
 cfg.CONF.register_cli_opt(cfg.StrOpt("app-flag"))
 cfg.CONF.register_opt(cfg.StrOpt("greeting", default="none"))
+_OWN_FILE = os.environ.get("SERVE_TEST_APP_CONF")
 cfg.CONF(
-    sys.argv[1:],
+    sys.argv[1:] + (["--config-file", _OWN_FILE] if _OWN_FILE else []),
     project="serve-test-app",
-    default_config_files=[f for f in [os.environ.get("SERVE_TEST_APP_CONF")] if f],
 )
 
 

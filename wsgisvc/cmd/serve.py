@@ -75,6 +75,7 @@ def _variable(text: str) -> tuple[str, str]:
 def parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
+        allow_abbrev=False,  # --worker is no flag, not --workers
         description="Serve a WSGI app on wsgisvc's launchers and HTTP core.",
         epilog="Arguments after -- are the app's own command line.",
     )
