@@ -6,11 +6,13 @@ Each test names the defect it guards; each failed on the core before the fix.
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 import struct
 import threading
 import time
+import weakref
 
 import eventlet
 import pytest
@@ -21,6 +23,7 @@ from tests.unit._http_cases import HOST, request_bytes
 from tests.unit._wsgi_inproc import (  # noqa: F401  (scheduler: a fixture)
     RecordingApp,
     connect,
+    hello_app,
     make_conf,
     raw,
     read_response,
@@ -268,6 +271,52 @@ def test_a_full_pool_does_not_poll_the_listener(monkeypatch):
         assert len(calls) <= 2, f"{len(calls)} accept() calls in 0.5 s"
         read_response(sock)
         sock.close()
+
+
+# --- what a closed connection leaves behind ----------------------------------------
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("closer", ["server", "client"])
+def test_a_closed_connection_is_freed_at_once(
+    scheduler,  # noqa: F811
+    monkeypatch,
+    closer,
+):
+    """Defect (threads): a closed connection stayed alive until its head or
+    keep-alive deadline passed (the deadline heap held it), and each idle pool
+    thread held the last one it served: a worker's memory grew with its
+    connection rate. The heap's stale entries do not pile up either.
+    ``closer``: who ends each one-request connection."""
+    alive = weakref.WeakSet()
+    init = Connection.__init__
+
+    def tracked(self, *args) -> None:
+        init(self, *args)
+        alive.add(self)
+
+    monkeypatch.setattr(Connection, "__init__", tracked)
+    # No deadline passes during the test: only closing may free them.
+    conf = make_conf(wsgi_header_timeout=60, wsgi_keepalive_timeout=60)
+    count = 200
+    with running(conf, hello_app) as server:
+        for _ in range(count):
+            if closer == "server":
+                assert raw(server, GET_CLOSE).startswith(b"HTTP/1.1 200")
+            else:
+                sock = connect(server)
+                sock.sendall(GET)
+                assert read_response(sock).startswith(b"HTTP/1.1 200")
+                sock.close()
+        green_wait_for(lambda: server._scheduler.connections == 0, timeout=5)
+
+        def freed() -> bool:
+            gc.collect()
+            return not alive
+
+        green_wait_for(freed, timeout=5, what="every closed Connection freed")
+        if scheduler == "threading":
+            assert len(server._scheduler._deadlines) < count // 2
 
 
 # --- the pool survives what the application does --------------------------------

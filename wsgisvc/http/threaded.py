@@ -98,6 +98,7 @@ class ThreadPool:
             try:
                 self._serve(conn)  # handles its own errors; this thread lives on
             finally:
+                del conn  # an idle thread must not keep its last connection alive
                 with self._lock:
                     self.busy -= 1
                     if not self.busy:
@@ -109,7 +110,12 @@ def make_slots(size: int) -> ThreadPool:
 
 
 class _Waiting:
-    """A connection parked in the selector: TLS state and its deadline."""
+    """A connection parked in the selector: TLS state and its deadline.
+
+    Its deadline's heap entry may outlive its parking (the heap is cleaned
+    lazily): once unparked (``seq`` -1), it holds neither socket nor
+    connection, so a closed connection is freed at once.
+    """
 
     __slots__ = (
         "conn",
@@ -208,7 +214,7 @@ class Scheduler:
         lines = [f"  {self.pool.busy} being served"]
         for key in keys:
             waiting = key.data
-            if not isinstance(waiting, _Waiting):
+            if not isinstance(waiting, _Waiting) or waiting.seq == -1:
                 continue
             conn = waiting.conn
             if waiting.handshaking or conn is None:
@@ -339,34 +345,50 @@ class Scheduler:
 
     def _park(self, waiting: _Waiting, conn: Connection | None) -> None:
         waiting.conn = conn
-        waiting.seq = next(self._seq)
-        heapq.heappush(self._deadlines, (waiting.deadline, waiting.seq, waiting))
+        self._set_deadline(waiting, waiting.deadline)
         try:
             self._selector.register(waiting.sock, selectors.EVENT_READ, waiting)
         except (ValueError, OSError):  # closed meanwhile
             self._close_waiting(waiting, registered=False)
 
-    def _expire(self) -> None:
-        deadlines, now = self._deadlines, time.monotonic()
-        while deadlines and deadlines[0][0] <= now:
-            _, seq, waiting = heapq.heappop(deadlines)
-            if waiting.seq == seq:  # not re-parked since
-                self._close_waiting(waiting)
+    def _set_deadline(self, waiting: _Waiting, deadline: float) -> None:
+        """Close ``waiting`` at ``deadline``: its earlier entry goes stale."""
+        waiting.deadline = deadline
+        waiting.seq = next(self._seq)
+        heapq.heappush(self._deadlines, (deadline, waiting.seq, waiting))
 
-    def _close_waiting(self, waiting: _Waiting, registered: bool = True) -> None:
-        if waiting.seq == -1:
-            return
+    def _unpark(self, waiting: _Waiting, registered: bool = True) -> None:
+        """Out of the selector; its heap entry, stale now, keeps nothing alive."""
         waiting.seq = -1
         if registered:
             try:
                 self._selector.unregister(waiting.sock)
             except (KeyError, ValueError):
                 pass
-        if waiting.conn is not None:
-            waiting.conn.close()
+        waiting.conn = waiting.sock = None
+
+    def _expire(self) -> None:
+        deadlines, now = self._deadlines, time.monotonic()
+        while deadlines and deadlines[0][0] <= now:
+            _, seq, waiting = heapq.heappop(deadlines)
+            if waiting.seq == seq:  # not unparked nor rescheduled since
+                self._close_waiting(waiting)
+        # A stale entry would wait for its deadline to leave: once they
+        # outnumber the parked connections, sweep them out.
+        if len(deadlines) > 2 * len(self._selector.get_map()) + 64:
+            self._deadlines = [entry for entry in deadlines if entry[2].seq == entry[1]]
+            heapq.heapify(self._deadlines)
+
+    def _close_waiting(self, waiting: _Waiting, registered: bool = True) -> None:
+        if waiting.seq == -1:
+            return
+        conn, sock = waiting.conn, waiting.sock
+        self._unpark(waiting, registered)
+        if conn is not None:
+            conn.close()
         else:
             try:
-                waiting.sock.close()
+                sock.close()
             except OSError:
                 pass
         self._closed()
@@ -504,11 +526,7 @@ class Scheduler:
                 break
             if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
                 return self._reschedule(waiting, began)
-        waiting.seq = -1
-        try:
-            self._selector.unregister(sock)
-        except (KeyError, ValueError):
-            pass
+        self._unpark(waiting)
         self.pool.submit(conn)
 
     def _drop(self, waiting: _Waiting) -> None:
@@ -529,6 +547,4 @@ class Scheduler:
         """The first byte of a keep-alive request moves the deadline to the head's."""
         conn = waiting.conn
         if not began and conn.parser.begun and conn.deadline is not None:
-            waiting.deadline = conn.deadline
-            waiting.seq = next(self._seq)
-            heapq.heappush(self._deadlines, (waiting.deadline, waiting.seq, waiting))
+            self._set_deadline(waiting, conn.deadline)
