@@ -273,6 +273,38 @@ def test_a_full_pool_does_not_poll_the_listener(monkeypatch):
         sock.close()
 
 
+@pytest.mark.timeout(30)
+def test_at_max_connections_the_listener_is_not_polled(monkeypatch):
+    """Defect (threads): with wsgi_max_connections open and one more waiting
+    in the backlog, the accept loop tried the listener every 5 ms for as long
+    as the cap held; it must wait for a connection to close."""
+    with running(make_conf(wsgi_max_connections=2), hello_app) as server:
+        scheduler = server._scheduler
+        accept = scheduler._accept
+        calls = []
+
+        def counting(*args):
+            calls.append(time.monotonic())
+            return accept(*args)
+
+        monkeypatch.setattr(scheduler, "_accept", counting)
+        idle = [connect(server), connect(server)]
+        green_wait_for(lambda: scheduler.connections == 2, timeout=5)
+        waiting = connect(server)  # in the backlog: the listener stays readable
+        waiting.sendall(GET_CLOSE)
+        del calls[:]
+        eventlet.sleep(1.0)  # the cap holds: how often is accept tried?
+        assert len(calls) <= 2, f"{len(calls)} accept() calls in 1 s"
+        # Room, made on a pool thread (Connection: close): the waiting one is
+        # accepted and served (room made by the client's close: see
+        # test_wsgi_http_responses' test of wsgi_max_connections).
+        idle[0].sendall(GET_CLOSE)
+        assert read_until_closed(idle[0]).startswith(b"HTTP/1.1 200")
+        assert read_until_closed(waiting, timeout=10).startswith(b"HTTP/1.1 200")
+        for sock in (*idle, waiting):
+            sock.close()
+
+
 # --- what a closed connection leaves behind ----------------------------------------
 
 

@@ -166,6 +166,7 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self._errors = listeners.AcceptErrors(LOG, name)
         self._retry_accept_at = 0.0
+        self._capped = False  # not watching the listener: max_connections open
         self._full_since: float | None = None  # no pool thread free since
 
     # --- the contract wsgi.Server uses ----------------------------------------------
@@ -247,10 +248,18 @@ class Scheduler:
         self._wake()
 
     def _closed(self) -> None:
+        """A connection is gone: the selector thread may wait for that (the
+        last one, when stopping; room under ``max_connections``).
+
+        Called on pool threads too. No close is missed: the selector thread
+        sets ``_capped`` before it counts again, in ``_accept_again``.
+        """
         with self._live_lock:
             self._live -= 1
-            last = self._live == 0
-        if last and self._stopping:
+            live = self._live
+        if (self._stopping and live == 0) or (
+            self._capped and live < self.max_connections
+        ):
             self._wake()
 
     def _wake(self) -> None:
@@ -279,10 +288,7 @@ class Scheduler:
                         self._readable(key.data)
                 self._handle_returned()
                 self._expire()
-                if self._accepting and self._retry_accept_at:
-                    if time.monotonic() >= self._retry_accept_at:
-                        self._retry_accept_at = 0.0
-                        self._resume_accepting()
+                self._accept_again()
         finally:
             for key in list(selector.get_map().values()):
                 if isinstance(key.data, _Waiting):
@@ -420,7 +426,10 @@ class Scheduler:
         """
         now = time.monotonic()
         if self._live >= self.max_connections:
-            self._defer_accepting(now + 0.005)
+            # New ones wait in the kernel's backlog until one closes (_closed
+            # wakes this thread): no timer, no poll.
+            self._pause_accepting()
+            self._capped = True
             return
         if self.pool.free() <= 0:
             if self._full_since is None:
@@ -451,6 +460,18 @@ class Scheduler:
         with self._live_lock:
             self._live += 1
         self._admit(client, address)
+
+    def _accept_again(self) -> None:
+        """Watch the listener again: room under the cap, or a deferral ended."""
+        if self._capped:
+            if self._live < self.max_connections:
+                self._capped = False
+                if self._accepting:
+                    self._resume_accepting()
+        elif self._accepting and self._retry_accept_at:
+            if time.monotonic() >= self._retry_accept_at:
+                self._retry_accept_at = 0.0
+                self._resume_accepting()
 
     def _defer_accepting(self, at: float) -> None:
         """Stop watching the listener until ``at``, or it stays ready."""
