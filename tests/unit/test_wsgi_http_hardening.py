@@ -6,6 +6,7 @@ Each test names the defect it guards; each failed on the core before the fix.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import socket
@@ -31,7 +32,7 @@ from tests.unit._wsgi_inproc import (  # noqa: F401  (scheduler: a fixture)
     running,
     scheduler,
 )
-from wsgisvc.http import core
+from wsgisvc.http import core, threaded
 from wsgisvc.http import parser as http_parser
 from wsgisvc.http.core import Connection
 
@@ -535,6 +536,29 @@ def test_a_broken_listener_is_reported_not_silent(caplog):
         server._socket.shutdown(socket.SHUT_RDWR)  # accept() now fails: EINVAL
         green_wait_for(lambda: failures, timeout=10)
     assert "test cannot accept connections" in failures[0]
+
+
+@pytest.mark.timeout(30)
+def test_a_full_wake_socket_does_not_block_a_pool_thread(scheduler):  # noqa: F811
+    """Defect (threads): the wake socket's writing end was blocking: with its
+    buffer full (a stalled selector thread), a pool thread handing a
+    connection back hung in send() instead of counting it as woken."""
+    if scheduler != "threading":
+        pytest.skip("the eventlet scheduler has no wake socket")
+    waker = threaded.Scheduler(None, "test", threaded.ThreadPool(1), 10)
+    with contextlib.suppress(BlockingIOError):
+        while True:  # nothing reads: fill the buffer
+            waker._wake_w.send(b"x" * 65536, socket.MSG_DONTWAIT)
+    thread = threading.Thread(target=waker._wake, daemon=True)
+    thread.start()
+    try:
+        thread.join(timeout=2)
+        assert not thread.is_alive(), "_wake() blocked on a full wake socket"
+    finally:
+        waker._wake_r.close()  # a blocked send() fails: the thread ends
+        thread.join(timeout=5)
+        waker._wake_w.close()
+        waker._selector.close()
 
 
 # --- a body the client does not finish ---------------------------------------------

@@ -153,6 +153,7 @@ class Scheduler:
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)  # a full buffer wakes it all the same
         self._returned: collections.deque = collections.deque()
         self._woken = False
         self._deadlines: list = []
