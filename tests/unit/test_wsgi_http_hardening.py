@@ -539,6 +539,24 @@ def test_a_broken_listener_is_reported_not_silent(caplog):
 
 
 @pytest.mark.timeout(30)
+def test_an_error_in_the_accept_loop_is_reported_not_silent(monkeypatch):
+    """Defect (threads): an exception in the selector thread ended it, and
+    accepting with it, silently: the worker stayed up serving nothing."""
+    failures = []
+    with running(make_conf(), hello_app) as server:
+        server.on_failure = failures.append
+
+        def broken() -> None:
+            raise RuntimeError("injected")
+
+        monkeypatch.setattr(server._scheduler, "_accept", lambda *args: broken())
+        sock = connect(server)  # the accept loop wakes on it, and fails
+        green_wait_for(lambda: failures, timeout=10)
+        sock.close()
+    assert "test cannot accept connections: RuntimeError('injected')" in failures[0]
+
+
+@pytest.mark.timeout(30)
 def test_a_full_wake_socket_does_not_block_a_pool_thread(scheduler):  # noqa: F811
     """Defect (threads): the wake socket's writing end was blocking: with its
     buffer full (a stalled selector thread), a pool thread handing a

@@ -290,6 +290,9 @@ class Scheduler:
                 self._handle_returned()
                 self._expire()
                 self._accept_again()
+        except Exception as exc:  # nothing accepts any more: let the process go
+            LOG.exception("%s: the selector thread failed", self.name)
+            self.core.server.accept_failed(exc)
         finally:
             for key in list(selector.get_map().values()):
                 if isinstance(key.data, _Waiting):
