@@ -7,12 +7,15 @@ Each test names the defect it guards; each failed on the core before the fix.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import itertools
 import logging
 import socket
 import struct
 import threading
 import time
+import weakref
 
 import eventlet
 import pytest
@@ -23,6 +26,7 @@ from tests.unit._http_cases import HOST, request_bytes, split_responses
 from tests.unit._wsgi_inproc import (  # noqa: F401  (scheduler: a fixture)
     RecordingApp,
     connect,
+    hello_app,
     make_conf,
     raw,
     read_response,
@@ -30,7 +34,7 @@ from tests.unit._wsgi_inproc import (  # noqa: F401  (scheduler: a fixture)
     running,
     scheduler,
 )
-from wsgisvc.http import core
+from wsgisvc.http import core, threaded
 from wsgisvc.http import parser as http_parser
 from wsgisvc.http.core import Connection
 
@@ -272,6 +276,84 @@ def test_a_full_pool_does_not_poll_the_listener(monkeypatch):
         sock.close()
 
 
+@pytest.mark.timeout(30)
+def test_at_max_connections_the_listener_is_not_polled(monkeypatch):
+    """Defect (threads): with wsgi_max_connections open and one more waiting
+    in the backlog, the accept loop tried the listener every 5 ms for as long
+    as the cap held; it must wait for a connection to close."""
+    with running(make_conf(wsgi_max_connections=2), hello_app) as server:
+        scheduler = server._scheduler
+        accept = scheduler._accept
+        calls = []
+
+        def counting(*args):
+            calls.append(time.monotonic())
+            return accept(*args)
+
+        monkeypatch.setattr(scheduler, "_accept", counting)
+        idle = [connect(server), connect(server)]
+        green_wait_for(lambda: scheduler.connections == 2, timeout=5)
+        waiting = connect(server)  # in the backlog: the listener stays readable
+        waiting.sendall(GET_CLOSE)
+        del calls[:]
+        eventlet.sleep(1.0)  # the cap holds: how often is accept tried?
+        assert len(calls) <= 2, f"{len(calls)} accept() calls in 1 s"
+        # Room, made on a pool thread (Connection: close): the waiting one is
+        # accepted and served (room made by the client's close: see
+        # test_wsgi_http_responses' test of wsgi_max_connections).
+        idle[0].sendall(GET_CLOSE)
+        assert read_until_closed(idle[0]).startswith(b"HTTP/1.1 200")
+        assert read_until_closed(waiting, timeout=10).startswith(b"HTTP/1.1 200")
+        for sock in (*idle, waiting):
+            sock.close()
+
+
+# --- what a closed connection leaves behind ----------------------------------------
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("closer", ["server", "client"])
+def test_a_closed_connection_is_freed_at_once(
+    scheduler,  # noqa: F811
+    monkeypatch,
+    closer,
+):
+    """Defect (threads): a closed connection stayed alive until its head or
+    keep-alive deadline passed (the deadline heap held it), and each idle pool
+    thread held the last one it served: a worker's memory grew with its
+    connection rate. The heap's stale entries do not pile up either.
+    ``closer``: who ends each one-request connection."""
+    alive = weakref.WeakSet()
+    init = Connection.__init__
+
+    def tracked(self, *args) -> None:
+        init(self, *args)
+        alive.add(self)
+
+    monkeypatch.setattr(Connection, "__init__", tracked)
+    # No deadline passes during the test: only closing may free them.
+    conf = make_conf(wsgi_header_timeout=60, wsgi_keepalive_timeout=60)
+    count = 200
+    with running(conf, hello_app) as server:
+        for _ in range(count):
+            if closer == "server":
+                assert raw(server, GET_CLOSE).startswith(b"HTTP/1.1 200")
+            else:
+                sock = connect(server)
+                sock.sendall(GET)
+                assert read_response(sock).startswith(b"HTTP/1.1 200")
+                sock.close()
+        green_wait_for(lambda: server._scheduler.connections == 0, timeout=5)
+
+        def freed() -> bool:
+            gc.collect()
+            return not alive
+
+        green_wait_for(freed, timeout=5, what="every closed Connection freed")
+        if scheduler == "threading":
+            assert len(server._scheduler._deadlines) < count // 2
+
+
 # --- the pool survives what the application does --------------------------------
 
 
@@ -456,6 +538,47 @@ def test_a_broken_listener_is_reported_not_silent(caplog):
         server._socket.shutdown(socket.SHUT_RDWR)  # accept() now fails: EINVAL
         green_wait_for(lambda: failures, timeout=10)
     assert "test cannot accept connections" in failures[0]
+
+
+@pytest.mark.timeout(30)
+def test_an_error_in_the_accept_loop_is_reported_not_silent(monkeypatch):
+    """Defect (threads): an exception in the selector thread ended it, and
+    accepting with it, silently: the worker stayed up serving nothing."""
+    failures = []
+    with running(make_conf(), hello_app) as server:
+        server.on_failure = failures.append
+
+        def broken() -> None:
+            raise RuntimeError("injected")
+
+        monkeypatch.setattr(server._scheduler, "_accept", lambda *args: broken())
+        sock = connect(server)  # the accept loop wakes on it, and fails
+        green_wait_for(lambda: failures, timeout=10)
+        sock.close()
+    assert "test cannot accept connections: RuntimeError('injected')" in failures[0]
+
+
+@pytest.mark.timeout(30)
+def test_a_full_wake_socket_does_not_block_a_pool_thread(scheduler):  # noqa: F811
+    """Defect (threads): the wake socket's writing end was blocking: with its
+    buffer full (a stalled selector thread), a pool thread handing a
+    connection back hung in send() instead of counting it as woken."""
+    if scheduler != "threading":
+        pytest.skip("the eventlet scheduler has no wake socket")
+    waker = threaded.Scheduler(None, "test", threaded.ThreadPool(1), 10)
+    with contextlib.suppress(BlockingIOError):
+        while True:  # nothing reads: fill the buffer
+            waker._wake_w.send(b"x" * 65536, socket.MSG_DONTWAIT)
+    thread = threading.Thread(target=waker._wake, daemon=True)
+    thread.start()
+    try:
+        thread.join(timeout=2)
+        assert not thread.is_alive(), "_wake() blocked on a full wake socket"
+    finally:
+        waker._wake_r.close()  # a blocked send() fails: the thread ends
+        thread.join(timeout=5)
+        waker._wake_w.close()
+        waker._selector.close()
 
 
 # --- a body the client does not finish ---------------------------------------------
