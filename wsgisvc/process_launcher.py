@@ -14,6 +14,7 @@ thread of its own, so nothing a service does there can delay the SIGKILL.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import gc
 import logging as stdlib_logging
@@ -274,7 +275,21 @@ class ProcessLauncher:
 
         Called with the handled signals blocked (see ``signals.fork``): they
         are unblocked once the worker's own handlers are in place.
+
+        A worker leaves through ``os._exit``: what the parent registered with
+        ``atexit`` is the parent's to run (the metrics directory's removal,
+        say). What the worker registers itself (an app loaded after the fork:
+        glance drains its tasks so) runs when it ends, as in any process.
         """
+        atexit._clear()  # the parent's exit handlers, inherited
+        try:
+            return self._serve_in_worker(wrapper, slot, mask)
+        finally:
+            atexit._run_exitfuncs()  # the worker's own
+
+    def _serve_in_worker(
+        self, wrapper: ServerWrapper, slot: WorkerSlot, mask: set[int]
+    ) -> int:
         try:
             proctitle.worker(
                 wrapper.name, wrapper.slots.index(slot) + 1, len(wrapper.slots)

@@ -5,9 +5,12 @@ registers a command-line option on oslo.config's global CONF and parses it
 with its own files and argv. Its answer says where and how it was loaded.
 
 Environment: SERVE_TEST_PEER (HOST:PORT to connect to), SERVE_TEST_FAIL (raise
-while loading), SERVE_TEST_APP_CONF (a config file the app parses itself).
+while loading), SERVE_TEST_APP_CONF (a config file the app parses itself),
+SERVE_TEST_ATEXIT_DIR (at its exit, the process that loaded the app writes a
+file named after its pid there, as glance drains its tasks at exit).
 """
 
+import atexit
 import json
 import os
 import socket
@@ -27,6 +30,13 @@ def _tick() -> None:
     while True:
         time.sleep(0.05)
 
+
+def _mark_exit(directory: str) -> None:
+    open(os.path.join(directory, str(os.getpid())), "w").close()
+
+
+if os.environ.get("SERVE_TEST_ATEXIT_DIR"):
+    atexit.register(_mark_exit, os.environ["SERVE_TEST_ATEXIT_DIR"])
 
 _THREAD = threading.Thread(target=_tick, daemon=True)
 _THREAD.start()

@@ -184,6 +184,25 @@ def test_where_the_app_is_loaded(tmp_path, backend, preload):
         assert stop(served) == 0
 
 
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("preload", [False, True], ids=["in-workers", "preload"])
+def test_the_apps_exit_handlers_run_where_it_was_loaded(tmp_path, backend, preload):
+    """What the app registers with atexit runs at the exit of the process
+    that loaded it, each worker's or the parent's, once: never the parent's
+    handlers in a worker, nor a worker's lost to os._exit."""
+    markers = tmp_path / "atexit"
+    markers.mkdir()
+    args = ["--app", APP, "--bind", "127.0.0.1:0", "--workers", "2"]
+    args += ["--preload"] if preload else []
+    env = {"SERVE_TEST_ATEXIT_DIR": str(markers)}
+    with serve(tmp_path, *args, backend=backend, env=env) as served:
+        wait_serving(served, sockets=1, workers=2)
+        workers = served.workers()
+        assert stop(served) == 0
+    ran = {int(name) for name in os.listdir(markers)}
+    assert ran == ({served.pid} if preload else workers)
+
+
 @pytest.mark.timeout(120)
 def test_reload_loads_the_app_again_in_each_new_worker(tmp_path, backend):
     peer = Peer()

@@ -5,7 +5,8 @@ Every such touch lives in one module per library: oslo.messaging's and
 futurist's in ``wsgisvc/rpc.py`` (their connection and executor internals are
 also exercised by tests/functional/test_rpc_stop.py::
 test_reaches_the_internals_it_relies_on), prometheus_client's in
-``wsgisvc/metrics.py``; no other module of wsgisvc reaches into a library's
+``wsgisvc/metrics.py``, the standard library's atexit's in
+``wsgisvc/process_launcher.py``; no other module of wsgisvc reaches into a library's
 private names.
 """
 
@@ -28,7 +29,16 @@ PRIVATE_TOUCHES = {
     r"\bexecutor\._work_queue\b": "rpc.py",
     r"\bfuturist(?:\.|\s+import\s+)_\w+": "rpc.py",
     r"\b_multiprocess\b": "metrics.py",
+    r"\batexit\._\w+": "process_launcher.py",
 }
+
+
+def test_atexit_can_still_be_cleared_and_run():
+    """process_launcher._run_worker drops the parent's exit handlers in a new
+    worker and runs the worker's own before os._exit."""
+    import atexit
+
+    assert callable(atexit._clear) and callable(atexit._run_exitfuncs)
 
 
 def test_oslo_messaging_still_has_the_global_only_option_lists():
