@@ -177,7 +177,7 @@ class Reloader:
         after = _values(self.conf)
         changes = {
             name: (before[name][0] if name in before else None, value)
-            for name, (value, secret) in after.items()
+            for name, (value, _) in after.items()
             if name not in before or before[name][0] != value
         }
         self.loaded_at = _now()
@@ -314,13 +314,13 @@ def _parsed_files(conf: cfg.ConfigOpts) -> list[str]:
     after a directory overrides it, and one before it does not. The command
     line is the one ``conf`` parsed (oslo.config keeps it, unexposed, as
     ``_args``; its ``config_file`` and ``config_dirs`` lose that order)."""
-    args = list(getattr(conf, "_args", None) or [])
-    named = [(flag, path) for flag, path in _config_flags(args)]
+    named = list(_config_flags(list(getattr(conf, "_args", None) or [])))
     paths: list[str] = []
     if not any(flag == "--config-file" for flag, _ in named):
-        paths += [_expand(path) for path in conf.default_config_files or []]
+        paths += map(_expand, getattr(conf, "default_config_files", None) or [])
     if not any(flag == "--config-dir" for flag, _ in named):
-        named = [("--config-dir", d) for d in conf.default_config_dirs or []] + named
+        dirs = getattr(conf, "default_config_dirs", None) or []
+        named = [("--config-dir", path) for path in dirs] + named
     for flag, path in named:
         if flag == "--config-file":
             paths.append(_expand(path))
@@ -329,7 +329,7 @@ def _parsed_files(conf: cfg.ConfigOpts) -> list[str]:
     return paths
 
 
-def _config_flags(args: list[str]):
+def _config_flags(args: list[str]) -> Iterator[tuple[str, str]]:
     """(flag, value) of each --config-file and --config-dir in ``args``."""
     flags = ("--config-file", "--config-dir")
     for index, arg in enumerate(args):

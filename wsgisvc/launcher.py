@@ -373,6 +373,7 @@ class Launcher:
         self._begin_drain(stop=None)
 
     def _check_workers(self, conf: cfg.ConfigOpts) -> None:
+        """Part of a reload's check: the workers options are usable."""
         for option in self._workers_options:
             config.workers(conf, option)
 
