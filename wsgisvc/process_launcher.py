@@ -27,6 +27,7 @@ from oslo_log import log as logging
 
 from wsgisvc import (
     backend,
+    config,
     errors,
     launcher,
     metrics,
@@ -79,10 +80,17 @@ class WorkerSlot:
 
 
 class ServerWrapper:
-    """A service and the worker slots the parent keeps filled for it."""
+    """A service and the worker slots the parent keeps filled for it.
 
-    def __init__(self, service: launcher.ServiceBase, workers: int) -> None:
+    ``option``: the option its number of workers comes from, read again on
+    each SIGHUP reload; None for a number given as such.
+    """
+
+    def __init__(
+        self, service: launcher.ServiceBase, workers: int, option: str | None = None
+    ) -> None:
         self.service = service
+        self.option = option
         self.configured = workers  # what a SIGHUP reload goes back to
         self.workers = workers
         self.slots = [WorkerSlot() for _ in range(workers)]
@@ -111,6 +119,7 @@ class ProcessLauncher:
         launcher.log_start(conf)  # before launch_service forks the first worker
         metrics.start_collector(conf)  # before any fork: the workers inherit it
         self.conf = conf
+        self._config = config.Reloader(conf)
         self.wait_interval = wait_interval
         self.restart_method = restart_method
         self.wrappers: list[ServerWrapper] = []
@@ -139,9 +148,19 @@ class ProcessLauncher:
         self._signals.install()
         report.add_section("Workers", self.describe_workers)
 
-    def launch_service(self, service: launcher.ServiceBase, workers: int = 1) -> None:
+    def launch_service(
+        self, service: launcher.ServiceBase, workers: int | str = 1
+    ) -> None:
+        """Run ``service`` in ``workers`` processes: a number, or the name of
+        the option holding it (unset: the CPU count), which every SIGHUP
+        reload reads again."""
         launcher.check_service(service)
-        wrapper = ServerWrapper(service, workers)
+        if isinstance(workers, str):
+            wrapper = ServerWrapper(
+                service, config.workers(self.conf, workers), workers
+            )
+        else:
+            wrapper = ServerWrapper(service, workers)
         self.wrappers.append(wrapper)
         proctitle.parent([w.name for w in self.wrappers])
         for slot in wrapper.slots:
@@ -431,24 +450,29 @@ class ProcessLauncher:
         self._stop_deadline = None
 
     def restart(self) -> None:
-        """SIGHUP. reload: re-read config files, reset() the services, replace
-        every worker (old ones drain, new ones take over the shared sockets);
-        a replaced worker still running after graceful_shutdown_timeout gets
-        SIGKILL. mutate: apply mutable options and pass SIGHUP on; workers
-        keep their PIDs.
+        """SIGHUP. First the new configuration is checked whole: a broken one
+        is refused in one line and changes nothing. reload: re-read config
+        files, reset() the services, replace every worker (old ones drain,
+        new ones take over the shared sockets), as many as each service's
+        workers option now says; a replaced worker still running after
+        graceful_shutdown_timeout gets SIGKILL. mutate: apply mutable options
+        and pass SIGHUP on; workers keep their PIDs.
         """
-        metrics.reloaded()
         old = list(self.workers)
-        if self.restart_method == "mutate":
+        mutate = self.restart_method == "mutate"
+        if self._config.reload(mutate, check=self._check_workers) is None:
+            return
+        metrics.reloaded()
+        if mutate:
             self._log_reload("mutating configuration; signalling", len(old))
-            self.conf.mutate_config_files()
             self._signal_all(signal.SIGHUP, self.workers)
             LOG.info("configuration reloaded (mutable options)")
             return
         self._log_reload("reloading configuration; replacing", len(old))
-        self.conf.reload_config_files()
         for wrapper in self.wrappers:
             wrapper.service.reset()
+            if wrapper.option is not None:
+                wrapper.configured = config.workers(self.conf, wrapper.option)
             # back to the configured count, whatever SIGTTIN/SIGTTOU made it
             wrapper.workers = wrapper.configured
             wrapper.slots = [WorkerSlot() for _ in range(wrapper.configured)]
@@ -458,6 +482,12 @@ class ProcessLauncher:
         self._reloading.update(old)
         self._refill_slots()
         self._reload_done_when_replaced(None)
+
+    def _check_workers(self, conf: cfg.ConfigOpts) -> None:
+        """Part of a reload's check: each service's workers option is usable."""
+        for wrapper in self.wrappers:
+            if wrapper.option is not None:
+                config.workers(conf, wrapper.option)
 
     def _log_reload(self, what: str, workers: int) -> None:
         LOG.info(

@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     args = startup_errors(PROG, lambda: parse(argv))
     _use_backend(args.backend)
     server = startup_errors(PROG, lambda: build(args))
-    binary.serve(PROG, server, server.workers)
+    binary.serve(PROG, server, server.workers_option)
 
 
 if __name__ == "__main__":
