@@ -59,8 +59,8 @@ def recorder():
         logger.level, logger.handlers = saved
 
 
-def write(log: accesslog.AccessLog, who: str, n: int, before=None) -> None:
-    log.write(who, f"GET /{n} HTTP/1.1", "200 OK", 2, 0.0, "", before)
+def write(log: accesslog.AccessLog, who: str, n: int, context=None) -> None:
+    log.write(who, f"GET /{n} HTTP/1.1", "200 OK", 2, 0.0, "", context)
 
 
 @pytest.mark.timeout(30)
@@ -208,26 +208,32 @@ def no_context():
         oslo_context._request_store.context = None
 
 
+def test_a_context_left_by_an_earlier_request_is_not_the_requests(no_context):
+    """oslo.context never clears the thread's current context."""
+    oslo_context.RequestContext(request_id="req-earlier")
+    before = accesslog.current_context()  # a request begins
+    made = oslo_context.RequestContext(request_id="req-made")
+    assert accesslog.context_made_since(before) is made
+    before = accesslog.current_context()  # the next one makes none
+    assert accesslog.context_made_since(before) is None
+
+
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("queued", [False, True])
-def test_the_record_carries_the_context_the_request_made_current(
+def test_the_record_carries_the_requests_context_and_none_otherwise(
     recorder, queued, no_context
 ):
     """oslo.log formats the context a record carries, else the current one of
     the thread that formats it: the writer thread's (none), or, in the
-    request's thread, one left by an earlier request of the thread."""
+    request's thread, one an earlier request left."""
     writer = accesslog.Writer() if queued else None
     log = accesslog.AccessLog(FORMAT, writer)
-    earlier = oslo_context.RequestContext(request_id="req-earlier")
-    before = accesslog.current_context()  # a request begins
-    assert before is earlier
     made = oslo_context.RequestContext(request_id="req-made", user_id="u1")
-    write(log, "c", 1, before)  # the request made one
-    before = accesslog.current_context()
-    write(log, "c", 2, before)  # this one made none: the last is not its own
+    write(log, "c", 1, made)
+    write(log, "c", 2)  # made none; ``made`` is still current in the thread
     if writer is not None:
         assert writer.flush(10)
-    assert [r.context for r in recorder.records] == [made, None]
+    assert [r.__dict__["context"] for r in recorder.records] == [made, None]
 
 
 @pytest.fixture

@@ -159,6 +159,15 @@ def current_context():
     return oslo_context.get_current()
 
 
+def context_made_since(before):
+    """The context current now if it is not ``before`` (:func:`current_context`
+    when the request began), else None: oslo.context never clears it, so one
+    an earlier request of the thread made is still current in a request that
+    made none."""
+    context = oslo_context.get_current()
+    return None if context is before else context
+
+
 class AccessLog:
     """Writes the access line of each request; cheap when logging is off.
 
@@ -179,11 +188,10 @@ class AccessLog:
         body_length: int,
         started: float,
         request_id: str,
-        context_before=None,
+        context=None,
     ) -> None:
-        """``context_before``: the thread's current context when the request
-        began (:func:`current_context`); a context current now is the
-        request's only if it is another one."""
+        """``context``: the request's oslo.context RequestContext
+        (:func:`context_made_since`), or None."""
         logger = LOGGER
         if not (logger.isEnabledFor(logging.INFO) and _old_name_allows_info()):
             return
@@ -197,7 +205,6 @@ class AccessLog:
         }
         if self._wants_date:
             values["date_time"] = time.strftime("%d/%b/%Y %H:%M:%S")
-        context = oslo_context.get_current()
         record = logger.makeRecord(
             logger.name,
             logging.INFO,
@@ -206,10 +213,7 @@ class AccessLog:
             self.log_format,
             (values,),  # a mapping: formatted by a handler that emits
             None,
-            extra={
-                "request_id": request_id,
-                "context": None if context is context_before else context,
-            },
+            extra={"request_id": request_id, "context": context},
         )
         if self._writer is None:
             logger.handle(record)

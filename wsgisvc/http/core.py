@@ -133,13 +133,13 @@ class Core:
         status: str,
         length: int,
         started: float,
-        context_before=None,
+        context=None,
     ) -> None:
         """The one place a request ends, answered or cut: its method, status
-        line, body bytes sent, start (monotonic) and the thread's request
-        context before it began: the access line and the request metrics."""
+        line, body bytes sent, start (monotonic) and the oslo.context context
+        the application made for it: the access line and the request metrics."""
         self.access_log.write(
-            conn.client_ip, line, status, length, started, conn.rid, context_before
+            conn.client_ip, line, status, length, started, conn.rid, context
         )
         metrics.http_request_done(self.server.name, method, status, started)
 
@@ -263,7 +263,7 @@ class Connection:
             response.status,
             response.sent,
             started,
-            context_before,
+            accesslog.context_made_since(context_before),
         )
         self.rid = ""
         self._done_at = time.monotonic()
