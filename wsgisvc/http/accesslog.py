@@ -154,12 +154,14 @@ def flush_at_exit() -> None:
 atexit.register(flush_at_exit)
 
 
-def current_context():
+def current_context() -> oslo_context.RequestContext | None:
     """The oslo.context RequestContext current in this thread, or None."""
     return oslo_context.get_current()
 
 
-def context_made_since(before):
+def context_made_since(
+    before: oslo_context.RequestContext | None,
+) -> oslo_context.RequestContext | None:
     """The context current now if it is not ``before`` (:func:`current_context`
     when the request began), else None: oslo.context never clears it, so one
     an earlier request of the thread made is still current in a request that
@@ -188,7 +190,7 @@ class AccessLog:
         body_length: int,
         started: float,
         request_id: str,
-        context=None,
+        context: oslo_context.RequestContext | None = None,
     ) -> None:
         """``context``: the request's oslo.context RequestContext
         (:func:`context_made_since`), or None."""
