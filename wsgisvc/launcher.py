@@ -34,6 +34,7 @@ from wsgisvc import (
     systemd,
     upgrade,
 )
+from wsgisvc.http import accesslog
 from wsgisvc.signals import Action
 
 LOG = logging.getLogger(__name__)
@@ -541,6 +542,7 @@ class Launcher:
         )
         if self._parent_death_fd is None:
             pidfile.remove(self.conf.pid_file)
+        accesslog.flush_at_exit()  # os._exit runs no atexit hook
         os._exit(STATUS_FAILED)
 
     def _wait_services(self, done) -> None:

@@ -39,6 +39,7 @@ from wsgisvc import (
     systemd,
     upgrade,
 )
+from wsgisvc.http import accesslog
 from wsgisvc.signals import Action
 
 LOG = logging.getLogger(__name__)
@@ -281,7 +282,9 @@ class ProcessLauncher:
         gc.freeze()
         pid, mask = signals.fork(HANDLED_SIGNALS)
         if pid == 0:
-            os._exit(self._run_worker(wrapper, slot, mask))
+            status = self._run_worker(wrapper, slot, mask)
+            accesslog.flush_at_exit()  # os._exit runs no atexit hook
+            os._exit(status)
         slot.pid = pid
         self.workers[pid] = (wrapper, slot)
         metrics.workers(len(self.workers))

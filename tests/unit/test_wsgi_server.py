@@ -266,7 +266,7 @@ def test_wsgi_server_debug_decides_whether_tracebacks_are_sent(debug):
 
 @pytest.mark.timeout(30)
 def test_wsgi_log_format_is_used_for_the_access_log(caplog):
-    caplog.set_level(logging.INFO, logger="eventlet.wsgi.server")
+    caplog.set_level(logging.INFO, logger="wsgisvc.access")
     conf = make_conf(wsgi_log_format="ACCESS %(request_line)s -> %(status_code)s")
     with running(conf, hello_app) as server:
         get(server, "/logged")

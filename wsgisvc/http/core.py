@@ -106,7 +106,9 @@ class Core:
         self.socket_timeout = socket_timeout
         self.keep_alive = keep_alive
         self.debug = debug
-        self.access_log = accesslog.AccessLog(log_format, off_thread=multithread)
+        self.access_log = accesslog.AccessLog(
+            log_format, accesslog.WRITER if multithread else None
+        )
         self.stopping = False
         self.environ = {
             "wsgi.version": (1, 0),
@@ -131,11 +133,14 @@ class Core:
         status: str,
         length: int,
         started: float,
+        context=None,
     ) -> None:
         """The one place a request ends, answered or cut: its method, status
-        line, body bytes sent and start (monotonic): the access line and the
-        request metrics."""
-        self.access_log.write(conn.client_ip, line, status, length, started, conn.rid)
+        line, body bytes sent, start (monotonic) and the oslo.context context
+        the application made for it: the access line and the request metrics."""
+        self.access_log.write(
+            conn.client_ip, line, status, length, started, conn.rid, context
+        )
         metrics.http_request_done(self.server.name, method, status, started)
 
 
@@ -245,13 +250,20 @@ class Connection:
         target = message.target.decode("latin-1")
         line = f"{message.method} {target} HTTP/{message.version}"
         response = Response(self, message, environ, wants_keep)
+        context_before = accesslog.current_context()
         try:
             self.sock.settimeout(core.socket_timeout)
             response.run(core.app)
         except OSError as exc:  # the client went away while we answered
             LOG.debug("connection from %s ended: %s", self.client_ip, exc)
         core.request_done(
-            self, message.method, line, response.status, response.sent, started
+            self,
+            message.method,
+            line,
+            response.status,
+            response.sent,
+            started,
+            accesslog.context_made_since(context_before),
         )
         self.rid = ""
         self._done_at = time.monotonic()
@@ -365,9 +377,11 @@ class Connection:
         """Answer ``exc`` and close: after a framing error nothing is trusted.
 
         The refusal is a request like any other in the access log and the
-        metrics; the linger that follows holds no slot (see :class:`After`).
+        metrics, and its access line is its one INFO line (the reason, which
+        the client is sent, is at DEBUG); the linger that follows holds no
+        slot (see :class:`After`).
         """
-        LOG.info(
+        LOG.debug(
             "rejected request from %s with %s: %s",
             self.client_ip,
             exc.status,
