@@ -13,8 +13,9 @@ Lifecycle, and why it is shaped this way:
 - ``stop()`` closes the listener in this process and closes idle connections
   (after ``idle_close_grace``); a connection accepted before the stop is
   served, a request in flight is never cut, and each connection closes once
-  its response is sent. ``wait()`` returns when the last connection is done,
-  and leaves the pool at size 0.
+  its response is sent (one whose response began before the stop, kept
+  alive, once the grace passed without a next request). ``wait()`` returns
+  when the last connection is done, and leaves the pool at size 0.
 - ``reset()`` (SIGHUP) re-reads ``wsgi_default_pool_size`` and resizes the pool,
   and binds the listener again if ``stop()`` had closed it.
 """
@@ -256,7 +257,7 @@ class Server:
         self.stopping = True
         scheduler = self._scheduler
         if self._core is not None:
-            self._core.stopping = True  # each response from now on closes
+            self._core.stop(self.idle_close_grace)  # each response from now on closes
         if scheduler is not None:
             scheduler.stop_accepting()
         self._close_listener()

@@ -8,6 +8,7 @@ import json
 import signal
 import socket
 import threading
+import time
 
 import pytest
 
@@ -58,6 +59,55 @@ def test_sigterm_lets_the_in_flight_request_finish(tmp_path, workers, backend):
         assert api.proc.wait(timeout=30) == 0  # the idle connection held nothing
         assert "Traceback" not in api.log()
         idle.close()
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("workers", [1, 2], ids=["single-process", "workers"])
+def test_sigterm_closes_a_stream_begun_before_it_once_its_body_ends(
+    tmp_path, workers, backend
+):
+    """A response whose head went out (keep-alive) before SIGTERM and whose
+    body ends after the stop closed the idle connections: the connection
+    closes once the body ends and the process exits, not a whole
+    wsgi_keepalive_timeout later (issue 24: 63 s with a 60 s keep-alive)."""
+    extra = "wsgi_keepalive_timeout = 60\n"
+    with api_server(tmp_path, workers=workers, extra=extra, backend=backend) as api:
+        release = tmp_path / "release"
+        stream = http.client.HTTPConnection("127.0.0.1", api.port, timeout=30)
+        stream.request("GET", f"/test/stream?release={release}")
+        response = stream.getresponse()
+        assert response.getheader("Connection") is None  # announced kept alive
+        idle = _idle_connection_to(api, int(response.getheader("X-Pid")))
+
+        api.proc.send_signal(signal.SIGTERM)
+        assert idle.recv(1) == b""  # that process closed its idle connections
+        release.touch()
+        body_ended = time.monotonic()
+
+        assert response.read() == b"first\nlast\n"
+        stream.sock.settimeout(20)
+        assert stream.sock.recv(1) == b""  # the server closed it
+        assert api.proc.wait(timeout=30) == 0
+        assert time.monotonic() - body_ended < 10, api.log()
+        stream.close()
+        idle.close()
+
+
+def _idle_connection_to(api, pid: int) -> socket.socket:
+    """A keep-alive connection, left idle after one answer, to process ``pid``."""
+
+    def connect():
+        sock = socket.create_connection(("127.0.0.1", api.port), timeout=30)
+        sock.sendall(b"GET /v1/ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = b""
+        while not answer.endswith(b"}"):
+            answer += sock.recv(4096)
+        if json.loads(answer.split(b"\r\n\r\n", 1)[1])["pid"] == pid:
+            return sock
+        sock.close()
+        return None
+
+    return wait_for(connect, timeout=30, what=f"a connection to process {pid}")
 
 
 @pytest.mark.timeout(120)

@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import stat
+import time
 
 import eventlet
 import pytest
@@ -130,6 +131,52 @@ def test_connection_accepted_just_before_stop_is_served_not_reset():
         fresh.sendall(GOOD_REQUEST)
         answer = read_until_closed(fresh, timeout=5)
         assert answer.startswith(b"HTTP/1.1 200") and b"Connection: close" in answer
+
+
+@pytest.mark.timeout(30)
+def test_a_response_begun_before_stop_leaves_its_connection_the_grace():
+    """A response whose head went out kept alive before stop() and whose body
+    ends after the idle connections were closed: a next request sent at once
+    is answered (Connection: close); without one the connection closes after
+    the grace, not at wsgi_keepalive_timeout (issue 24)."""
+    released = []
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Length", "10")])
+        if environ["PATH_INFO"] == "/idle":
+            return [b"idle-ended"]
+        return streamed()
+
+    def streamed():
+        yield b"first"
+        while not released:
+            eventlet.sleep(0.01)
+        yield b"-last"
+
+    with running(make_conf(wsgi_keepalive_timeout=60), app) as server:
+        idle = connect(server)
+        idle.sendall(b"GET /idle HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(idle).endswith(b"idle-ended")
+        asks, quiet = connect(server), connect(server)
+        for sock in (asks, quiet):
+            sock.sendall(GOOD_REQUEST)
+            begun = b""
+            while not begun.endswith(b"first"):
+                begun += sock.recv(4096)
+            assert b"Connection: close" not in begun
+
+        server.stop()
+        assert read_until_closed(idle) == b""  # the idle connections are closed
+        released.append(True)
+
+        for sock in (asks, quiet):
+            assert sock.recv(4096) == b"-last"
+        asks.sendall(GOOD_REQUEST)
+        answer = read_until_closed(asks)
+        assert answer.startswith(b"HTTP/1.1 200") and b"Connection: close" in answer
+        ended = time.monotonic()
+        assert read_until_closed(quiet) == b""
+        assert time.monotonic() - ended < 3
 
 
 @pytest.mark.timeout(30)
