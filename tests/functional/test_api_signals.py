@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import signal
 import socket
 import threading
@@ -144,6 +145,44 @@ def test_sighup_replaces_workers_without_a_failed_request(tmp_path, backend):
         failures = [r for r in results if r[0] != 200]
         assert not failures, failures[:5]
         assert api.proc.poll() is None
+
+
+@pytest.mark.timeout(90)
+def test_sighup_to_a_worker_is_one_line_and_ignored(tmp_path, backend):
+    """``kill -HUP <worker>`` (issue 24): the worker closed the listener it
+    shares with its parent and siblings, failed to bind the port again for
+    5 s (BindError, a 40-line traceback) and was respawned. A reload is the
+    parent's: the worker logs one line and serves on."""
+    with api_server(tmp_path, workers=2, backend=backend) as api:
+        workers = api.workers()
+        worker = min(workers)
+
+        os.kill(worker, signal.SIGHUP)
+
+        ignored = f"pid {worker} is a worker: SIGHUP is for its parent"
+        wait_for(lambda: ignored in api.log(), what=ignored)
+        assert api.log().count(ignored) == 1
+        pids = {api.ping_pid() for _ in range(20)}
+        assert pids <= workers
+        assert api.workers() == workers
+        assert "Traceback" not in api.log() and "BindError" not in api.log()
+        assert "stopped accepting" not in api.log()
+
+
+@pytest.mark.timeout(120)
+def test_sighup_to_the_parent_and_its_workers_at_once_reloads_once(tmp_path, backend):
+    """``pkill -HUP`` reaches the workers as well as the parent: the parent
+    reloads and replaces them; none of them reloads or rebinds on its own."""
+    with api_server(tmp_path, workers=2, backend=backend) as api:
+        old = api.workers()
+        for pid in (*old, api.pid):
+            os.kill(pid, signal.SIGHUP)
+
+        wait_for(lambda: "configuration reloaded; 2 workers running" in api.log())
+        new = api.workers()
+        assert len(new) == 2 and not new & old
+        assert api.ping_pid() in new
+        assert "Traceback" not in api.log() and "BindError" not in api.log()
 
 
 @pytest.mark.timeout(120)

@@ -224,6 +224,54 @@ def test_reset_restores_the_configured_pool_size_and_rebinds():
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.filterwarnings("ignore:Using fork:DeprecationWarning")
+def test_a_forked_worker_never_binds_its_parents_socket_again():
+    """stop() then reset() and start() in a forked child (a worker that acted
+    on a SIGHUP of its own, issue 24): reset() resizes the pool and leaves the
+    listener closed, start() is one BindError at once; neither retries a bind
+    of the port its parent holds. The parent's reset() still rebinds."""
+    conf = make_conf(wsgi_default_pool_size=7)
+    server = wsgi.Server(conf, "t", hello_app, "127.0.0.1", 0)
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker: report what happened, then leave at once
+        os.close(read_fd)
+        outcome = []
+        try:
+            begun = time.monotonic()
+            server.stop()
+            conf.set_override("wsgi_default_pool_size", 9)
+            server.reset()
+            outcome += [server.pool.size, server.socket is None]
+            try:
+                server.start()
+            except wsgi.BindError as exc:
+                outcome.append(str(exc))
+            outcome.append(time.monotonic() - begun < 1)
+        finally:
+            os.write(write_fd, repr(outcome).encode())
+            os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as pipe:
+        outcome = pipe.read()
+    os.waitpid(pid, 0)
+    assert outcome == repr(
+        [
+            9,
+            True,
+            "t: stopped in a worker, which does not bind its parent's listening "
+            "socket again",
+            True,
+        ]
+    )
+    port = server.port
+    server.stop()
+    server.reset()  # in the process that bound it: listening again
+    assert server.socket is not None and server.port == port
+    server.stop()
+
+
+@pytest.mark.timeout(30)
 def test_explicit_pool_size_wins_over_the_option():
     conf = make_conf(wsgi_default_pool_size=7)
     server = wsgi.Server(conf, "t", hello_app, "127.0.0.1", 0, pool_size=3)
