@@ -131,6 +131,7 @@ class ProcessLauncher:
             if os.environ.get("NOTIFY_SOCKET") or upgrade.handing_over()
             else None
         )
+        self._frozen = False  # gc.freeze() done, before the first fork
         self._death_read_fd, self._death_write_fd = os.pipe()
         self._from_workers = recycling.ParentChannel()
         self._memory_check_at = time.monotonic()
@@ -255,10 +256,9 @@ class ProcessLauncher:
         slot.respawn_at = None
         slot.forked_at = time.monotonic()
         slot.serving = False
-        # What the parent built (the app, the config, imported modules) is never
-        # garbage: out of the collector's sight, a worker's full collections stay
-        # short and leave those pages shared with the parent (copy-on-write).
-        gc.freeze()
+        if not self._frozen:
+            _freeze_what_the_parent_built()
+            self._frozen = True
         pid, mask = signals.fork(HANDLED_SIGNALS)
         if pid == 0:
             os._exit(self._run_worker(wrapper, slot, mask))
@@ -719,6 +719,22 @@ class ProcessLauncher:
             self._signal_all(signal.SIGKILL, stale)
             for pid in stale:
                 self.retiring[pid] = None  # killed; reaped by _reap()
+
+
+def _freeze_what_the_parent_built() -> None:
+    """Move what the parent built (the app, the config, imported modules) out
+    of the collector's sight, before its first fork: a worker's full
+    collections stay short and leave those pages shared with the parent
+    (copy-on-write); workers forked later inherit the same frozen objects.
+
+    Once, after a collection: start-up garbage is collected rather than kept
+    for good, and what the parent makes while it supervises (a reload's
+    configuration, respawns, upgrades) stays collectable. Freezing again at
+    each fork kept whatever cyclic garbage the parent held at that moment for
+    good, one more batch per respawn or recycled worker.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _give_log_handlers_fresh_locks() -> None:
