@@ -25,6 +25,11 @@ target_opts = [
     cfg.FloatOpt("stop_delay", default=0.0, help="wait() lasts this long"),
     cfg.BoolOpt("raise_at_start", default=False),
     cfg.IntOpt("exit_at_start", help="os._exit(N) in start()"),
+    cfg.StrOpt(
+        "start_gate",
+        help="a directory: start() records 'starting', then waits for a file "
+        "named after its pid there",
+    ),
     cfg.BoolOpt(
         "block_in_stop",
         default=False,
@@ -54,6 +59,10 @@ class RecordingService(service.ServiceBase):
             os._exit(target.exit_at_start)
         if target.raise_at_start:
             raise RuntimeError("start failed on purpose")
+        if target.start_gate:
+            record(self.conf, "starting")
+            while not os.path.exists(os.path.join(target.start_gate, str(os.getpid()))):
+                backend.sleep(0.01)
         record(self.conf, "start", target.greeting)
 
     def stop(self):
