@@ -2,7 +2,19 @@
 
 Library code never reads this module's CONF behind the caller's back: launchers,
 servers and services take the ``ConfigOpts`` they work with as an argument, and
-register the options they read on it. Binaries pass ``config.CONF``.
+register the options they read on it; handed none, they use ``config.CONF``.
+
+``CONF`` is oslo.config's global ``cfg.CONF``, what OpenStack code registers on
+and parses (a service that builds wsgisvc's services in its own binary, as a
+drop-in for oslo.service's, shares it). In wsgisvc's own binaries it is a
+ConfigOpts of their own instead (``wsgisvc.cmd`` calls :func:`use_own_conf`
+on import): the app a binary serves may register options on the global CONF,
+command-line ones included, or parse it with its own files and argv (glance,
+keystone and nova's wsgi apps do, when they load), and none of that may fail
+or erase the binary's configuration. Read it as ``config.CONF``, at the time
+of use: it is rebound once. An app that leaves the global CONF unparsed (a
+paste pipeline of oslo.middleware filters, which read it) gets it parsed with
+the binary's files once it has loaded: :func:`share_files_with_global`.
 """
 
 import glob
@@ -16,7 +28,7 @@ from oslo_log import log as logging
 from wsgisvc import opts
 from wsgisvc.errors import ConfigValueError
 
-CONF = cfg.CONF
+CONF: cfg.ConfigOpts = cfg.CONF
 PROJECT = "wsgisvc"
 # oslo.log's, and: oslo.service says which backend it loaded in three INFO
 # lines; each launcher says which backend it runs on in one.
@@ -28,29 +40,36 @@ DEFAULT_LOG_LEVELS = logging.get_default_log_levels() + [
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
     """Register every wsgisvc option on ``conf`` (safe to call twice)."""
-    conf.register_opts(opts.launcher_opts)
-    conf.register_opts(opts.service_opts)
-    conf.register_opts(opts.wsgi_opts)
-    conf.register_opts(opts.periodic_task_opts)
-    conf.register_opts(opts.metrics_opts)
-    # By name: oslo.config keeps overrides in the OptGroup object, so sharing
-    # opts' group objects would leak overrides between ConfigOpts instances.
-    conf.register_opts(opts.ssl_opts, group=opts.ssl_group.name)
-    conf.register_opts(opts.database_opts, group=opts.database_group.name)
+    opts.register(conf, opts.launcher_opts)
+    opts.register(conf, opts.service_opts)
+    opts.register(conf, opts.wsgi_opts)
+    opts.register(conf, opts.periodic_task_opts)
+    opts.register(conf, opts.metrics_opts)
+    opts.register(conf, opts.ssl_opts, opts.ssl_group.name)
+    opts.register(conf, opts.services_table_opts, opts.services_table_group.name)
     opts.register_wsgi_service_opts(conf, "osapi")
+
+
+def use_own_conf() -> cfg.ConfigOpts:
+    """Make ``CONF`` a new ConfigOpts, not oslo.config's global one (see above)."""
+    global CONF
+    CONF = cfg.ConfigOpts()
+    return CONF
 
 
 def parse_args(
     argv: list[str],
-    conf: cfg.ConfigOpts = CONF,
+    conf: cfg.ConfigOpts | None = None,
     default_config_files: list[str] | None = None,
     default_config_dirs: list[str] | None = None,
 ) -> cfg.ConfigOpts:
     """Parse ``argv`` (program name first) into ``conf`` and set up oslo.log.
 
     Gives operators the usual OpenStack command line: ``--config-file``,
-    ``--config-dir``, ``--debug``, ``--log-file`` and friends.
+    ``--config-dir``, ``--debug``, ``--log-file`` and friends. ``conf``:
+    ``CONF`` unless given.
     """
+    conf = CONF if conf is None else conf
     register_opts(conf)
     logging.register_options(conf)
     logging.set_defaults(default_log_levels=DEFAULT_LOG_LEVELS)
@@ -67,6 +86,19 @@ def parse_args(
         pass  # a logging option's value: check_values() names it, on stderr
     check_values(conf)
     return conf
+
+
+def share_files_with_global(conf: cfg.ConfigOpts) -> None:
+    """Parse oslo.config's global CONF with ``conf``'s files, if the app just
+    loaded left it unparsed: libraries in the app read their options there
+    (oslo.middleware's filters, ``[oslo_middleware]``), from the binary's
+    files as they would under a binary that parsed the global CONF itself.
+    An app that parsed it (glance, keystone) keeps what it parsed."""
+    if conf is cfg.CONF or "config_file" in cfg.CONF:  # parsed: see its __call__
+        return
+    files = [flag for path in conf.config_file for flag in ("--config-file", path)]
+    dirs = [flag for path in conf.config_dir for flag in ("--config-dir", path)]
+    cfg.CONF([*files, *dirs], project=PROJECT, default_config_files=[])
 
 
 def check_values(conf: cfg.ConfigOpts) -> None:

@@ -32,6 +32,10 @@ class PasteLoadError(StartupError):
     """The app exists but a section it uses or a factory it calls failed."""
 
 
+class AppLoadError(StartupError):
+    """The WSGI app ``module:callable`` cannot be found, imported or called."""
+
+
 class BindError(StartupError):
     """The address stayed in use (or unusable) for the whole retry window."""
 
@@ -51,11 +55,12 @@ class DatabaseSyncError(StartupError):
 
 
 class SchemaNotCurrent(StartupError):
-    """A configured ``[database] connection`` lacks the services table's
+    """A configured ``[services_table] connection`` lacks the services table's
     current schema; ``wsgisvc-manage db sync`` brings it there."""
 
 
 __all__ = [
+    "AppLoadError",
     "BindError",
     "ConfigValueError",
     "DatabaseSyncError",

@@ -23,6 +23,7 @@ from oslo_log import log as logging
 
 from wsgisvc import (
     backend,
+    errors,
     metrics,
     opts,
     pidfile,
@@ -160,6 +161,10 @@ class Services:
         service.on_failure = self._broke
         try:
             service.start()
+        except errors.StartupError as exc:  # one line: the app did not load
+            LOG.error("%s cannot start: %s", service, exc)
+            recycling.tell_parent("cannot-start", " ".join(str(exc).split()))
+            self.failed.append((service, exc))
         except BaseException as exc:
             LOG.exception("%s failed to start", service)
             self.failed.append((service, exc))
@@ -219,7 +224,7 @@ class Services:
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    conf.register_opts(opts.launcher_opts)
+    opts.register(conf, opts.launcher_opts)
 
 
 def log_start(conf: cfg.ConfigOpts) -> None:

@@ -52,7 +52,7 @@ class Manager(PeriodicTasks):
     ):
         # The binary's CONF unless the caller hands one over (tests do).
         conf = conf if conf is not None else config.CONF
-        conf.register_opts(opts.service_opts)
+        opts.register(conf, opts.service_opts)
         super().__init__(conf, default_spacing=conf.periodic_interval)
         self.conf = conf
         self.host = host

@@ -272,7 +272,7 @@ _collector: _Collector | None = None
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    conf.register_opts(opts.metrics_opts)
+    opts.register(conf, opts.metrics_opts)
 
 
 def start_collector(conf: cfg.ConfigOpts) -> bool:

@@ -1,15 +1,131 @@
 """Every oslo.config option wsgisvc defines, grouped by the module that reads it.
 
-This module imports nothing of ours, so any module (and ``oslo-config-generator``)
-can import it without side effects. The ``list_*_opts`` functions are the
-``oslo.config.opts`` entry points named in ``setup.cfg``; ``register_*`` helpers
-let a component register what it reads on whichever ``ConfigOpts`` it is handed.
+This module imports nothing of ours but ``errors``, so any module (and
+``oslo-config-generator``) can import it without side effects. The
+``list_*_opts`` functions are the ``oslo.config.opts`` entry points named in
+``setup.cfg``; :func:`register` puts what a component reads on whichever
+``ConfigOpts`` it is handed.
+
+Sharing a ConfigOpts with the service's own options. wsgisvc's option names are
+the ones OpenStack services already use (``host``, ``report_interval``,
+``<name>_listen``, oslo.service's ``wsgi_default_pool_size`` and ``[ssl]``...),
+so a service's CONF may hold a definition of the same name, with its own help
+text, registered before or after wsgisvc's. oslo.config refuses a second,
+different definition of a name (DuplicateOptError), so both ways are made to
+work: :func:`register` uses a definition already there when its values are of
+the kind wsgisvc reads; and every wsgisvc option is a :class:`Shareable` one,
+which compares equal to any later definition of its name whose values are of
+its kind, so the service's own registration passes. Whichever came first is the
+one oslo.config keeps; both read the same value from the same file.
 """
 
 import os
 import socket
 
 from oslo_config import cfg, types
+
+from wsgisvc.errors import ConfigValueError
+
+
+def _value_kind(opt_type: object) -> type:
+    """What Python values an option of ``opt_type`` yields."""
+    for config_type, kind in (
+        (types.Boolean, bool),
+        (types.Integer, int),
+        (types.Float, float),
+        (types.List, list),
+        (types.Dict, dict),
+    ):
+        if isinstance(opt_type, config_type):
+            return kind
+    return str  # String, HostAddress, Hostname, IPAddress, URI ...
+
+
+def _reads_as(kind: type, value: object) -> bool:
+    """Can wsgisvc, which reads ``kind``, use ``value`` (unset: yes) as one?"""
+    if value is None:
+        return True
+    if isinstance(value, bool):
+        return kind is bool
+    return isinstance(value, kind) or (kind is float and isinstance(value, int))
+
+
+class Shareable(cfg.Opt):
+    """An option equal to any other of its name whose values are of its kind.
+
+    oslo.config keeps the first definition of a name and accepts a later one
+    only when it compares equal; this is what lets a service register its own
+    ``host`` (say) after wsgisvc did. An int is of a float's kind.
+    """
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, cfg.Opt):
+            return NotImplemented
+        ours, theirs = _value_kind(self.type), _value_kind(other.type)
+        return (
+            other.name == self.name
+            and other.multi == self.multi
+            and (theirs is ours or (ours is float and theirs is int))
+        )
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = cfg.Opt.__hash__
+
+
+class StrOpt(Shareable, cfg.StrOpt):
+    pass
+
+
+class BoolOpt(Shareable, cfg.BoolOpt):
+    pass
+
+
+class IntOpt(Shareable, cfg.IntOpt):
+    pass
+
+
+class FloatOpt(Shareable, cfg.FloatOpt):
+    pass
+
+
+class PortOpt(Shareable, cfg.PortOpt):
+    pass
+
+
+class HostAddressOpt(Shareable, cfg.HostAddressOpt):
+    pass
+
+
+class TypedOpt(Shareable, cfg.Opt):
+    pass
+
+
+def register(
+    conf: cfg.ConfigOpts, options: list[cfg.Opt], group: str | None = None
+) -> None:
+    """Register ``options`` on ``conf``, sharing a name already defined there.
+
+    A definition already on ``conf`` (a service's own ``host``, oslo.service's
+    ``wsgi_default_pool_size``) is kept and read, if its value is of the kind
+    wsgisvc reads; otherwise this is a ConfigValueError naming the option.
+    ``group`` is a name: oslo.config keeps overrides in OptGroup objects, so
+    sharing ours would leak them between ConfigOpts instances.
+    """
+    for opt in options:
+        try:
+            conf.register_opt(opt, group=group)
+        except cfg.DuplicateOptError:
+            value = conf[group][opt.dest] if group else conf[opt.dest]
+            kind = _value_kind(opt.type)
+            if not _reads_as(kind, value):
+                where = f"[{group}] {opt.name}" if group else opt.name
+                raise ConfigValueError(
+                    f"option {where} is defined elsewhere with values like "
+                    f"{value!r}; wsgisvc reads it as {kind.__name__}"
+                ) from None
 
 
 class WritableFilePath(types.String):
@@ -31,7 +147,7 @@ class WritableFilePath(types.String):
 # --- launchers and services (namespace wsgisvc.service) -----------------------
 
 launcher_opts = [
-    cfg.IntOpt(
+    IntOpt(
         "graceful_shutdown_timeout",
         default=60,
         min=0,
@@ -39,7 +155,7 @@ launcher_opts = [
         "finish before the remaining workers are killed. 0 waits forever. "
         "With graceful_drain_delay, this timeout starts once the delay ends.",
     ),
-    cfg.IntOpt(
+    IntOpt(
         "graceful_drain_delay",
         default=0,
         min=0,
@@ -50,12 +166,12 @@ launcher_opts = [
         "stops at once; a second SIGTERM does not extend the delay. 0: stop "
         "at once.",
     ),
-    cfg.BoolOpt(
+    BoolOpt(
         "log_options",
         default=True,
         help="Log the value of every option at DEBUG level when a launcher starts.",
     ),
-    cfg.Opt(
+    TypedOpt(
         "pid_file",
         type=WritableFilePath(),
         default=None,
@@ -66,64 +182,64 @@ launcher_opts = [
 ]
 
 service_opts = [
-    cfg.HostAddressOpt(
+    HostAddressOpt(
         "host",
         default=socket.gethostname(),
         sample_default="<current_hostname>",
         help="Name of this host: the RPC server name (topic.host) and the host "
         "column of the services table.",
     ),
-    cfg.StrOpt(
+    StrOpt(
         "state_path",
         default=os.path.join(os.path.expanduser("~"), ".local", "state", "wsgisvc"),
         sample_default="~/.local/state/wsgisvc",
         help="Directory for the service's state, such as the default SQLite "
         "database. It must be writable.",
     ),
-    cfg.IntOpt(
+    IntOpt(
         "report_interval",
         default=10,
         min=1,
         help="Seconds between heartbeats a service writes to the services table.",
     ),
-    cfg.IntOpt(
+    IntOpt(
         "service_down_time",
         default=60,
         min=1,
         help="A service whose last heartbeat is older than this many seconds is "
         "reported down.",
     ),
-    cfg.BoolOpt(
+    BoolOpt(
         "periodic_enable",
         default=True,
         help="Run the manager's periodic tasks.",
     ),
-    cfg.IntOpt(
+    IntOpt(
         "periodic_interval",
         default=60,
         min=1,
         help="Default seconds between runs of periodic tasks without a spacing.",
     ),
-    cfg.IntOpt(
+    IntOpt(
         "periodic_fuzzy_delay",
         default=60,
         min=0,
         help="Upper bound of the random delay before the first periodic task run, "
         "so that services started together do not hit the database at once.",
     ),
-    cfg.IntOpt(
+    IntOpt(
         "periodic_interval_max",
         default=300,
         min=1,
         help="Longest idle time between two rounds of periodic tasks.",
     ),
-    cfg.IntOpt(
+    IntOpt(
         "worker_workers",
         min=1,
         sample_default="<number of CPUs>",
         help="Number of worker processes for wsgisvc-worker (default: CPU count).",
     ),
-    cfg.StrOpt(
+    StrOpt(
         "worker_manager",
         default="wsgisvc.sample.manager.WorkerManager",
         help="Manager class the wsgisvc-worker binary runs.",
@@ -133,7 +249,7 @@ service_opts = [
 
 def worker_rss_opt(name: str) -> cfg.Opt:
     """``<name>_max_worker_rss_mib``: recycling by memory, for any service."""
-    return cfg.IntOpt(
+    return IntOpt(
         f"{name}_max_worker_rss_mib",
         default=0,
         min=0,
@@ -147,7 +263,7 @@ def worker_rss_opt(name: str) -> cfg.Opt:
 def recycling_opts(name: str) -> list[cfg.Opt]:
     """The worker recycling options of an API called ``name``."""
     return [
-        cfg.IntOpt(
+        IntOpt(
             f"{name}_max_requests",
             default=0,
             min=0,
@@ -157,7 +273,7 @@ def recycling_opts(name: str) -> list[cfg.Opt]:
             "in-flight requests and exits. 0 never replaces a worker for its "
             "count.",
         ),
-        cfg.IntOpt(
+        IntOpt(
             f"{name}_max_requests_jitter",
             default=0,
             min=0,
@@ -172,36 +288,36 @@ def recycling_opts(name: str) -> list[cfg.Opt]:
 def wsgi_service_opts(name: str) -> list[cfg.Opt]:
     """The per-API options of a WSGIService called ``name``."""
     return [
-        cfg.HostAddressOpt(
+        HostAddressOpt(
             f"{name}_listen",
             default="0.0.0.0",
             help=f"Address the {name} API listens on.",
         ),
-        cfg.PortOpt(
+        PortOpt(
             f"{name}_listen_port",
             default=0,
             help=f"Port the {name} API listens on; 0 lets the kernel choose a free "
             "port, which is logged at start.",
         ),
-        cfg.IntOpt(
+        IntOpt(
             f"{name}_workers",
             sample_default="<number of CPUs>",
             help=f"Number of worker processes for the {name} API "
             "(default: CPU count); must be at least 1.",
         ),
-        cfg.BoolOpt(
+        BoolOpt(
             f"{name}_use_ssl",
             default=False,
             help=f"Serve the {name} API over TLS (see the [ssl] section).",
         ),
-        cfg.BoolOpt(
+        BoolOpt(
             f"{name}_in_services_table",
             default=True,
             help=f"Keep a row for the {name} API in the services table, "
             "heartbeated like an RPC service's; off keeps it out of the table "
             "(and needs no database).",
         ),
-        cfg.StrOpt(
+        StrOpt(
             f"{name}_service_binary",
             default=f"wsgisvc-{name}",
             help=f"Binary column of the {name} API's row in the services table.",
@@ -212,26 +328,26 @@ def wsgi_service_opts(name: str) -> list[cfg.Opt]:
 
 def register_wsgi_service_opts(conf: cfg.ConfigOpts, name: str) -> None:
     """Register ``<name>_listen`` and its siblings for an API called ``name``."""
-    conf.register_opts(wsgi_service_opts(name))
+    register(conf, wsgi_service_opts(name))
 
 
 # --- the WSGI server (namespace wsgisvc.wsgi) ---------------------------------
 
 wsgi_opts = [
-    cfg.StrOpt(
+    StrOpt(
         "api_paste_config",
         default="api-paste.ini",
         help="File name of the PasteDeploy configuration; a relative name is "
         "looked up next to the configuration files.",
     ),
-    cfg.IntOpt(
+    IntOpt(
         "wsgi_default_pool_size",
         default=100,
         min=1,
         help="Number of requests each worker process serves at once "
         "(greenthreads under eventlet, threads under threading).",
     ),
-    cfg.IntOpt(
+    IntOpt(
         "max_header_line",
         default=16384,
         min=1,
@@ -239,19 +355,19 @@ wsgi_opts = [
         "(431 beyond); also the longest request target unless the service sets "
         "max_url_len (414 beyond), and a trailer field's name and value.",
     ),
-    cfg.BoolOpt(
+    BoolOpt(
         "wsgi_keep_alive",
         default=True,
         help="Keep client connections open between requests (HTTP keep-alive).",
     ),
-    cfg.IntOpt(
+    IntOpt(
         "client_socket_timeout",
         default=900,
         min=0,
         help="Seconds one read or write of a request body or response may "
         "block before the connection is closed; 0 waits forever.",
     ),
-    cfg.FloatOpt(
+    FloatOpt(
         "wsgi_header_timeout",
         default=20.0,
         min=0.1,
@@ -259,14 +375,14 @@ wsgi_opts = [
         "the connection (first request) or from its first byte (later "
         "requests on a keep-alive connection); the whole head, not per read.",
     ),
-    cfg.FloatOpt(
+    FloatOpt(
         "wsgi_keepalive_timeout",
         default=5.0,
         min=0.1,
         help="Seconds an idle keep-alive connection may wait for its next "
         "request before it is closed.",
     ),
-    cfg.IntOpt(
+    IntOpt(
         "wsgi_max_connections",
         default=2000,
         min=1,
@@ -274,13 +390,13 @@ wsgi_opts = [
         "Connections that are idle or still sending their request head hold "
         "no pool slot; beyond this number clients wait in the listen backlog.",
     ),
-    cfg.IntOpt(
+    IntOpt(
         "tcp_keepidle",
         default=600,
         min=1,
         help="Seconds of idle time before TCP keep-alive probes start.",
     ),
-    cfg.StrOpt(
+    StrOpt(
         "wsgi_log_format",
         default='%(client_ip)s "%(request_line)s" status: %(status_code)s '
         "len: %(body_length)s time: %(wall_seconds).7f",
@@ -288,7 +404,7 @@ wsgi_opts = [
         "client_ip, request_line, status_code, body_length, wall_seconds, "
         "date_time, request_id.",
     ),
-    cfg.BoolOpt(
+    BoolOpt(
         "wsgi_server_debug",
         default=False,
         help="Send tracebacks in 500 responses. Never enable this in production.",
@@ -300,25 +416,25 @@ wsgi_opts = [
 ssl_group = cfg.OptGroup("ssl", title="TLS options for the WSGI server")
 
 ssl_opts = [
-    cfg.StrOpt("cert_file", help="Certificate file (PEM) the server presents."),
-    cfg.StrOpt("key_file", help="Private key file (PEM) of the certificate."),
-    cfg.StrOpt(
+    StrOpt("cert_file", help="Certificate file (PEM) the server presents."),
+    StrOpt("key_file", help="Private key file (PEM) of the certificate."),
+    StrOpt(
         "ca_file",
         help="CA bundle used to verify clients; when set, clients must present a "
         "certificate signed by it.",
     ),
-    cfg.StrOpt(
+    StrOpt(
         "version",
         help="Lowest TLS version accepted: TLSv1_2 or TLSv1_3 (default: the "
         "Python ssl module's default minimum).",
     ),
-    cfg.StrOpt("ciphers", help="OpenSSL cipher list for TLS 1.2 connections."),
+    StrOpt("ciphers", help="OpenSSL cipher list for TLS 1.2 connections."),
 ]
 
 # --- periodic tasks (namespace wsgisvc.periodic_task) -------------------------
 
 periodic_task_opts = [
-    cfg.BoolOpt(
+    BoolOpt(
         "run_external_periodic_tasks",
         default=True,
         help="Run periodic tasks marked external_process_ok in this process; turn "
@@ -326,19 +442,25 @@ periodic_task_opts = [
     ),
 ]
 
-# --- the services table (namespace wsgisvc.registry, section [database]) ------
+# --- the services table (namespace wsgisvc.registry) --------------------------
 
-database_group = cfg.OptGroup("database", title="The services table")
+# Not [database]: that section is the service's own (oslo.db's), and the
+# services table must never land in the service's database, where a table of
+# that name may already be the service's (cinder's, nova's).
+services_table_group = cfg.OptGroup(
+    "services_table", title="The database of wsgisvc's services table"
+)
 
-database_opts = [
-    cfg.StrOpt(
+services_table_opts = [
+    StrOpt(
         "connection",
         secret=True,
-        help="SQLAlchemy URL of the database, e.g. "
-        "postgresql+psycopg://user@host/db or mysql+pymysql://user@host/db. "
-        "Default: a SQLite file wsgisvc.sqlite under state_path.",
+        help="SQLAlchemy URL of the database holding wsgisvc's services table, "
+        "e.g. postgresql+psycopg://user@host/db or mysql+pymysql://user@host/db. "
+        "Default: a SQLite file wsgisvc.sqlite under state_path. A service's "
+        "own [database] connection is never used for it.",
     ),
-    cfg.IntOpt(
+    IntOpt(
         "connect_timeout",
         default=5,
         min=1,
@@ -350,14 +472,14 @@ database_opts = [
 # --- Prometheus metrics (namespace wsgisvc.metrics) ---------------------------
 
 metrics_opts = [
-    cfg.HostAddressOpt(
+    HostAddressOpt(
         "metrics_listen",
         default="127.0.0.1",
         help="Address the Prometheus metrics listener binds; it serves /metrics "
         "of every worker from the parent process. Metrics can tell an outsider "
         "much about the service, hence loopback by default.",
     ),
-    cfg.PortOpt(
+    PortOpt(
         "metrics_listen_port",
         help="Port of the Prometheus metrics listener. Unset (the default) turns "
         "metrics off: no listener, no metrics directory, no prometheus_client. "
@@ -394,7 +516,7 @@ def list_periodic_task_opts():
 
 
 def list_registry_opts():
-    return [(database_group, database_opts)]
+    return [(services_table_group, services_table_opts)]
 
 
 def list_metrics_opts():

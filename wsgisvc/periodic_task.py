@@ -86,7 +86,7 @@ class PeriodicTasks:
         cls._periodic_tasks = tuple(found.values())
 
     def __init__(self, conf: cfg.ConfigOpts, default_spacing: float | None = None):
-        conf.register_opts(opts.periodic_task_opts)
+        opts.register(conf, opts.periodic_task_opts)
         self._periodic_conf = conf
         self.default_spacing = default_spacing or DEFAULT_INTERVAL
         now = time.monotonic()

@@ -26,6 +26,7 @@ from oslo_log import log as logging
 
 from wsgisvc import (
     backend,
+    errors,
     launcher,
     metrics,
     pidfile,
@@ -85,6 +86,8 @@ class ServerWrapper:
         self.slots = [WorkerSlot() for _ in range(workers)]
         self.name = getattr(service, "name", None) or str(service)
         self.memory_limit_too_low = False  # recycling by memory off until a reload
+        self.served = False  # a worker of it has started its service once
+        self.cannot_start = 0  # workers that said so, before one served
 
 
 class ProcessLauncher:
@@ -119,6 +122,8 @@ class ProcessLauncher:
         self._stopping = False
         self._upgrade: upgrade.Upgrade | None = None  # SIGUSR1 in progress
         self._given_up: int | None = None  # its new parent, stopping with us
+        # why the first workers of a service could not start: wait() raises it
+        self._cannot_start: str | None = None
         upgrade.take_handover(conf.pid_file)
         self._readiness = (
             systemd.ReadinessRelay()
@@ -142,7 +147,13 @@ class ProcessLauncher:
     # --- the loop -------------------------------------------------------------
 
     def wait(self) -> int:
-        """Supervise until every worker is gone after a stop; return the status."""
+        """Supervise until every worker is gone after a stop; return the status.
+
+        Raises StartupError, once everything stopped, when a service's first
+        workers could not start it (an app loaded in each worker that does
+        not load): the binary fails with that one line, as it would have had
+        the app been loaded before the fork, instead of respawning forever.
+        """
         launcher.tell_serving([wrapper.service for wrapper in self.wrappers])
         while not (
             self._stopping
@@ -163,6 +174,8 @@ class ProcessLauncher:
             self._follow_upgrade()
         LOG.info("all workers stopped; exiting with status %d", self._status)
         pidfile.remove(self.conf.pid_file)
+        if self._cannot_start is not None:
+            raise errors.StartupError(self._cannot_start)
         return self._status
 
     def _watched_fds(self) -> tuple[int, ...]:
@@ -289,6 +302,7 @@ class ProcessLauncher:
                 return
             if pid == 0:
                 return
+            self._hear_workers()  # what it said before it exited, while known
             self._worker_exited(pid, status)
 
     def _worker_exited(self, pid: int, status: int) -> None:
@@ -490,6 +504,8 @@ class ProcessLauncher:
                 self._worker_serving(pid)
             elif event == "recycle":
                 self._recycle(pid, detail)
+            elif event == "cannot-start":
+                self._worker_cannot_start(pid, detail)
 
     def _memory_limited(self) -> bool:
         return any(
@@ -557,6 +573,7 @@ class ProcessLauncher:
             return
         wrapper, slot = found
         slot.serving = True
+        wrapper.served = True
         LOG.debug("worker %d of %s serving", pid, wrapper.name)
         if slot.outgoing is not None:
             old, slot.outgoing = slot.outgoing, None
@@ -568,6 +585,27 @@ class ProcessLauncher:
                 old,
             )
             self._retire(old, "recycled")
+
+    def _worker_cannot_start(self, pid: int, why: str) -> None:
+        """A worker's service failed to start, with one line why. Its slot is
+        refilled as after any crash (with back-off), unless as many workers as
+        the service has slots failed before one served: then nothing will
+        (an app that cannot load), so stop, and wait() raises ``why``."""
+        found = self.workers.get(pid)
+        if found is None or found[0].served or self._cannot_start is not None:
+            return
+        wrapper = found[0]
+        wrapper.cannot_start += 1
+        if wrapper.cannot_start < wrapper.workers:
+            return
+        LOG.error(
+            "%d workers of %s could not start it, and none has: stopping",
+            wrapper.cannot_start,
+            wrapper.name,
+        )
+        self._cannot_start = why
+        self._status = launcher.STATUS_FAILED
+        self._begin_stop(signal.SIGTERM, launcher.stop_grace(self.conf))
 
     # --- upgrade (SIGUSR1; see wsgisvc.upgrade) ----------------------------
 

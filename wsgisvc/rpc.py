@@ -274,7 +274,7 @@ class RPCServer:
         transport: messaging.Transport | None = None,
         watch_interval: float | None = None,
     ):
-        conf.register_opts(opts.launcher_opts)
+        opts.register(conf, opts.launcher_opts)
         self._watch = BrokerWatch(conf, watch_interval) if watch_interval else None
         self.conf = conf
         self.target = messaging.Target(topic=topic, server=host)

@@ -29,6 +29,7 @@ from wsgisvc import (
     systemd,
 )
 from wsgisvc.errors import ServiceConfigError, StartupError
+from wsgisvc.http.listeners import Address
 from wsgisvc.launcher import (
     HANDLED_SIGNALS,
     Launcher,
@@ -124,10 +125,12 @@ def wait() -> int:
     The process only exits after this: signals that came too late to act on
     are ignored from here on (``signals.ignore_from_now``), so the status is
     the one returned. (A program exec'd after it would inherit them ignored.)
+    Raises StartupError when the first workers could not start the service.
     """
-    status = get_launcher().wait()
-    signals.ignore_from_now(HANDLED_SIGNALS)
-    return status
+    try:
+        return get_launcher().wait()
+    finally:
+        signals.ignore_from_now(HANDLED_SIGNALS)
 
 
 # --- WSGIService: a paste app over HTTP ---------------------------------------
@@ -139,13 +142,23 @@ WSGI_BACKLOG = 4096
 
 
 class WSGIService(ServiceBase):
-    """A paste application served over HTTP(S) by :class:`wsgisvc.wsgi.Server`.
+    """A WSGI application served over HTTP(S) by :class:`wsgisvc.wsgi.Server`.
 
     Everything that can fail at start-up (paste file, app name, options, a
     configured database's schema, TLS files, the port) fails here, in the
-    constructor, before any fork. The socket is bound here too, so ``.port`` is
-    the real port (``<name>_listen_port = 0`` lets the kernel choose) and
-    forked workers share it.
+    constructor, before any fork. The sockets are bound here too, so ``.port``
+    is the real port (``<name>_listen_port = 0`` lets the kernel choose) and
+    forked workers share them.
+
+    ``loader`` gives the app (``load_app(name)``): the paste app ``name`` of
+    ``api_paste_config`` by default, or a :class:`wsgisvc.wsgi.ModuleLoader`.
+    ``addresses``: where to listen, by default ``<name>_listen``:
+    ``<name>_listen_port``; each address is one socket, all serving the one
+    app, the first named ``name`` (for socket activation and upgrades), the
+    next ``name-2`` and so on. ``load_in_workers``: the app is loaded in
+    ``start()``, in each worker after the fork, not here: OpenStack apps open
+    database engines, transports and threads when they load, which a fork
+    does not carry over.
 
     The API's row in the services table (binary ``<name>_service_binary``,
     unless ``<name>_in_services_table`` is off) is no business of the workers:
@@ -155,42 +168,64 @@ class WSGIService(ServiceBase):
     def __init__(
         self,
         name: str,
-        loader: wsgi.Loader | None = None,
+        loader: wsgi.Loader | wsgi.ModuleLoader | None = None,
         use_ssl: bool = False,
         max_url_len: int | None = None,
         *,
         conf: cfg.ConfigOpts | None = None,
+        addresses: list[Address] | None = None,
+        load_in_workers: bool = False,
     ) -> None:
         from wsgisvc import wsgi
 
         self.conf = conf if conf is not None else config.CONF
         self.name = name
-        self.conf.register_opts(opts.wsgi_opts + opts.service_opts)
+        opts.register(self.conf, opts.wsgi_opts + opts.service_opts)
         opts.register_wsgi_service_opts(self.conf, name)
         config.check_values(self.conf)  # this API's options too, before binding
         self.workers = self._read_workers()
         self.recycling = recycling.Limits.for_api(self.conf, name)
         self.use_ssl = use_ssl or self.conf[f"{name}_use_ssl"]
         self.loader = loader or wsgi.Loader(self.conf)
-        self.app = self.loader.load_app(name)
+        self.app = None if load_in_workers else self._load_app()
         self.keeps_row = self.conf[f"{name}_in_services_table"]
         if self.keeps_row:  # behind is refused now, before binding
             registry.check_schema(self.conf)
-        inherited = systemd.activated_socket(name)  # None: bind
-        self.server = wsgi.Server(
-            self.conf,
-            name,
-            self.app,
-            host=self.conf[f"{name}_listen"],
-            port=self.conf[f"{name}_listen_port"],
-            use_ssl=self.use_ssl,
-            max_url_len=max_url_len,
-            backlog=WSGI_BACKLOG,
-            inherited_socket=inherited,
-        )
+        if addresses is None:
+            port = self.conf[f"{name}_listen_port"]
+            addresses = [Address(self.conf[f"{name}_listen"], port)]
+        self.servers = [
+            self._server(wsgi, self._socket_name(index), address, max_url_len)
+            for index, address in enumerate(addresses)
+        ]
+        self.server = self.servers[0]
         self.host, self.port = self.server.host, self.server.port
         self.heartbeat: Heartbeat | None = None  # once the row is registered
         self._row_task: backend.Task | None = None
+
+    def _load_app(self):
+        app = self.loader.load_app(self.name)
+        config.share_files_with_global(self.conf)
+        return app
+
+    def _socket_name(self, index: int) -> str:
+        return self.name if index == 0 else f"{self.name}-{index + 1}"
+
+    def _server(
+        self, wsgi, name: str, address: Address, max_url_len: int | None
+    ) -> wsgi.Server:
+        return wsgi.Server(
+            self.conf,
+            name,
+            self.app,
+            host=address.host,
+            port=address.port,
+            socket_file=address.path,
+            use_ssl=self.use_ssl,
+            max_url_len=max_url_len,
+            backlog=WSGI_BACKLOG,
+            inherited_socket=systemd.activated_socket(name),  # None: bind
+        )
 
     def __repr__(self) -> str:
         return f"<WSGIService {self.name} {self.server.url}>"
@@ -205,10 +240,14 @@ class WSGIService(ServiceBase):
         return workers
 
     def start(self) -> None:
-        self.server.on_failure = self.on_failure
+        if self.app is None:
+            self.app = self._load_app()
         # counted here, in the worker: each draws its own jitter
-        self.server.app = recycling.count_requests(self.app, self.recycling)
-        self.server.start()
+        app = recycling.count_requests(self.app, self.recycling)
+        for server in self.servers:
+            server.on_failure = self.on_failure
+            server.app = app
+            server.start()
 
     def serving(self) -> None:
         """Keep the row, on a task of its own: answering waits for none of it.
@@ -236,20 +275,26 @@ class WSGIService(ServiceBase):
             LOG.exception("%s keeps no row in the services table", self)
 
     def stop(self) -> None:
-        self.server.stop()
+        for server in self.servers:
+            server.stop()
 
     def wait(self) -> None:
-        self.server.wait()
+        for server in self.servers:
+            server.wait()
 
     def reset(self) -> None:
         self.recycling = recycling.Limits.for_api(self.conf, self.name)
-        self.server.reset()
+        for server in self.servers:
+            server.reset()
 
     def listening_sockets(self) -> dict[str, socket.socket]:
-        """This service's listening socket, under its name (what an upgrade
-        hands to the new binary, which takes it by that name)."""
-        sock = self.server.socket
-        return {} if sock is None else {self.name: sock}
+        """The listening sockets, under the names a new binary's service
+        takes them by (what an upgrade hands over)."""
+        return {
+            server.name: server.socket
+            for server in self.servers
+            if server.socket is not None
+        }
 
 
 # --- Service: a manager behind RPC, with periodic tasks and a heartbeat -------
@@ -293,8 +338,8 @@ class Service(ServiceBase):
         from wsgisvc import rpc
 
         self.conf = conf if conf is not None else config.CONF
-        self.conf.register_opts(opts.launcher_opts + opts.service_opts)
-        self.conf.register_opt(opts.worker_rss_opt(topic))
+        opts.register(self.conf, opts.launcher_opts + opts.service_opts)
+        opts.register(self.conf, [opts.worker_rss_opt(topic)])
         rpc.register_opts(self.conf)
         config.check_values(self.conf)  # RPC options too, before any fork
         self.host, self.binary, self.topic = host, binary, topic
@@ -350,7 +395,7 @@ class Service(ServiceBase):
         from argv[0], topic = binary less ``wsgisvc-``, manager from
         ``<topic>_manager``, intervals from their options."""
         conf = conf if conf is not None else config.CONF
-        conf.register_opts(opts.service_opts)
+        opts.register(conf, opts.service_opts)
         binary = binary or os.path.basename(sys.argv[0])
         topic = topic or binary.removeprefix("wsgisvc-")
         if manager is None:

@@ -21,9 +21,7 @@ _VERSIONS = {
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    # By name, not the shared OptGroup object: oslo.config keeps overrides in
-    # the group object, so sharing it would leak them between ConfigOpts.
-    conf.register_opts(opts.ssl_opts, group=opts.ssl_group.name)
+    opts.register(conf, opts.ssl_opts, opts.ssl_group.name)
 
 
 def is_enabled(conf: cfg.ConfigOpts) -> bool:

@@ -19,6 +19,8 @@ Lifecycle, and why it is shaped this way:
   and binds the listener again if ``stop()`` had closed it.
 """
 
+import importlib
+import importlib.util
 import logging
 import os
 import socket
@@ -29,6 +31,7 @@ from paste import deploy
 
 from wsgisvc import backend, metrics, opts, report, sslutils
 from wsgisvc.errors import (  # noqa: F401  (re-exported: wsgi.StartupError ...)
+    AppLoadError,
     BindError,
     PasteAppNotFound,
     PasteConfigNotFound,
@@ -50,7 +53,7 @@ class Loader:
     """
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
-        conf.register_opts(opts.wsgi_opts)
+        opts.register(conf, opts.wsgi_opts)
         self.config_path = self._find(conf, conf.api_paste_config)
 
     @staticmethod
@@ -78,6 +81,48 @@ class Loader:
             f"cannot load application {name!r} from {self.config_path}: "
             f"{type(exc).__name__}: {exc}"
         )
+
+
+class ModuleLoader:
+    """Loads the WSGI application ``module:callable``, as uWSGI's ``--module``
+    and gunicorn's ``APP_MODULE`` do: every OpenStack API ships one
+    (``placement.wsgi.api:application``).
+
+    The constructor only finds the module, without running it: OpenStack app
+    modules build the app when imported (database engines, threads), which
+    must happen in the process that serves it. ``load_app()`` imports it.
+    """
+
+    def __init__(self, target: str) -> None:
+        module, _, attribute = target.partition(":")
+        if not module or not attribute.isidentifier():
+            raise AppLoadError(f"app {target!r}: give it as module:callable")
+        try:
+            found = importlib.util.find_spec(module)
+        except (ImportError, ValueError) as exc:  # a parent package failed
+            raise AppLoadError(
+                f"cannot find module {module!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+        if found is None:
+            raise AppLoadError(f"no module named {module!r}")
+        self.target, self.module, self.attribute = target, module, attribute
+
+    def load_app(self, name: str | None = None):
+        """Import the module and return its callable (``name`` is unused: the
+        target says which app)."""
+        try:
+            app = getattr(importlib.import_module(self.module), self.attribute)
+        except AttributeError as exc:
+            raise AppLoadError(
+                f"module {self.module!r} has no {self.attribute!r}"
+            ) from exc
+        except (Exception, SystemExit) as exc:  # the module failed building it
+            raise AppLoadError(
+                f"cannot load {self.target!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+        if not callable(app):
+            raise AppLoadError(f"{self.target!r} is not callable: {app!r}")
+        return app
 
 
 class Server:
@@ -111,7 +156,7 @@ class Server:
         """``inherited_socket``: a listening socket passed by systemd or an
         upgrade (``systemd.activated_socket()``), served instead of binding
         ``host``/``port``/``socket_file``."""
-        conf.register_opts(opts.wsgi_opts)
+        opts.register(conf, opts.wsgi_opts)
         self.conf = conf
         self.name = name
         self.app = app
@@ -295,8 +340,10 @@ def _scheduling():
 
 
 __all__ = [
+    "AppLoadError",
     "BindError",
     "Loader",
+    "ModuleLoader",
     "PasteAppNotFound",
     "PasteConfigNotFound",
     "PasteLoadError",

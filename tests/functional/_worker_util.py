@@ -129,7 +129,7 @@ def worker_process(
 
 @contextlib.contextmanager
 def worker_behind_a_db_proxy(tmp_path: Path, extra: str = ""):
-    """A 2-worker wsgisvc-worker whose [database] is a fresh PostgreSQL database
+    """A 2-worker wsgisvc-worker whose [services_table] is a fresh PostgreSQL database
     at the current schema, reached through a TcpProxy the test can cut and
     restore; yields ``(worker, proxy)``."""
     require("127.0.0.1", 5432, "PostgreSQL")
@@ -140,7 +140,7 @@ def worker_behind_a_db_proxy(tmp_path: Path, extra: str = ""):
             registry.db_sync(engine)
             engine.dispose()
             proxied = direct_url.replace(":5432/", f":{proxy.port}/")
-            extra += f"[database]\nconnection = {proxied}\nconnect_timeout = 2\n"
+            extra += f"[services_table]\nconnection = {proxied}\nconnect_timeout = 2\n"
             with worker_process(tmp_path, 2, extra, db_url=direct_url) as worker:
                 yield worker, proxy
     finally:

@@ -80,7 +80,7 @@ def test_the_row_is_up_within_one_report_interval(tmp_path, db, workers):
             engine.dispose()
         extra = f"report_interval = {report_interval}\n"
         if db != "sqlite":
-            extra += f"[database]\nconnection = {url}\n"
+            extra += f"[services_table]\nconnection = {url}\n"
         started = time.monotonic()
         with api_server(tmp_path, workers=workers, extra=extra) as api:
 
@@ -97,7 +97,7 @@ def test_a_database_that_cannot_be_reached_is_a_log_line_not_a_failed_start(
 ):
     # port 9 (discard) refuses: the check and every heartbeat fail at once
     url = "postgresql+psycopg://postgres@127.0.0.1:9/test"
-    extra = f"report_interval = 1\n[database]\nconnection = {url}\n"
+    extra = f"report_interval = 1\n[services_table]\nconnection = {url}\n"
     with api_server(tmp_path, workers=2, extra=extra) as api:
         assert api.ping_pid()
         wait_for(lambda: "Lost the database" in api.log(), timeout=30)

@@ -143,10 +143,10 @@ def test_a_paste_error_spanning_lines_is_folded_into_one(tmp_path):
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_a_configured_database_without_the_schema_is_refused(tmp_path, backend):
-    """An explicit [database] connection is the operator's to migrate: a
+    """An explicit [services_table] connection is the operator's to migrate: a
     missing schema is one line naming the fix; after it the API starts."""
     with database(backend, tmp_path) as url:
-        extra = f"[database]\nconnection = {url}\n"
+        extra = f"[services_table]\nconnection = {url}\n"
         conf = write_config(tmp_path, workers=1, extra=extra)
         line = _start_and_fail(tmp_path, conf)
         shown = sa.engine.make_url(url).render_as_string(hide_password=True)
@@ -292,7 +292,7 @@ def test_a_configured_database_behind_is_refused_before_binding(tmp_path, backen
             connection.execute(sa.text("INSERT INTO alembic_version VALUES ('0000')"))
         engine.dispose()
         conf = write_config(
-            tmp_path, workers=2, extra=f"[database]\nconnection = {url}\n"
+            tmp_path, workers=2, extra=f"[services_table]\nconnection = {url}\n"
         )
         line = _start_and_fail(tmp_path, conf)
     assert "listening on" not in (tmp_path / "api.log").read_text()  # nothing bound

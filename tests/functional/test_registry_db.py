@@ -23,7 +23,7 @@ def db(request, tmp_path):
     conf([], project="wsgisvc-test", default_config_files=[], default_config_dirs=[])
     with database(request.param, tmp_path) as url:
         registry.register_opts(conf)
-        conf.set_override("connection", url, group="database")
+        conf.set_override("connection", url, group="services_table")
         engine = registry.create_engine(conf)
         try:
             yield conf, engine
@@ -87,7 +87,7 @@ def test_head_constant_is_alembics_head():
 def test_the_light_reader_sees_the_revision_alembic_wrote(db):
     """schema.revision() reads alembic_version with the DB-API driver alone."""
     conf, engine = db
-    url, timeout = conf.database.connection, conf.database.connect_timeout
+    url, timeout = conf.services_table.connection, conf.services_table.connect_timeout
     assert schema.revision(url, timeout) is None
     registry.db_sync(engine)
     assert schema.revision(url, timeout) == schema.HEAD

@@ -23,8 +23,8 @@ def make_conf(url):
     conf = cfg.ConfigOpts()
     conf([], project="wsgisvc-test", default_config_files=[], default_config_dirs=[])
     registry.register_opts(conf)
-    conf.set_override("connection", url, group="database")
-    conf.set_override("connect_timeout", 2, group="database")
+    conf.set_override("connection", url, group="services_table")
+    conf.set_override("connect_timeout", 2, group="services_table")
     return conf
 
 

@@ -10,6 +10,8 @@ import pytest
 from oslo_config import cfg, generator
 
 from tests.helpers import BIN, run_in_session
+from wsgisvc import opts
+from wsgisvc.errors import ConfigValueError
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 GENERATOR_CONFIG = ROOT / "etc/oslo-config-generator/wsgisvc.conf"
@@ -136,3 +138,26 @@ def test_validator_rejects_an_unknown_option(tmp_path):
         timeout=50, cwd=ROOT,
     )  # fmt: skip
     assert status != 0 and "transport_uri" in output, output
+
+
+def test_a_shared_name_of_another_kind_is_one_line_naming_it():
+    conf = cfg.ConfigOpts()
+    conf.register_opt(cfg.ListOpt("report_interval", default=["a"]))
+    with pytest.raises(ConfigValueError, match=r"option report_interval .* int"):
+        opts.register(conf, opts.service_opts)
+
+
+def test_a_later_definition_of_another_kind_is_refused_by_oslo_config():
+    conf = cfg.ConfigOpts()
+    opts.register(conf, opts.service_opts)
+    conf.register_opt(cfg.StrOpt("host", help="the service's own"))  # a string
+    with pytest.raises(cfg.DuplicateOptError):
+        conf.register_opt(cfg.IntOpt("host"))  # wsgisvc reads a string
+
+
+def test_an_int_serves_where_wsgisvc_reads_a_float():
+    conf = cfg.ConfigOpts()
+    conf.register_opt(cfg.IntOpt("wsgi_keepalive_timeout", default=7))
+    opts.register(conf, opts.wsgi_opts)
+    conf([])
+    assert conf.wsgi_keepalive_timeout == 7

@@ -16,7 +16,9 @@ def conf():
     conf = cfg.ConfigOpts()
     config.register_opts(conf)
     conf([], default_config_files=[])
-    conf.set_override("connection", "postgresql://u:hunter2@db/x", group="database")
+    conf.set_override(
+        "connection", "postgresql://u:hunter2@db/x", group="services_table"
+    )
     return conf
 
 

@@ -39,8 +39,8 @@ def test_every_start_up_error_derives_from_the_one_root(error):
             "Unexpected boolean value 'ture'",
         ),
         (
-            "[database]\nconnect_timeout = 0",
-            "option [database] connect_timeout: '0' in {file} is not valid: "
+            "[services_table]\nconnect_timeout = 0",
+            "option [services_table] connect_timeout: '0' in {file} is not valid: "
             "Should be greater than or equal to 1",
         ),
     ],

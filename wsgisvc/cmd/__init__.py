@@ -5,6 +5,10 @@ Importing this package first picks the backend (``import wsgisvc`` reads
 must happen before anything else imports socket, threading or time, so every
 ``wsgisvc.cmd.*`` module is an entry point and imports nothing before this. On
 the threading backend nothing is patched and eventlet is never imported.
+
+It also gives the binary a ConfigOpts of its own as ``wsgisvc.config.CONF``
+(``config.use_own_conf``): what the app does with oslo.config's global CONF is
+the app's business.
 """
 
 from wsgisvc import backend
@@ -25,8 +29,9 @@ import sys  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from typing import TypeVar  # noqa: E402
 
-from wsgisvc import errors  # noqa: E402
+from wsgisvc import config, errors  # noqa: E402
 
+config.use_own_conf()
 LOG = logging.getLogger("wsgisvc.cmd")
 T = TypeVar("T")
 

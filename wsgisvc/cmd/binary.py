@@ -40,8 +40,15 @@ def run(
     argv = sys.argv if argv is None else argv
     prog = os.path.basename(argv[0])
     server, count = startup_errors(prog, lambda: _prepare(argv, build, workers))
-    startup_errors(prog, lambda: service.serve(server, workers=count))  # metrics
-    sys.exit(service.wait())
+    serve(prog, server, count)
+
+
+def serve(prog: str, server: service.ServiceBase, workers: int) -> NoReturn:
+    """Serve ``server`` on ``workers`` processes, wait, exit with the status:
+    the end of every binary. A start-up error is one line and exit 1, a
+    worker's too (one that cannot load the app it loads after the fork)."""
+    startup_errors(prog, lambda: service.serve(server, workers=workers))  # metrics
+    sys.exit(startup_errors(prog, service.wait))
 
 
 def _prepare(

@@ -7,6 +7,7 @@ same socket. The sockets are plain ones; a scheduler wraps them as it needs
 sockets on Linux, so nothing is set per connection.
 """
 
+import dataclasses
 import errno
 import os
 import socket
@@ -33,6 +34,34 @@ ACCEPT_DEFER = 0.01
 
 class ListenError(RuntimeError):
     """The address cannot be listened on; the message says which and why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Address:
+    """Where a server listens: ``host``:``port`` (0: a free port), or the unix
+    socket ``path``."""
+
+    host: str | None = None
+    port: int = 0
+    path: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "Address":
+        """``HOST:PORT``, ``[IPv6]:PORT`` or ``unix:PATH``, as uWSGI's and
+        gunicorn's ``--bind`` take them; ValueError says what is wrong."""
+        if text.startswith("unix:"):
+            path = text.removeprefix("unix:")
+            if not path:
+                raise ValueError(f"{text!r}: no socket path after unix:")
+            return cls(path=path)
+        host, colon, port = text.rpartition(":")
+        if not colon or not port.isdigit() or int(port) > 65535:
+            raise ValueError(f"{text!r}: give HOST:PORT, [IPv6]:PORT or unix:PATH")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        elif ":" in host:
+            raise ValueError(f"{text!r}: put an IPv6 address in brackets")
+        return cls(host=host or "0.0.0.0", port=int(port))
 
 
 def tcp_listener(

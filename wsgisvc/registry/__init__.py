@@ -2,7 +2,7 @@
 
 ``schema`` says where the table lives and whether its schema is current,
 ``models`` defines the table, ``migration`` ships its alembic history,
-``engine`` connects to ``[database] connection`` (default: a SQLite file under
+``engine`` connects to ``[services_table] connection`` (default: a SQLite file under
 ``state_path``), ``api`` reads and writes rows, ``heartbeat`` keeps a
 service's row fresh.
 

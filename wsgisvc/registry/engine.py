@@ -1,4 +1,4 @@
-"""The engine for ``[database] connection``, with a usable default.
+"""The engine for ``[services_table] connection``, with a usable default.
 
 The default is a SQLite file ``wsgisvc.sqlite`` under ``state_path`` so a
 service runs with no database server at all (``schema.connection_url``).
@@ -27,7 +27,7 @@ def create_engine(conf: cfg.ConfigOpts, url: str | None = None) -> sa.Engine:
     """An engine that fails fast on an unreachable server and recovers from
     dropped connections (``pool_pre_ping``)."""
     url = url or connection_url(conf)
-    timeout = conf.database.connect_timeout
+    timeout = conf.services_table.connect_timeout
     backend = sa.engine.make_url(url).get_backend_name()
     if backend == "sqlite":
         database = sa.engine.make_url(url).database

@@ -84,7 +84,7 @@ class Heartbeat:
         for it is bounded."""
         if self._timer is not None:
             self._timer.stop()
-            self._timer.wait(timeout=2 * self.conf.database.connect_timeout)
+            self._timer.wait(timeout=2 * self.conf.services_table.connect_timeout)
             self._timer = None
         if self._engine is not None:
             self._engine.dispose()

@@ -89,11 +89,11 @@ def prepare_database(conf: cfg.ConfigOpts) -> None:
 
 
 def sync_default(conf: cfg.ConfigOpts) -> None:
-    """Bring the default (``[database] connection`` unset: the SQLite file
+    """Bring the default (``[services_table] connection`` unset: the SQLite file
     under ``state_path``) to ``HEAD``, so binaries run out of the box; a
     configured database is the operator's, and left alone."""
     url = schema.connection_url(conf)
-    if conf.database.connection:
+    if conf.services_table.connection:
         return
     try:
         engine = registry_engine.create_engine(conf)

@@ -31,17 +31,15 @@ VERSION_TABLE = "alembic_version"  # alembic's default name
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    conf.register_opts(opts.service_opts)
-    # By name, not the shared OptGroup object: oslo.config keeps overrides in
-    # the group object, so sharing it would leak them between ConfigOpts.
-    conf.register_opts(opts.database_opts, group=opts.database_group.name)
+    opts.register(conf, opts.service_opts)
+    opts.register(conf, opts.services_table_opts, opts.services_table_group.name)
 
 
 def connection_url(conf: cfg.ConfigOpts) -> str:
-    """``[database] connection``, or the SQLite file under ``state_path``."""
+    """``[services_table] connection``, or the SQLite file under ``state_path``."""
     register_opts(conf)
-    if conf.database.connection:
-        return conf.database.connection
+    if conf.services_table.connection:
+        return conf.services_table.connection
     path = os.path.join(os.path.expanduser(conf.state_path), "wsgisvc.sqlite")
     return f"sqlite:///{path}"
 
@@ -58,7 +56,7 @@ def hide_password(url: str) -> str:
 def check(conf: cfg.ConfigOpts) -> None:
     """Refuse a configured database whose schema is not ``HEAD``.
 
-    A configured ``[database] connection`` is the operator's, migrated by
+    A configured ``[services_table] connection`` is the operator's, migrated by
     ``wsgisvc-manage db sync``: missing or behind, it is refused
     (SchemaNotCurrent) instead of a service that runs on and fails every
     heartbeat. One that cannot be reached is left to the heartbeat, which
@@ -66,11 +64,11 @@ def check(conf: cfg.ConfigOpts) -> None:
     (``migration.sync_default``).
     """
     register_opts(conf)
-    url = conf.database.connection
+    url = conf.services_table.connection
     if not url:
         return
     try:
-        at = revision(url, conf.database.connect_timeout)
+        at = revision(url, conf.services_table.connect_timeout)
     except Exception as error:  # noqa: BLE001 - any driver's error: not reachable
         LOG.warning("Cannot check the schema of %s yet: %s", hide_password(url), error)
         return
