@@ -34,6 +34,7 @@ import signal
 import sqlite3
 import sys
 import tempfile
+import textwrap
 import time
 import traceback
 import unittest
@@ -235,35 +236,37 @@ def table(results: dict, names: list[str]) -> str:
 
 
 def verdict(results: dict, names: list[str], floor: int) -> int:
-    """Print each test the baseline passes and another server does not, and the
-    tests no server passes; 1 if any of the first, or the baseline under floor."""
+    """Print the tests the baseline passes and another server does not, by file,
+    with each different reason once, and the tests no server passes; 1 if any
+    of the first, or if the baseline passes fewer than ``floor``."""
     baseline, status = names[0], 0
-    passed = [
-        (file, test)
+    passed = {
+        file: [t for t, o in results[file][baseline]["outcomes"].items() if o in PASSED]
         for file in sorted(results)
-        for test, o in results[file][baseline]["outcomes"].items()
-        if o in PASSED
-    ]
-    if len(passed) < floor:
-        print(f"FAIL: {baseline} passes {len(passed)} tests, fewer than {floor}")
+    }
+    total = sum(map(len, passed.values()))
+    if total < floor:
+        print(f"FAIL: {baseline} passes {total} tests, fewer than {floor}")
         status = 1
     for name in names[1:]:
-        for file, test in passed:
-            outcome = results[file][name]["outcomes"].get(test, "not run")
-            if outcome not in PASSED:
+        for file, tests in passed.items():
+            ran = results[file][name]
+            failed = [t for t in tests if ran["outcomes"].get(t) not in PASSED]
+            if failed:
                 status = 1
-                why = results[file][name]["reasons"].get(test, "")
                 print(
-                    f"FAIL: {file}: {test!r} passes under {baseline}, "
-                    f"{outcome} under {name}:\n{why}"
+                    f"FAIL: {file}: {len(failed)} tests pass under {baseline}, "
+                    f"not under {name}: {', '.join(map(repr, failed))}"
                 )
+                for why in dict.fromkeys(ran["reasons"].get(t, "") for t in failed):
+                    print(textwrap.indent(why.strip() or "(not run)", "    "))
     for file in sorted(results):
         for test, outcome in results[file][baseline]["outcomes"].items():
             if all(results[file][n]["outcomes"].get(test) not in PASSED for n in names):
-                why = results[file][baseline]["reasons"].get(test, "")
+                why = results[file][baseline]["reasons"].get(test, "").strip()
                 print(
                     f"passes under no server: {file}: {test!r} ({outcome}): "
-                    f"{why.strip().splitlines()[-1] if why.strip() else ''}"
+                    f"{why.splitlines()[-1] if why else ''}"
                 )
     return status
 
