@@ -74,12 +74,13 @@ def write_config(
         for name, value in opts.items():
             if (group, name) in COMMAND_LINE_OPTS:
                 continue
-            if name in defaults.get(group, {}) and value == defaults[group][name]:
+            server = defaults.get(group, {}).get(name, "(not registered)")
+            if value == server:
                 continue
             if value is None:
                 raise ValueError(
-                    f"[{group}] {name} is unset in the fixture, not in the server, "
-                    "and a file cannot unset it"
+                    f"[{group}] {name} is unset in the fixture, {server!r} in the "
+                    "server, and a file cannot unset it"
                 )
             sections.setdefault(group, {})[name] = _ini_value(value)
     sections.setdefault("placement_database", {})["connection"] = connection
