@@ -54,6 +54,11 @@ class DatabaseSyncError(StartupError):
     """The default database could not be brought up to date at start."""
 
 
+class DatabaseDriverMissing(StartupError):
+    """``[services_table] connection`` names a driver that is not installed;
+    the message names the extra that installs it."""
+
+
 class SchemaNotCurrent(StartupError):
     """A configured ``[services_table] connection`` lacks the services table's
     current schema; ``wsgisvc-manage db sync`` brings it there."""
@@ -63,6 +68,7 @@ __all__ = [
     "AppLoadError",
     "BindError",
     "ConfigValueError",
+    "DatabaseDriverMissing",
     "DatabaseSyncError",
     "PasteAppNotFound",
     "PasteConfigNotFound",

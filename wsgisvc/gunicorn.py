@@ -25,6 +25,11 @@ Process model, and why each piece sits where it does:
   requests within ``graceful_timeout``; INT/QUIT exit at once; USR1 reopens logs.
   ``max_requests`` (+ jitter) is counted by the base class, which marks the worker
   not alive after the current request; the acceptors then stop and it drains.
+* gunicorn cuts a body at the application's Content-Length, but keeps the
+  connection after one that ended short of it (the client reads the next
+  response into it) and sends every Content-Length header it is given.
+  ``load_wsgi()`` wraps the application in :class:`HeldToLength`, which holds
+  it to the core's rules (``wsgisvc.http.response``) from outside gunicorn.
 * With ``PROMETHEUS_MULTIPROC_DIR`` set, each worker writes the request metrics
   of ``wsgisvc.metrics`` there (counted at gunicorn's access-log call, the one
   place every answered request passes, with gunicorn's own status and time);
@@ -40,6 +45,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable, Iterable
 
 import eventlet
 import eventlet.event
@@ -138,11 +144,127 @@ class _GreenConnection(GreenSocket):
             except BlockingIOError:
                 eventlet.hubs.trampoline(outfd, write=True)
                 continue
-            if chunk == 0:  # the file is shorter than announced
-                break
+            if chunk == 0:  # the file is shorter than the response's length
+                raise OSError(
+                    errno.EIO, f"the file ended {count - sent} bytes short of {count}"
+                )
             sent += chunk
         file.seek(offset + sent)
         return sent
+
+
+class HeldToLength:
+    """A WSGI application held to its own Content-Length, as the core holds it.
+
+    gunicorn's Response is out of a worker's reach; the application is not.
+    Two Content-Length headers that differ raise at ``start_response``; equal
+    ones are passed on as one. A body known to disagree before gunicorn sends
+    the head (a list or tuple, a first piece already longer, an iterator that
+    yields nothing) raises before it does: gunicorn answers 500. Bytes past
+    the length are not passed on and the iterator is not asked for more
+    (logged here). A body that ends short raises after its last piece:
+    gunicorn's path for a response that fails after its head, which logs it
+    and closes the connection. HEAD, 1xx, 204 and 304 answers send no body,
+    so their length is not held against one. A ``wsgi.file_wrapper`` body
+    goes to gunicorn's sendfile, which sends no more than the length, and
+    :meth:`_GreenConnection.sendfile` raises if the file has less.
+    """
+
+    def __init__(self, app: Callable, log) -> None:
+        self.app = app
+        self.log = log  # gunicorn's
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        return _HeldAnswer(self, environ, start_response).answer()
+
+
+class _HeldAnswer:
+    """One answer through :class:`HeldToLength`."""
+
+    def __init__(self, held: HeldToLength, environ: dict, start_response) -> None:
+        self.held = held
+        self.environ = environ
+        self._start_response = start_response
+        self._write = None
+        self.length: int | None = None  # the body's, when there is one
+        self.sent = 0
+        self.started = False  # gunicorn sends the head with the first piece
+        self.dropped = 0
+
+    def start_response(self, status, headers, exc_info=None):
+        lengths = [int(v) for n, v in headers if n.lower() == "content-length"]
+        if len(set(lengths)) > 1:
+            raise ValueError(f"two Content-Lengths, {lengths[0]} and {lengths[-1]}")
+        if len(lengths) > 1:
+            first = next(h for h in headers if h[0].lower() == "content-length")
+            headers = [
+                h for h in headers if h is first or h[0].lower() != "content-length"
+            ]
+        code = str(status)[:3]
+        no_body = self.environ["REQUEST_METHOD"] == "HEAD" or code in ("204", "304")
+        bodied = lengths and not no_body and code[:1] != "1"
+        self.length = lengths[0] if bodied else None  # exc_info: the new head's
+        self._write = self._start_response(status, headers, exc_info)
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        self._write(self.within(data))
+
+    def within(self, data: bytes) -> bytes:
+        """``data`` up to the length: past it, an error while no head went out."""
+        length = self.length
+        if length is not None and self.sent + len(data) > length:
+            if not self.started:
+                raise self.belied(f"{len(data)} bytes or more")
+            self.dropped += self.sent + len(data) - length
+            data = data[: length - self.sent]
+        self.sent += len(data)
+        self.started = True
+        return data
+
+    def belied(self, body: str) -> ValueError:
+        method, uri = self.environ["REQUEST_METHOD"], self.environ["RAW_URI"]
+        return ValueError(
+            f"Content-Length {self.length} for a body of {body} ({method} {uri})"
+        )
+
+    def answer(self):
+        result = self.held.app(self.environ, self.start_response)
+        if self.length is None or isinstance(result, self.environ["wsgi.file_wrapper"]):
+            return result
+        if type(result) in (list, tuple) and not self.started:
+            total = sum(map(len, result))
+            if total != self.length:
+                _close(result)  # gunicorn never sees it
+                raise self.belied(f"{total} bytes")
+            return result
+        return self.pieces(result)
+
+    def pieces(self, result):
+        try:
+            for data in result:
+                yield self.within(data)
+                if self.dropped:
+                    break
+        finally:
+            _close(result)
+        if self.sent < self.length:
+            raise self.belied(f"{self.sent} bytes")  # a 500, or a close
+        if self.dropped:
+            self.held.log.error(
+                "the application sent %d bytes past the Content-Length (%d) of "
+                "%s %s: they were not sent",
+                self.dropped,
+                self.length,
+                self.environ["REQUEST_METHOD"],
+                self.environ["RAW_URI"],
+            )
+
+
+def _close(result) -> None:
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()
 
 
 class Worker(AsyncWorker):
@@ -198,6 +320,11 @@ class Worker(AsyncWorker):
             access(resp, req, environ, request_time)
 
         self.log.access = access_and_count
+
+    def load_wsgi(self) -> None:
+        """Load the application, held to its Content-Length (``HeldToLength``)."""
+        super().load_wsgi()
+        self.wsgi = HeldToLength(self.wsgi, self.log)
 
     def _stop_before_boot(self, sig, frame) -> None:
         self.alive = False

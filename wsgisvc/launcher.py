@@ -23,6 +23,7 @@ from oslo_log import log as logging
 
 from wsgisvc import (
     backend,
+    config,
     errors,
     metrics,
     opts,
@@ -313,8 +314,10 @@ class Launcher:
             metrics.start_collector(conf)
             upgrade.take_handover(conf.pid_file)  # an old parent is told later
         self.conf = conf
+        self._config = config.Reloader(conf)
         self.restart_method = restart_method
         self._parent_death_fd = parent_death_fd
+        self._workers_options: list[str] = []
         self._signals = signals.SignalHandler(HANDLED_SIGNALS)
         self._signals.install()
         self.services = Services(on_change=self._signals.nudge)
@@ -323,7 +326,15 @@ class Launcher:
         self._watchdog = None
         self._notified_ready = False
 
-    def launch_service(self, service: ServiceBase, workers: int | None = 1) -> None:
+    def launch_service(
+        self, service: ServiceBase, workers: int | str | None = 1
+    ) -> None:
+        """Run ``service`` here. ``workers``: 1 (None too), or the name of
+        an option saying 1: a reload that makes it more says it needs a
+        restart."""
+        if isinstance(workers, str):
+            self._workers_options.append(workers)
+            workers = config.workers(self.conf, workers)
         if workers is not None and workers != 1:
             raise ValueError(f"{type(self).__name__} runs one worker, got {workers}")
         check_service(service)
@@ -341,20 +352,45 @@ class Launcher:
         self.services.stop()
 
     def restart(self) -> None:
-        """SIGHUP. reload: stop every service and let the loop drain them, then
-        re-read the files, reset() and start again; mutate: apply mutable
-        options in place and reset() the services."""
+        """SIGHUP. The new configuration is checked whole first: a broken one
+        is refused in one line, and the services serve on untouched. reload:
+        stop every service and let the loop drain them, then re-read the
+        files, reset() and start again; mutate: apply mutable options in
+        place and reset() the services."""
         if self.restart_method == "mutate":
-            self.conf.mutate_config_files()
-            self.services.reset()
+            changes = self._config.reload(mutate=True, check=self._check_workers)
+            if changes is not None:
+                self.services.reset()
             return
         if self._drain is not None:
             LOG.info("already reloading: the files are read when the drain ends")
+            return
+        if not self._config.check(self._check_workers):
             return
         if self._parent_death_fd is None:  # a worker's parent counts its own
             metrics.reloaded()
         self.services.stop()
         self._begin_drain(stop=None)
+
+    def _check_workers(self, conf: cfg.ConfigOpts) -> None:
+        """Part of a reload's check: the workers options are usable."""
+        for option in self._workers_options:
+            config.workers(conf, option)
+
+    def _apply_reload(self) -> None:
+        """At the end of a reload's drain: the files again (checked again:
+        they may have changed meanwhile), then the services start."""
+        if self._config.reload(check=self._check_workers) is not None:
+            for option in self._workers_options:
+                count = config.workers(self.conf, option)
+                if count != 1:
+                    LOG.warning(
+                        "reload: %s = %d needs a restart: this process serves "
+                        "alone, and goes on doing so",
+                        option,
+                        count,
+                    )
+        self.services.start_again()
 
     def wait(self) -> int:
         """Run until a signal stops the services; return the exit status."""
@@ -527,8 +563,7 @@ class Launcher:
             return drain.stop
         if not drain.finished:
             LOG.warning("restarting with work still in flight")
-        self.conf.reload_config_files()
-        self.services.start_again()
+        self._apply_reload()
         return None
 
     def _stop_at_once(self, why: str) -> Stop:

@@ -44,6 +44,8 @@ ENV = "PROMETHEUS_MULTIPROC_DIR"
 SAMPLE_INTERVAL = 1.0
 # Methods counted by name; anything else a client sends is counted as "other",
 # so a client cannot grow the label set.
+SERVICE_UP = "wsgisvc_service_up"
+SERVICE_UP_HELP = "1 while the last heartbeat of this service's row succeeded"
 HTTP_METHODS = frozenset(
     ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT")
 )
@@ -88,9 +90,12 @@ class _Instruments:
         self.pool_free = self._live_gauge(
             Gauge, "wsgisvc_pool_free", "Free places in the request pool"
         )
+        # Written by the processes whose service keeps a row: the workers of
+        # an RPC service. The top process's own row (an API's) is the
+        # collector's (see heartbeat()).
         self.service_up = Gauge(
-            "wsgisvc_service_up",
-            "1 while the last heartbeat of this service's row succeeded",
+            SERVICE_UP,
+            SERVICE_UP_HELP,
             ["binary"],
             multiprocess_mode="liveall",
             registry=None,
@@ -226,6 +231,7 @@ class _Collector:
             ) from exc
         self.host, self.port = self.server.server_address[:2]
         self.owner = os.getpid()
+        self.service_up: dict[str, float] = {}  # this process's rows, by binary
         # poll_interval=None: the thread sleeps until a scrape comes, instead
         # of waking the idle parent twice a second.
         self.thread = threading.Thread(
@@ -246,9 +252,29 @@ class _Collector:
         from prometheus_client.multiprocess import MultiProcessCollector
 
         paths = glob.glob(os.path.join(self.directory, "*.db"))
-        return MultiProcessCollector.merge(
-            [path for path in paths if _has_header(path)], accumulate=True
+        merged = list(
+            MultiProcessCollector.merge(
+                [path for path in paths if _has_header(path)], accumulate=True
+            )
         )
+        return self._add_service_up(merged)
+
+    def _add_service_up(self, merged: list) -> list:
+        """The service_up samples of this process's own rows, in the family
+        the workers' files make, or in one of their own."""
+        from prometheus_client.metrics_core import Metric
+
+        own = sorted(self.service_up.items())
+        if not own:
+            return merged
+        family = next((m for m in merged if m.name == SERVICE_UP), None)
+        if family is None:
+            family = Metric(SERVICE_UP, SERVICE_UP_HELP, "gauge")
+            merged.append(family)
+        for binary, value in own:
+            labels = {"binary": binary, "pid": str(self.owner)}
+            family.add_sample(SERVICE_UP, labels, value)
+        return merged
 
     @property
     def url(self) -> str:
@@ -402,8 +428,19 @@ def rpc_call_finished(method: str, outcome: str, seconds: float) -> None:
 
 
 def heartbeat(binary: str, ok: bool) -> None:
-    """A heartbeat of ``binary``'s row was written (``ok``) or failed."""
+    """A heartbeat of ``binary``'s row was written (``ok``) or failed.
+
+    In the top process (an API's row, or a single process's) the value is
+    the collector's, kept in memory, never in a multiprocess file: a value
+    this process created would be copied into each worker it forks from
+    then on (prometheus_client resets every value of the parent into the
+    child's own file, at 0), and every worker forked after the first
+    heartbeat (on a reload, a respawn) would say its service is down.
+    """
     if _on is not None:
-        _on.service_up.labels(binary).set(1 if ok else 0)
+        if _collector is not None and _collector.owner == os.getpid():
+            _collector.service_up[binary] = 1.0 if ok else 0.0
+        else:
+            _on.service_up.labels(binary).set(1 if ok else 0)
         if not ok:
             _on.heartbeat_failures.inc()

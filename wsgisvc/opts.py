@@ -118,7 +118,10 @@ def register(
         try:
             conf.register_opt(opt, group=group)
         except cfg.DuplicateOptError:
-            value = conf[group][opt.dest] if group else conf[opt.dest]
+            try:
+                value = conf[group][opt.dest] if group else conf[opt.dest]
+            except cfg.ConfigSourceValueError:
+                continue  # a bad value in a file: config.check_values names it
             kind = _value_kind(opt.type)
             if not _reads_as(kind, value):
                 where = f"[{group}] {opt.name}" if group else opt.name

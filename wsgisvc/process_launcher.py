@@ -14,6 +14,7 @@ thread of its own, so nothing a service does there can delay the SIGKILL.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import gc
 import logging as stdlib_logging
@@ -26,10 +27,12 @@ from oslo_log import log as logging
 
 from wsgisvc import (
     backend,
+    config,
     errors,
     launcher,
     metrics,
     pidfile,
+    proctitle,
     recycling,
     report,
     signals,
@@ -77,10 +80,17 @@ class WorkerSlot:
 
 
 class ServerWrapper:
-    """A service and the worker slots the parent keeps filled for it."""
+    """A service and the worker slots the parent keeps filled for it.
 
-    def __init__(self, service: launcher.ServiceBase, workers: int) -> None:
+    ``option``: the option its number of workers comes from, read again on
+    each SIGHUP reload; None for a number given as such.
+    """
+
+    def __init__(
+        self, service: launcher.ServiceBase, workers: int, option: str | None = None
+    ) -> None:
         self.service = service
+        self.option = option
         self.configured = workers  # what a SIGHUP reload goes back to
         self.workers = workers
         self.slots = [WorkerSlot() for _ in range(workers)]
@@ -109,6 +119,7 @@ class ProcessLauncher:
         launcher.log_start(conf)  # before launch_service forks the first worker
         metrics.start_collector(conf)  # before any fork: the workers inherit it
         self.conf = conf
+        self._config = config.Reloader(conf)
         self.wait_interval = wait_interval
         self.restart_method = restart_method
         self.wrappers: list[ServerWrapper] = []
@@ -137,10 +148,21 @@ class ProcessLauncher:
         self._signals.install()
         report.add_section("Workers", self.describe_workers)
 
-    def launch_service(self, service: launcher.ServiceBase, workers: int = 1) -> None:
+    def launch_service(
+        self, service: launcher.ServiceBase, workers: int | str = 1
+    ) -> None:
+        """Run ``service`` in ``workers`` processes: a number, or the name of
+        the option holding it (unset: the CPU count), which every SIGHUP
+        reload reads again."""
         launcher.check_service(service)
-        wrapper = ServerWrapper(service, workers)
+        if isinstance(workers, str):
+            wrapper = ServerWrapper(
+                service, config.workers(self.conf, workers), workers
+            )
+        else:
+            wrapper = ServerWrapper(service, workers)
         self.wrappers.append(wrapper)
+        proctitle.parent([w.name for w in self.wrappers])
         for slot in wrapper.slots:
             self._fork(wrapper, slot)
 
@@ -259,19 +281,38 @@ class ProcessLauncher:
         gc.freeze()
         pid, mask = signals.fork(HANDLED_SIGNALS)
         if pid == 0:
-            os._exit(self._run_worker(wrapper.service, mask))
+            os._exit(self._run_worker(wrapper, slot, mask))
         slot.pid = pid
         self.workers[pid] = (wrapper, slot)
         metrics.workers(len(self.workers))
         LOG.info("started worker %d for %s", pid, wrapper.service)
 
-    def _run_worker(self, service: launcher.ServiceBase, mask: set[int]) -> int:
+    def _run_worker(
+        self, wrapper: ServerWrapper, slot: WorkerSlot, mask: set[int]
+    ) -> int:
         """The whole life of a forked worker; returns its exit status.
 
         Called with the handled signals blocked (see ``signals.fork``): they
         are unblocked once the worker's own handlers are in place.
+
+        A worker leaves through ``os._exit``: what the parent registered with
+        ``atexit`` is the parent's to run (the metrics directory's removal,
+        say). What the worker registers itself (an app loaded after the fork:
+        glance drains its tasks so) runs when it ends, as in any process.
         """
+        atexit._clear()  # the parent's exit handlers, inherited
         try:
+            return self._serve_in_worker(wrapper, slot, mask)
+        finally:
+            atexit._run_exitfuncs()  # the worker's own
+
+    def _serve_in_worker(
+        self, wrapper: ServerWrapper, slot: WorkerSlot, mask: set[int]
+    ) -> int:
+        try:
+            proctitle.worker(
+                wrapper.name, wrapper.slots.index(slot) + 1, len(wrapper.slots)
+            )
             os.close(self._death_write_fd)
             self._from_workers.in_child()
             self._signals.forget_in_child()
@@ -288,7 +329,7 @@ class ProcessLauncher:
                 parent_death_fd=self._death_read_fd,
             )
             signals.unblock(mask)
-            worker.launch_service(service)
+            worker.launch_service(wrapper.service)
             return worker.wait()
         except BaseException:
             LOG.exception("worker %d failed", os.getpid())
@@ -409,24 +450,29 @@ class ProcessLauncher:
         self._stop_deadline = None
 
     def restart(self) -> None:
-        """SIGHUP. reload: re-read config files, reset() the services, replace
-        every worker (old ones drain, new ones take over the shared sockets);
-        a replaced worker still running after graceful_shutdown_timeout gets
-        SIGKILL. mutate: apply mutable options and pass SIGHUP on; workers
-        keep their PIDs.
+        """SIGHUP. First the new configuration is checked whole: a broken one
+        is refused in one line and changes nothing. reload: re-read config
+        files, reset() the services, replace every worker (old ones drain,
+        new ones take over the shared sockets), as many as each service's
+        workers option now says; a replaced worker still running after
+        graceful_shutdown_timeout gets SIGKILL. mutate: apply mutable options
+        and pass SIGHUP on; workers keep their PIDs.
         """
-        metrics.reloaded()
         old = list(self.workers)
-        if self.restart_method == "mutate":
+        mutate = self.restart_method == "mutate"
+        if self._config.reload(mutate, check=self._check_workers) is None:
+            return
+        metrics.reloaded()
+        if mutate:
             self._log_reload("mutating configuration; signalling", len(old))
-            self.conf.mutate_config_files()
             self._signal_all(signal.SIGHUP, self.workers)
             LOG.info("configuration reloaded (mutable options)")
             return
         self._log_reload("reloading configuration; replacing", len(old))
-        self.conf.reload_config_files()
         for wrapper in self.wrappers:
             wrapper.service.reset()
+            if wrapper.option is not None:
+                wrapper.configured = config.workers(self.conf, wrapper.option)
             # back to the configured count, whatever SIGTTIN/SIGTTOU made it
             wrapper.workers = wrapper.configured
             wrapper.slots = [WorkerSlot() for _ in range(wrapper.configured)]
@@ -436,6 +482,12 @@ class ProcessLauncher:
         self._reloading.update(old)
         self._refill_slots()
         self._reload_done_when_replaced(None)
+
+    def _check_workers(self, conf: cfg.ConfigOpts) -> None:
+        """Part of a reload's check: each service's workers option is usable."""
+        for wrapper in self.wrappers:
+            if wrapper.option is not None:
+                config.workers(conf, wrapper.option)
 
     def _log_reload(self, what: str, workers: int) -> None:
         LOG.info(

@@ -67,11 +67,13 @@ __all__ = [
 ]
 
 
-def _check_workers(workers: object) -> None:
-    if workers is None:
+def _check_workers(conf: cfg.ConfigOpts, workers: object) -> None:
+    if workers is None or (isinstance(workers, str) and workers in conf):
         return
     if isinstance(workers, bool) or not isinstance(workers, int):
-        raise TypeError(f"workers must be an integer, got {workers!r}")
+        raise TypeError(
+            f"workers must be an integer or an option's name, got {workers!r}"
+        )
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
 
@@ -79,17 +81,22 @@ def _check_workers(workers: object) -> None:
 def launch(
     conf: cfg.ConfigOpts,
     service: ServiceBase,
-    workers: int | None = 1,
+    workers: int | str | None = 1,
     restart_method: str = "reload",
 ) -> ServiceLauncher | ProcessLauncher:
     """Run ``service`` in this process (workers None or 1) or in ``workers``
-    forked processes; return the launcher to ``wait()`` on."""
-    _check_workers(workers)
+    forked processes; return the launcher to ``wait()`` on.
+
+    ``workers`` may name the option holding the number (unset: the CPU
+    count): a SIGHUP reload then applies a changed number of workers.
+    """
+    _check_workers(conf, workers)
     check_service(service)
     systemd.check_sockets_claimed()
-    if workers is None or workers == 1:
+    count = config.workers(conf, workers) if isinstance(workers, str) else workers
+    if count is None or count == 1:
         launcher = ServiceLauncher(conf, restart_method=restart_method)
-        launcher.launch_service(service)
+        launcher.launch_service(service, workers=workers)
         return launcher
     launcher = ProcessLauncher(conf, restart_method=restart_method)
     launcher.launch_service(service, workers=workers)
@@ -104,8 +111,9 @@ def process_launcher(restart_method: str = "reload") -> ProcessLauncher:
 _launcher: ServiceLauncher | ProcessLauncher | None = None
 
 
-def serve(server: ServiceBase, workers: int | None = None) -> None:
-    """Launch ``server`` on the binary's CONF; once per process."""
+def serve(server: ServiceBase, workers: int | str | None = None) -> None:
+    """Launch ``server`` on the binary's CONF, on ``workers`` as launch()
+    takes it; once per process."""
     global _launcher
     if _launcher is not None:
         raise RuntimeError("serve() can only be called once per process")
@@ -183,7 +191,8 @@ class WSGIService(ServiceBase):
         opts.register(self.conf, opts.wsgi_opts + opts.service_opts)
         opts.register_wsgi_service_opts(self.conf, name)
         config.check_values(self.conf)  # this API's options too, before binding
-        self.workers = self._read_workers()
+        self.workers_option = f"{name}_workers"  # what a binary serves it on
+        self.workers = config.workers(self.conf, self.workers_option)
         self.recycling = recycling.Limits.for_api(self.conf, name)
         self.use_ssl = use_ssl or self.conf[f"{name}_use_ssl"]
         self.loader = loader or wsgi.Loader(self.conf)
@@ -191,9 +200,10 @@ class WSGIService(ServiceBase):
         self.keeps_row = self.conf[f"{name}_in_services_table"]
         if self.keeps_row:  # behind is refused now, before binding
             registry.check_schema(self.conf)
+        # what <name>_listen* said, when the addresses came from them
+        self._listen = None if addresses is not None else self._listen_options()
         if addresses is None:
-            port = self.conf[f"{name}_listen_port"]
-            addresses = [Address(self.conf[f"{name}_listen"], port)]
+            addresses = [self._listen]
         self.servers = [
             self._server(wsgi, self._socket_name(index), address, max_url_len)
             for index, address in enumerate(addresses)
@@ -229,15 +239,6 @@ class WSGIService(ServiceBase):
 
     def __repr__(self) -> str:
         return f"<WSGIService {self.name} {self.server.url}>"
-
-    def _read_workers(self) -> int:
-        option = f"{self.name}_workers"
-        workers = self.conf[option]
-        if workers is None:
-            return os.cpu_count() or 1
-        if workers < 1:
-            raise StartupError(f"{option} must be at least 1, got {workers}")
-        return workers
 
     def start(self) -> None:
         if self.app is None:
@@ -282,10 +283,33 @@ class WSGIService(ServiceBase):
         for server in self.servers:
             server.wait()
 
+    def _listen_options(self) -> Address:
+        return Address(
+            self.conf[f"{self.name}_listen"], self.conf[f"{self.name}_listen_port"]
+        )
+
     def reset(self) -> None:
+        """SIGHUP: the recycling limits and each server's options again.
+
+        The listening sockets stay: bound once, before the fork, shared by
+        every worker and handed over by name in an upgrade (or systemd's),
+        they are not rebound on a reload, and a changed address says so.
+        """
         self.recycling = recycling.Limits.for_api(self.conf, self.name)
         for server in self.servers:
             server.reset()
+        listen = self._listen_options() if self._listen is not None else None
+        if listen is not None and listen != self._listen:
+            LOG.warning(
+                "reload: %s_listen = %s, %s_listen_port = %s need a restart: "
+                "%s still listens on %s",
+                self.name,
+                listen.host,
+                self.name,
+                listen.port,
+                self.name,
+                self.server.url,
+            )
 
     def listening_sockets(self) -> dict[str, socket.socket]:
         """The listening sockets, under the names a new binary's service

@@ -14,11 +14,18 @@ Each route shows one property of the worker from the inside:
 * ``/patched``           what eventlet monkey patched in this process
 * ``/file?path=P``       file P (default: this module) through
                          ``wsgi.file_wrapper``; gunicorn sends it with sendfile()
+                         (``&length=N``: a Content-Length of N, true or not)
+* ``/lie?length=N&shape=S&body=A,B``  200 with each ``length`` as a
+                         Content-Length and the pieces A, B as a list, a
+                         generator (``stream``), one repeating them for ever
+                         (``endless``) or ``write()`` calls
+                         (``&status=304`` for another status)
 
 Imported in the worker after ``init_process`` patched it, so ``threading`` here is
 green; under an unpatched worker ``/gather`` would block the only thread and fail.
 """
 
+import itertools
 import json
 import os
 import threading
@@ -79,18 +86,36 @@ def _route(path: str, query: dict, environ) -> tuple[str, object]:
     return "404 Not Found", "no such route"
 
 
+def _lie(query: dict, start_response):
+    """An answer whose body may belie its Content-Length (or two of them)."""
+    headers = [("Content-Length", length) for length in query.get("length", [])]
+    status = query.get("status", ["200"])[0] + " Lie"
+    write = start_response(status, headers)
+    parts = [part.encode() for part in query.get("body", [""])[0].split(",") if part]
+    shape = query.get("shape", ["list"])[0]
+    if shape == "write":
+        for part in parts:
+            write(part)
+        return []
+    if shape == "endless":
+        return itertools.cycle(parts)
+    return parts if shape == "list" else (part for part in parts)
+
+
 def application(environ, start_response):
     """Answer JSON; count this request as in flight while it runs."""
+    query = parse_qs(environ.get("QUERY_STRING", ""))
     if environ["PATH_INFO"] == "/file":
-        query = parse_qs(environ.get("QUERY_STRING", ""))
         path = query.get("path", [__file__])[0]
-        start_response("200 OK", [("Content-Length", str(os.path.getsize(path)))])
+        length = query.get("length", [str(os.path.getsize(path))])[0]
+        start_response("200 OK", [("Content-Length", length)])
         return environ["wsgi.file_wrapper"](open(path, "rb"))
+    if environ["PATH_INFO"] == "/lie":
+        return _lie(query, start_response)
     is_stats = environ["PATH_INFO"] == "/stats"
     if not is_stats:
         _enter()
     try:
-        query = parse_qs(environ.get("QUERY_STRING", ""))
         status, payload = _route(environ["PATH_INFO"], query, environ)
     finally:
         if not is_stats:

@@ -5,9 +5,12 @@ registers a command-line option on oslo.config's global CONF and parses it
 with its own files and argv. Its answer says where and how it was loaded.
 
 Environment: SERVE_TEST_PEER (HOST:PORT to connect to), SERVE_TEST_FAIL (raise
-while loading), SERVE_TEST_APP_CONF (a config file the app parses itself).
+while loading), SERVE_TEST_APP_CONF (a config file the app parses itself),
+SERVE_TEST_ATEXIT_DIR (at its exit, the process that loaded the app writes a
+file named after its pid there, as glance drains its tasks at exit).
 """
 
+import atexit
 import json
 import os
 import socket
@@ -28,6 +31,13 @@ def _tick() -> None:
         time.sleep(0.05)
 
 
+def _mark_exit(directory: str) -> None:
+    open(os.path.join(directory, str(os.getpid())), "w").close()
+
+
+if os.environ.get("SERVE_TEST_ATEXIT_DIR"):
+    atexit.register(_mark_exit, os.environ["SERVE_TEST_ATEXIT_DIR"])
+
 _THREAD = threading.Thread(target=_tick, daemon=True)
 _THREAD.start()
 
@@ -39,10 +49,10 @@ if os.environ.get("SERVE_TEST_PEER"):
 
 cfg.CONF.register_cli_opt(cfg.StrOpt("app-flag"))
 cfg.CONF.register_opt(cfg.StrOpt("greeting", default="none"))
+_OWN_FILE = os.environ.get("SERVE_TEST_APP_CONF")
 cfg.CONF(
-    sys.argv[1:],
+    sys.argv[1:] + (["--config-file", _OWN_FILE] if _OWN_FILE else []),
     project="serve-test-app",
-    default_config_files=[f for f in [os.environ.get("SERVE_TEST_APP_CONF")] if f],
 )
 
 

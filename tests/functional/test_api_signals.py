@@ -46,7 +46,8 @@ def test_sigterm_lets_the_in_flight_request_finish(tmp_path, workers, backend):
         idle.request("GET", "/v1/ping")  # keep-alive, then left idle
         assert idle.getresponse().read()
         marker = tmp_path / "in-flight"
-        slow = _request_in_thread(api, f"/test/slow?ms=2000&marker={marker}")
+        # long enough for every process to close its listener on a busy machine
+        slow = _request_in_thread(api, f"/test/slow?ms=6000&marker={marker}")
         wait_for(marker.exists)
 
         api.proc.send_signal(signal.SIGTERM)

@@ -60,6 +60,23 @@ def test_missing_paste_file(tmp_path):
 
 
 @pytest.mark.timeout(60)
+def test_a_database_driver_not_installed_names_the_extra(tmp_path):
+    """A services table URL whose driver is missing (mysqlclient, not among
+    wsgisvc's extras) is one line saying what to install, as is one of an
+    extra's driver (psycopg, PyMySQL) in an install without the extra."""
+    url = "mysql+mysqldb://root@127.0.0.1/test"
+    conf = write_config(
+        tmp_path, workers=1, extra=f"[services_table]\nconnection = {url}\n"
+    )
+    line = _start_and_fail(tmp_path, conf)
+    assert f"connection {url} needs the driver 'MySQLdb'" in line
+    assert (
+        "or mysql+pymysql:// (pip install 'wsgisvc[postgresql]' or 'wsgisvc[mysql]')"
+        in line
+    )
+
+
+@pytest.mark.timeout(60)
 def test_unknown_app_name(tmp_path):
     conf = write_config(tmp_path, workers=1)
     paste = tmp_path / "api-paste.ini"

@@ -70,6 +70,37 @@ def test_on_threading_the_wsgi_server_imports_no_eventlet():
     assert probe("threading", ["wsgisvc.cmd", "wsgisvc.wsgi"])["eventlet"] == []
 
 
+# What nova's WSGI modules check before they load (nova.monkey_patch): an app
+# that keeps eventlet out itself refuses to load when it finds "eventlet" in
+# sys.modules at all, even as the None that blocks an import.
+ALOOF_APP = """
+import sys
+import wsgisvc.cmd
+assert "eventlet" not in sys.modules, sys.modules["eventlet"]
+for name in ("eventlet", "eventlet.greenthread"):
+    try:
+        __import__(name)
+    except ImportError as exc:
+        print(type(exc).__name__, exc.name)
+assert "eventlet" not in sys.modules
+"""
+
+
+def test_on_threading_eventlet_is_refused_and_absent_from_sys_modules():
+    result = subprocess.run(
+        [PYTHON, "-c", ALOOF_APP],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={"WSGISVC_BACKEND": "threading", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "ModuleNotFoundError eventlet\nModuleNotFoundError eventlet\n"
+    )
+
+
 def test_on_eventlet_the_binaries_monkey_patch():
     found = probe("eventlet", ["wsgisvc.cmd.worker"])
     assert found["backend"] == "eventlet" and found["patched"]

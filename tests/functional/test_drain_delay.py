@@ -12,7 +12,7 @@ import pytest
 from tests.functional._wsgi_util import api_server
 from tests.helpers import wait_for
 
-DELAY = 2
+DELAY = 4  # room for a loaded machine to see the 503, then 200s, within it
 
 
 @pytest.mark.timeout(90)

@@ -184,6 +184,25 @@ def test_where_the_app_is_loaded(tmp_path, backend, preload):
         assert stop(served) == 0
 
 
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("preload", [False, True], ids=["in-workers", "preload"])
+def test_the_apps_exit_handlers_run_where_it_was_loaded(tmp_path, backend, preload):
+    """What the app registers with atexit runs at the exit of the process
+    that loaded it, each worker's or the parent's, once: never the parent's
+    handlers in a worker, nor a worker's lost to os._exit."""
+    markers = tmp_path / "atexit"
+    markers.mkdir()
+    args = ["--app", APP, "--bind", "127.0.0.1:0", "--workers", "2"]
+    args += ["--preload"] if preload else []
+    env = {"SERVE_TEST_ATEXIT_DIR": str(markers)}
+    with serve(tmp_path, *args, backend=backend, env=env) as served:
+        wait_serving(served, sockets=1, workers=2)
+        workers = served.workers()
+        assert stop(served) == 0
+    ran = {int(name) for name in os.listdir(markers)}
+    assert ran == ({served.pid} if preload else workers)
+
+
 @pytest.mark.timeout(120)
 def test_reload_loads_the_app_again_in_each_new_worker(tmp_path, backend):
     peer = Peer()
@@ -310,3 +329,36 @@ def test_an_app_owning_the_global_conf_leaves_the_binarys_alone(tmp_path, backen
         assert stop(served) == 0
     finally:
         kill_group(proc)
+
+
+def parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[1])
+
+
+@pytest.mark.timeout(120)
+def test_an_upgrade_keeps_every_socket_and_the_apps_argv(tmp_path, backend):
+    """SIGUSR1: the command is exec'd anew on the sockets it serves (handed
+    over by name, the second one named NAME-2), with the app's arguments; the
+    old parent exits 0 and the new generation answers on both sockets."""
+    unix = tmp_path / "api.sock"
+    args = [
+        *("--app", APP, "--bind", "127.0.0.1:0", "--bind", f"unix:{unix}"),
+        *("--name", "api", "--workers", "2", "--", "--app-flag", "kept"),
+    ]
+    with serve(tmp_path, *args, backend=backend) as served:
+        wait_serving(served, sockets=2, workers=2)
+        tcp = served.sockets()["api"]
+        old_workers = served.workers()
+        served.proc.send_signal(signal.SIGUSR1)
+        assert served.proc.wait(timeout=60) == 0, served.log()
+        for where in (tcp, str(unix)):
+            answer = served.get(where)
+            assert answer["pid"] not in old_workers
+            assert parent_of(answer["pid"]) != served.pid
+            assert (
+                answer["app_flag"] == "kept" and answer["loaded_in"] == (answer["pid"])
+            )
+        new_parent = parent_of(served.get(tcp)["pid"])
+        os.kill(new_parent, signal.SIGTERM)
+        wait_for(lambda: not os.path.exists(f"/proc/{new_parent}"), timeout=30)

@@ -1,7 +1,9 @@
 """Malformed and ambiguous requests, as raw bytes, with the status each must get.
 
 Shared by the in-process tests (tests/unit/test_wsgi_http_guard.py) and the
-binary's (tests/functional/test_api_bad_input.py).
+binary's (tests/functional/test_api_bad_input.py), as is
+:func:`split_responses`, a client's reading of the responses that came back
+(tests/unit/test_wsgi_http_hardening.py, tests/functional/test_gunicorn_framing.py).
 Limits assume ``max_header_line = 256``.
 """
 
@@ -11,6 +13,32 @@ MAX_HEADERS = 100  # wsgisvc.http.guard.MAX_HEADERS
 def request_bytes(*lines: bytes, body: bytes = b"") -> bytes:
     """A request from its request line and header lines, CRLF-joined."""
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def split_responses(
+    data: bytes, bodiless_first: bool = False
+) -> list[tuple[bytes, list[bytes], bytes]]:
+    """(status line, Content-Length values, body) for each response in
+    ``data``, framed by its Content-Length as a client would; the body of the
+    last one may be cut short. ``bodiless_first``: the first answers a HEAD,
+    or is a 204 or 304, and has no body whatever its Content-Length says."""
+    answers = []
+    while data:
+        head, sep, data = data.partition(b"\r\n\r\n")
+        assert sep, f"an unterminated head: {head!r}"
+        status, *fields = head.split(b"\r\n")
+        lengths = [
+            value.strip()
+            for name, _, value in (field.partition(b":") for field in fields)
+            if name.lower() == b"content-length"
+        ]
+        if bodiless_first and not answers:
+            size = 0
+        else:
+            size = int(lengths[0]) if lengths else len(data)
+        answers.append((status, lengths, data[:size]))
+        data = data[size:]
+    return answers
 
 
 POST11, GET11, HOST = b"POST / HTTP/1.1", b"GET / HTTP/1.1", b"Host: x"

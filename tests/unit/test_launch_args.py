@@ -31,7 +31,7 @@ def test_workers_below_one_is_a_value_error_naming_it(workers):
 
 @pytest.mark.parametrize("workers", ["2", 2.0, True])
 def test_non_integer_workers_is_a_type_error(workers):
-    with pytest.raises(TypeError, match="workers must be an integer"):
+    with pytest.raises(TypeError, match="workers must be an integer or an option"):
         service.launch(cfg.ConfigOpts(), Recorder(), workers=workers)
 
 

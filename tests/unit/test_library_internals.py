@@ -5,7 +5,9 @@ Every such touch lives in one module per library: oslo.messaging's and
 futurist's in ``wsgisvc/rpc.py`` (their connection and executor internals are
 also exercised by tests/functional/test_rpc_stop.py::
 test_reaches_the_internals_it_relies_on), prometheus_client's in
-``wsgisvc/metrics.py``; no other module of wsgisvc reaches into a library's
+``wsgisvc/metrics.py``, the standard library's atexit's in
+``wsgisvc/process_launcher.py``, oslo.config's in ``wsgisvc/config.py``; no
+other module of wsgisvc reaches into a library's
 private names.
 """
 
@@ -28,7 +30,31 @@ PRIVATE_TOUCHES = {
     r"\bexecutor\._work_queue\b": "rpc.py",
     r"\bfuturist(?:\.|\s+import\s+)_\w+": "rpc.py",
     r"\b_multiprocess\b": "metrics.py",
+    r"\batexit\._\w+": "process_launcher.py",
+    r"\bconf\._(?:args|use_env|all_opt_infos)\b": "config.py",
 }
+
+
+def test_oslo_config_still_keeps_what_a_reload_check_copies(tmp_path):
+    """config.Reloader rebuilds a ConfigOpts from the live one's command line
+    (``_args``), environment setting (``_use_env``) and options
+    (``_all_opt_infos``) to check a reload before it happens."""
+    from oslo_config import cfg
+
+    conf = cfg.ConfigOpts()
+    conf.register_opt(cfg.IntOpt("n"))
+    conf(["--config-dir", str(tmp_path)], default_config_files=[])
+    assert conf._args == ["--config-dir", str(tmp_path)]
+    assert isinstance(conf._use_env, bool)
+    assert any(info["opt"].name == "n" for info, _ in conf._all_opt_infos())
+
+
+def test_atexit_can_still_be_cleared_and_run():
+    """process_launcher._run_worker drops the parent's exit handlers in a new
+    worker and runs the worker's own before os._exit."""
+    import atexit
+
+    assert callable(atexit._clear) and callable(atexit._run_exitfuncs)
 
 
 def test_oslo_messaging_still_has_the_global_only_option_lists():

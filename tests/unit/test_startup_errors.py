@@ -91,3 +91,22 @@ def test_ssl_overrides_do_not_leak_between_config_objects():
     assert first.ssl.cert_file == "/first.pem"
     assert second.ssl.cert_file is None
     assert not sslutils.is_enabled(second)
+
+
+@pytest.mark.parametrize("dir_first", [True, False], ids=["dir-first", "file-first"])
+def test_the_file_named_is_the_one_oslo_config_took_with_a_config_dir(
+    tmp_path, dir_first
+):
+    """oslo.config parses --config-file and --config-dir in the order of the
+    command line, the two together: the later one wins, and is named."""
+    directory = tmp_path / "etc"
+    directory.mkdir()
+    in_dir, alone = directory / "wsgisvc.conf", tmp_path / "other.conf"
+    good, bad = (in_dir, alone) if dir_first else (alone, in_dir)
+    good.write_text("[DEFAULT]\nosapi_workers = 3\n")
+    bad.write_text("[DEFAULT]\nosapi_workers = three\n")
+    flags = [["--config-dir", str(directory)], ["--config-file", str(alone)]]
+    argv = ["prog", *(sum(flags if dir_first else flags[::-1], []))]
+    with pytest.raises(errors.ConfigValueError) as raised:
+        config.parse_args(argv, conf=cfg.ConfigOpts())
+    assert f"option osapi_workers: 'three' in {bad} is not valid" in str(raised.value)

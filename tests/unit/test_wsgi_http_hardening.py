@@ -1,26 +1,32 @@
 """The HTTP core where a hostile client or a buggy application pushes it
-(issue 17, and issue 19's framing defects), on both schedulers.
+(issue 17, issue 19's framing defects, issue 24's lying applications), on
+both schedulers.
 
 Each test names the defect it guards; each failed on the core before the fix.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import itertools
 import logging
 import socket
 import struct
 import threading
 import time
+import weakref
 
 import eventlet
 import pytest
 from oslo_middleware import sizelimit
 
 from tests.helpers import green_wait_for, wait_for
-from tests.unit._http_cases import HOST, request_bytes
+from tests.unit._http_cases import HOST, request_bytes, split_responses
 from tests.unit._wsgi_inproc import (  # noqa: F401  (scheduler: a fixture)
     RecordingApp,
     connect,
+    hello_app,
     make_conf,
     raw,
     read_response,
@@ -28,7 +34,7 @@ from tests.unit._wsgi_inproc import (  # noqa: F401  (scheduler: a fixture)
     running,
     scheduler,
 )
-from wsgisvc.http import core
+from wsgisvc.http import core, threaded
 from wsgisvc.http import parser as http_parser
 from wsgisvc.http.core import Connection
 
@@ -270,6 +276,84 @@ def test_a_full_pool_does_not_poll_the_listener(monkeypatch):
         sock.close()
 
 
+@pytest.mark.timeout(30)
+def test_at_max_connections_the_listener_is_not_polled(monkeypatch):
+    """Defect (threads): with wsgi_max_connections open and one more waiting
+    in the backlog, the accept loop tried the listener every 5 ms for as long
+    as the cap held; it must wait for a connection to close."""
+    with running(make_conf(wsgi_max_connections=2), hello_app) as server:
+        scheduler = server._scheduler
+        accept = scheduler._accept
+        calls = []
+
+        def counting(*args):
+            calls.append(time.monotonic())
+            return accept(*args)
+
+        monkeypatch.setattr(scheduler, "_accept", counting)
+        idle = [connect(server), connect(server)]
+        green_wait_for(lambda: scheduler.connections == 2, timeout=5)
+        waiting = connect(server)  # in the backlog: the listener stays readable
+        waiting.sendall(GET_CLOSE)
+        del calls[:]
+        eventlet.sleep(1.0)  # the cap holds: how often is accept tried?
+        assert len(calls) <= 2, f"{len(calls)} accept() calls in 1 s"
+        # Room, made on a pool thread (Connection: close): the waiting one is
+        # accepted and served (room made by the client's close: see
+        # test_wsgi_http_responses' test of wsgi_max_connections).
+        idle[0].sendall(GET_CLOSE)
+        assert read_until_closed(idle[0]).startswith(b"HTTP/1.1 200")
+        assert read_until_closed(waiting, timeout=10).startswith(b"HTTP/1.1 200")
+        for sock in (*idle, waiting):
+            sock.close()
+
+
+# --- what a closed connection leaves behind ----------------------------------------
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("closer", ["server", "client"])
+def test_a_closed_connection_is_freed_at_once(
+    scheduler,  # noqa: F811
+    monkeypatch,
+    closer,
+):
+    """Defect (threads): a closed connection stayed alive until its head or
+    keep-alive deadline passed (the deadline heap held it), and each idle pool
+    thread held the last one it served: a worker's memory grew with its
+    connection rate. The heap's stale entries do not pile up either.
+    ``closer``: who ends each one-request connection."""
+    alive = weakref.WeakSet()
+    init = Connection.__init__
+
+    def tracked(self, *args) -> None:
+        init(self, *args)
+        alive.add(self)
+
+    monkeypatch.setattr(Connection, "__init__", tracked)
+    # No deadline passes during the test: only closing may free them.
+    conf = make_conf(wsgi_header_timeout=60, wsgi_keepalive_timeout=60)
+    count = 200
+    with running(conf, hello_app) as server:
+        for _ in range(count):
+            if closer == "server":
+                assert raw(server, GET_CLOSE).startswith(b"HTTP/1.1 200")
+            else:
+                sock = connect(server)
+                sock.sendall(GET)
+                assert read_response(sock).startswith(b"HTTP/1.1 200")
+                sock.close()
+        green_wait_for(lambda: server._scheduler.connections == 0, timeout=5)
+
+        def freed() -> bool:
+            gc.collect()
+            return not alive
+
+        green_wait_for(freed, timeout=5, what="every closed Connection freed")
+        if scheduler == "threading":
+            assert len(server._scheduler._deadlines) < count // 2
+
+
 # --- the pool survives what the application does --------------------------------
 
 
@@ -367,7 +451,9 @@ def test_system_exits_from_the_app_cost_no_slot_and_a_resize_gives_them_all(
         clients = [eventlet.spawn(raw, server, gather, 10) for _ in range(4)]
         answers = [client.wait() for client in clients]
         assert [status_of(answer) for answer in answers] == [b"200"] * 4
-        assert server.pool.size == 4 and server.pool.busy == 0
+        # a pool thread gives its slot back just after the answer went out
+        green_wait_for(lambda: server.pool.busy == 0, timeout=5)
+        assert server.pool.size == 4
         if scheduler == "threading":
             green_wait_for(lambda: pool_threads() == 4, timeout=5)
     statuses = [line["status_code"] for line in access_lines(caplog)]
@@ -454,6 +540,47 @@ def test_a_broken_listener_is_reported_not_silent(caplog):
         server._socket.shutdown(socket.SHUT_RDWR)  # accept() now fails: EINVAL
         green_wait_for(lambda: failures, timeout=10)
     assert "test cannot accept connections" in failures[0]
+
+
+@pytest.mark.timeout(30)
+def test_an_error_in_the_accept_loop_is_reported_not_silent(monkeypatch):
+    """Defect (threads): an exception in the selector thread ended it, and
+    accepting with it, silently: the worker stayed up serving nothing."""
+    failures = []
+    with running(make_conf(), hello_app) as server:
+        server.on_failure = failures.append
+
+        def broken() -> None:
+            raise RuntimeError("injected")
+
+        monkeypatch.setattr(server._scheduler, "_accept", lambda *args: broken())
+        sock = connect(server)  # the accept loop wakes on it, and fails
+        green_wait_for(lambda: failures, timeout=10)
+        sock.close()
+    assert "test cannot accept connections: RuntimeError('injected')" in failures[0]
+
+
+@pytest.mark.timeout(30)
+def test_a_full_wake_socket_does_not_block_a_pool_thread(scheduler):  # noqa: F811
+    """Defect (threads): the wake socket's writing end was blocking: with its
+    buffer full (a stalled selector thread), a pool thread handing a
+    connection back hung in send() instead of counting it as woken."""
+    if scheduler != "threading":
+        pytest.skip("the eventlet scheduler has no wake socket")
+    waker = threaded.Scheduler(None, "test", threaded.ThreadPool(1), 10)
+    with contextlib.suppress(BlockingIOError):
+        while True:  # nothing reads: fill the buffer
+            waker._wake_w.send(b"x" * 65536, socket.MSG_DONTWAIT)
+    thread = threading.Thread(target=waker._wake, daemon=True)
+    thread.start()
+    try:
+        thread.join(timeout=2)
+        assert not thread.is_alive(), "_wake() blocked on a full wake socket"
+    finally:
+        waker._wake_r.close()  # a blocked send() fails: the thread ends
+        thread.join(timeout=5)
+        waker._wake_w.close()
+        waker._selector.close()
 
 
 # --- a body the client does not finish ---------------------------------------------
@@ -647,3 +774,133 @@ def test_extra_spaces_after_a_body_or_split_across_reads_are_still_400(split):
         sock.close()
     assert b"HTTP/1.1 400" in answer
     assert [call["PATH_INFO"] for call in app.calls] == ["/p"]
+
+
+# --- the application's own framing (issue 24) -------------------------------------
+
+
+def body_of(shape: str, parts: tuple[bytes, ...], write):
+    """The body as a list (known whole before the head goes out), a generator
+    (streamed: known piece by piece), one that never ends, or start_response's
+    ``write`` calls."""
+    if shape == "list":
+        return list(parts)
+    if shape == "write":
+        for part in parts:
+            write(part)
+        return []
+    if shape == "endless":
+        return itertools.cycle(parts)
+    return (part for part in parts)
+
+
+CL2, CL3, CL5, CL9 = ([("Content-Length", n)] for n in ("2", "3", "5", "9"))
+LIES = {  # the application's headers, its body, and what the client gets
+    "declared_5_sent_ok": (CL5, "list", (b"ok",), "500"),
+    "declared_2_sent_hello": (CL2, "list", (b"hello",), "500"),
+    "list_longer": (CL3, "list", (b"he", b"llo"), "500"),
+    "list_shorter": (CL9, "list", (b"he", b"llo"), "500"),
+    "stream_first_piece_longer": (CL2, "stream", (b"hello",), "500"),
+    "stream_empty": (CL5, "stream", (), "500"),
+    "stream_longer": (CL3, "stream", (b"he", b"llo"), "cut to 3"),
+    "stream_shorter": (CL9, "stream", (b"he", b"llo"), "closed"),
+    "stream_endless": (CL3, "endless", (b"he", b"llo"), "cut to 3"),
+    "write_longer": (CL3, "write", (b"he", b"llo"), "cut to 3"),
+    "write_shorter": (CL9, "write", (b"he", b"llo"), "closed"),
+    "two_lengths": (CL2 + [("Content-Length", "40")], "list", (b"ok",), "500"),
+    "two_equal_lengths": (CL2 + [("content-length", "2")], "list", (b"ok",), "one"),
+}
+
+
+class Lies:
+    """Answers /lie with ``status``, ``headers`` and a body of ``parts`` in
+    ``shape`` (:func:`body_of`), anything else with ``next``."""
+
+    def __init__(self, status: str, headers: list, shape: str, parts: tuple) -> None:
+        self.status = status
+        self.headers = headers
+        self.shape = shape
+        self.parts = parts
+
+    def __call__(self, environ, start_response):
+        if environ["PATH_INFO"] != "/lie":
+            start_response("200 OK", [("Content-Length", "4")])
+            return [b"next"]
+        write = start_response(self.status, list(self.headers))
+        return body_of(self.shape, self.parts, write)
+
+
+NEXT = request_bytes(b"GET /next HTTP/1.1", HOST, b"Connection: close")
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("case", sorted(LIES))
+def test_a_body_that_belies_its_content_length_never_misframes_the_next(case, caplog):
+    """Issue 24: a one-piece body of another length than the application's
+    Content-Length went out unchecked and the connection stayed open (the
+    next response read as the rest of this body, or ``llo`` as the start of
+    the next one); a longer body's excess went out; two Content-Lengths went
+    out both. Now: a body known before the head that disagrees, or two
+    lengths that differ, is a 500 with nothing of it sent; excess of a
+    streamed body is dropped; a streamed body that ends short ends the
+    connection. Each is logged once, naming the request."""
+    headers, shape, parts, expected = LIES[case]
+    caplog.set_level(logging.ERROR, logger="wsgisvc.http")
+    # last: caplog's handler keeps the level set last, and access lines are INFO
+    caplog.set_level(logging.INFO, logger="eventlet.wsgi.server")
+    lie = request_bytes(b"GET /lie HTTP/1.1", HOST)
+    with running(make_conf(), Lies("200 OK", headers, shape, parts)) as server:
+        answers = split_responses(raw(server, lie + NEXT))
+    (status, lengths, body), *rest = answers
+    if expected == "500":
+        assert status == b"HTTP/1.1 500 Internal Server Error"
+        assert body == b"Internal Server Error\n" and rest == []
+    elif expected == "closed":  # the body the head promised never came whole
+        assert status == b"HTTP/1.1 200 OK" and lengths == [b"9"]
+        assert body == b"hello" and rest == []
+    else:  # the head's length frames the body: the connection serves on
+        sent = {"cut to 3": b"hel", "one": b"ok"}[expected]
+        assert (status, lengths, body) == (
+            b"HTTP/1.1 200 OK",
+            [b"%d" % len(sent)],
+            sent,
+        )
+        assert rest == [(b"HTTP/1.1 200 OK", [b"4"], b"next")]
+    statuses = [line["status_code"] for line in access_lines(caplog)]
+    assert statuses == {"500": ["500"], "closed": ["200"]}.get(expected, ["200"] * 2)
+    errors = [r.getMessage() for r in app_errors(caplog)]
+    if expected == "one":
+        assert errors == []
+    else:
+        assert len(errors) == 1 and "GET /lie" in errors[0], errors
+
+
+NO_BODY = {  # the request's method, the answer's status, its Content-Length and body
+    "head_without_its_body": (b"HEAD", "200 OK", "5", "list", ()),
+    "head_with_a_shorter_body": (b"HEAD", "200 OK", "5", "list", (b"ok",)),
+    "head_with_a_longer_stream": (b"HEAD", "200 OK", "5", "stream", (b"hello!",)),
+    "304_with_a_length": (b"GET", "304 Not Modified", "5", "list", ()),
+    "204_with_a_body": (b"GET", "204 No Content", None, "stream", (b"x",)),
+}
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("case", sorted(NO_BODY))
+def test_an_answer_without_a_body_keeps_its_content_length_and_the_connection(
+    case, caplog
+):
+    """A guard on issue 24's fix (it passed before it too): HEAD, 204 and 304
+    send no body, so a body that does not fill the Content-Length is no lie
+    (HEAD's is the GET's, 304's the representation's): no 500, nothing
+    logged, the next answer framed."""
+    method, status, length, shape, parts = NO_BODY[case]
+    headers = [] if length is None else [("Content-Length", length)]
+    caplog.set_level(logging.ERROR, logger="wsgisvc.http")
+    lie = request_bytes(method + b" /lie HTTP/1.1", HOST)
+    with running(make_conf(), Lies(status, headers, shape, parts)) as server:
+        answer = raw(server, lie + NEXT)
+    (first, lengths, body), *rest = split_responses(answer, bodiless_first=True)
+    assert first == b"HTTP/1.1 " + status.encode() and body == b""
+    assert lengths == ([] if length is None else [length.encode()])
+    assert rest == [(b"HTTP/1.1 200 OK", [b"4"], b"next")]
+    assert app_errors(caplog) == []

@@ -31,15 +31,29 @@ def _chosen() -> str:
     return name
 
 
+class _NoEventlet:
+    """A finder that refuses ``eventlet`` and its modules, as if not installed."""
+
+    def find_spec(self, fullname: str, path=None, target=None):
+        if fullname.partition(".")[0] == "eventlet":
+            raise ModuleNotFoundError(
+                f"No module named {fullname!r} (WSGISVC_BACKEND=threading)",
+                name=fullname,
+            )
+        return None
+
+
 def _keep_eventlet_out() -> None:
     """Under threading nothing imports eventlet, though it is installed.
 
     Libraries that use eventlet when they find it (futurist, oslo.utils, the
     default backend of oslo.service, which oslo.messaging imports) are told it
-    is missing (a ``None`` in ``sys.modules`` makes its import fail), and
-    oslo.service is pointed at its own threading backend.
+    is missing, and oslo.service is pointed at its own threading backend. The
+    refusal is a finder, not a ``None`` in ``sys.modules``: an app that keeps
+    eventlet out itself (nova's WSGI modules) refuses to load when it finds
+    ``eventlet`` in ``sys.modules`` at all.
     """
-    sys.modules.setdefault("eventlet", None)
+    sys.meta_path.insert(0, _NoEventlet())
     from oslo_service import backend as oslo_service_backend
 
     oslo_service_backend.register_backend_default_hook(

@@ -34,8 +34,8 @@ def run(
     """Run the service ``build(conf)`` returns, as a binary; never returns.
 
     ``workers``: a number; or the name of an option holding it (unset means
-    the CPU count); by default the service's own ``workers`` (WSGIService reads
-    ``<name>_workers``), else 1.
+    the CPU count), read again on each SIGHUP reload; by default the
+    service's own (WSGIService's ``<name>_workers``), else 1.
     """
     argv = sys.argv if argv is None else argv
     prog = os.path.basename(argv[0])
@@ -43,8 +43,9 @@ def run(
     serve(prog, server, count)
 
 
-def serve(prog: str, server: service.ServiceBase, workers: int) -> NoReturn:
-    """Serve ``server`` on ``workers`` processes, wait, exit with the status:
+def serve(prog: str, server: service.ServiceBase, workers: int | str) -> NoReturn:
+    """Serve ``server`` on ``workers`` processes (a number, or the option
+    holding it, as ``service.launch()`` takes it), wait, exit with the status:
     the end of every binary. A start-up error is one line and exit 1, a
     worker's too (one that cannot load the app it loads after the fork)."""
     startup_errors(prog, lambda: service.serve(server, workers=workers))  # metrics
@@ -55,20 +56,19 @@ def _prepare(
     argv: list[str],
     build: Callable[[cfg.ConfigOpts], service.ServiceBase],
     workers: int | str | None,
-) -> tuple[service.ServiceBase, int]:
+) -> tuple[service.ServiceBase, int | str]:
     """Everything that can fail before serving, in the parent, before any fork."""
     conf = config.parse_args(argv, config.CONF)
     server = build(conf)
     if isinstance(server, service.Service):  # its workers keep its row
         registry.prepare_database(conf)
-    return server, _workers(conf, server, workers)
+    return server, _workers(server, workers)
 
 
-def _workers(
-    conf: cfg.ConfigOpts, server: service.ServiceBase, workers: int | str | None
-) -> int:
-    if isinstance(workers, str):
-        return conf[workers] or os.cpu_count() or 1
+def _workers(server: service.ServiceBase, workers: int | str | None) -> int | str:
+    """A number, or the name of the option holding it (read again on reload)."""
     if workers is not None:
         return workers
+    if isinstance(server, service.WSGIService):
+        return server.workers_option
     return getattr(server, "workers", None) or 1

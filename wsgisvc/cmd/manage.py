@@ -23,8 +23,13 @@ from wsgisvc.registry import api, migration
 
 
 def db_sync(conf: cfg.ConfigOpts, engine: sa.Engine) -> int:
-    print(f"Database at revision {migration.db_sync(engine)}")
+    revision = migration.db_sync(engine)
+    print(f"Database {_where(engine)} at revision {revision}")
     return 0
+
+
+def _where(engine: sa.Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
 
 
 def db_version(conf: cfg.ConfigOpts, engine: sa.Engine) -> int:
@@ -112,12 +117,26 @@ COMMANDS = {
 }
 
 
+# What --help says of each command.
+HELP = {
+    "db": "the services table's schema in [services_table] connection",
+    "sync": "create the services table, or bring it to this release's schema",
+    "version": "print the schema revision the database is at",
+    "service": "the rows of the services table",
+    "list": "every service row: host, binary, topic, up or down, disabled",
+    "disable": "stop scheduling to a service (HOST BINARY), with --reason",
+    "enable": "schedule to a disabled service again",
+    "force-down": "report a service down now, whatever its heartbeat says",
+    "delete": "soft-delete a service's row (a service that is gone)",
+}
+
+
 def add_command_parsers(subparsers) -> None:
     for category, actions in COMMANDS.items():
-        parser = subparsers.add_parser(category)
+        parser = subparsers.add_parser(category, help=HELP[category])
         commands = parser.add_subparsers(dest="action", required=True)
         for action, func in actions.items():
-            sub = commands.add_parser(action)
+            sub = commands.add_parser(action, help=HELP[action])
             sub.set_defaults(action_fn=func)
             if category == "service" and action != "list":
                 # dest names must not clash with options such as ``host``.
@@ -140,7 +159,9 @@ def main() -> None:
     conf = config.CONF
     conf.register_cli_opt(category_opt)
     wsgisvc.cmd.startup_errors("wsgisvc-manage", lambda: config.parse_args(sys.argv))
-    engine = registry.create_engine(conf)
+    engine = wsgisvc.cmd.startup_errors(
+        "wsgisvc-manage", lambda: registry.create_engine(conf)
+    )
     try:
         status = conf.category.action_fn(conf, engine)
     except sa.exc.SQLAlchemyError as error:

@@ -75,6 +75,7 @@ def _variable(text: str) -> tuple[str, str]:
 def parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
+        allow_abbrev=False,  # --worker is no flag, not --workers
         description="Serve a WSGI app on wsgisvc's launchers and HTTP core.",
         epilog="Arguments after -- are the app's own command line.",
     )
@@ -126,16 +127,21 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="load the app once in the parent, not in each worker after the fork",
     )
+    # Both into one list, in the order given: later files win, as in
+    # oslo.config's own command line.
     parser.add_argument(
         "--config-file",
         action="append",
+        dest="config",
         default=[],
+        type=lambda path: ("--config-file", path),
         help="a file of wsgisvc's options (oslo.config); repeatable",
     )
     parser.add_argument(
         "--config-dir",
         action="append",
-        default=[],
+        dest="config",
+        type=lambda path: ("--config-dir", path),
         help="a directory of *.conf files of wsgisvc's options; repeatable",
     )
     parser.add_argument("--debug", action="store_true", help="log at DEBUG level")
@@ -183,11 +189,10 @@ def build(args: argparse.Namespace) -> service.WSGIService:
     conf.set_default(f"{name}_in_services_table", False)
     conf.set_default(f"{name}_listen", DEFAULT_BIND.partition(":")[0])
     conf.set_default(f"{name}_listen_port", int(DEFAULT_BIND.partition(":")[2]))
-    files = [flag for path in args.config_file for flag in ("--config-file", path)]
-    dirs = [flag for path in args.config_dir for flag in ("--config-dir", path)]
+    sources = [word for flag_and_path in args.config for word in flag_and_path]
     debug = ["--debug"] if args.debug else []
     config.parse_args(
-        [PROG, *files, *dirs, *debug],
+        [PROG, *sources, *debug],
         conf,
         default_config_files=[],
         default_config_dirs=[],
@@ -230,7 +235,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     args = startup_errors(PROG, lambda: parse(argv))
     _use_backend(args.backend)
     server = startup_errors(PROG, lambda: build(args))
-    binary.serve(PROG, server, server.workers)
+    binary.serve(PROG, server, server.workers_option)
 
 
 if __name__ == "__main__":

@@ -3,16 +3,23 @@
 What the application hands over is checked at ``start_response``, before any
 byte goes out: a status that is ``NNN reason``, header names that are tokens,
 values without control characters (CR and LF would split the response) and
-latin-1 encodable, a Content-Length that is digits; the server frames the
-body itself, so a ``Transfer-Encoding`` from the application is refused. A
-check that fails raises in the application; if nothing was sent yet the
-answer is a 500 (and the access line says so).
+latin-1 encodable, a Content-Length that is digits, and one length however
+many Content-Length headers say it (equal ones go out as one); the server
+frames the body itself, so a ``Transfer-Encoding`` from the application is
+refused. A check that fails raises in the application; if nothing was sent
+yet the answer is a 500 (and the access line says so).
 
 The body is framed by the application's Content-Length, or one computed for a
 list body, or chunked for HTTP/1.1, or the close for HTTP/1.0; no body for
-HEAD, 1xx, 204 and 304. Whether the connection stays open is decided once, in
-:meth:`Response._keep_alive`, when the head goes out; afterwards only a broken
-response (:attr:`Response.broken`) can end it.
+HEAD, 1xx, 204 and 304. The application's Content-Length is held to in
+:meth:`Response.write`, the one way body bytes go out, whatever the shape of
+the body: a body known to disagree with it before the head goes out (a list,
+a first piece already too long) is a 500 with nothing of it sent; bytes past
+it are dropped; a body that ends short of it ends the connection, which the
+client would otherwise read the next response into. Whether the connection
+stays open is decided once, in :meth:`Response._keep_alive`, when the head
+goes out; afterwards only a broken response (:attr:`Response.broken`) can end
+it.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ def check_head(status: str, headers: list) -> None:
     """Raise ValueError or TypeError for a status or header the wire cannot carry."""
     if type(status) is not str or not _STATUS.fullmatch(status):
         raise ValueError(f"invalid response status {status!r}")
+    length = None
     for name, value in headers:
         if type(name) is not str or type(value) is not str:
             raise TypeError(f"response header {name!r}: {value!r} is not two str")
@@ -55,8 +63,12 @@ def check_head(status: str, headers: list) -> None:
             raise ValueError(f"invalid value for response header {name}: {value!r}")
         if len(name) in (14, 17):
             lower = name.lower()
-            if lower == "content-length" and not (value.isdigit() and value.isascii()):
-                raise ValueError(f"invalid Content-Length {value!r}")
+            if lower == "content-length":
+                if not (value.isdigit() and value.isascii()):
+                    raise ValueError(f"invalid Content-Length {value!r}")
+                if length not in (None, int(value)):
+                    raise ValueError(f"two Content-Lengths, {length} and {value}")
+                length = int(value)
             if lower == "transfer-encoding":
                 raise ValueError("Transfer-Encoding is the server's to set")
 
@@ -78,6 +90,8 @@ class Response:
         "sent",
         "chunked",
         "length",
+        "total",
+        "dropped",
         "no_body",
         "input",
     )
@@ -97,7 +111,9 @@ class Response:
         self.failed = False  # the application raised
         self.sent = 0
         self.chunked = False
-        self.length: int | None = None
+        self.length: int | None = None  # the body's, once the head says it
+        self.total: int | None = None  # the whole body's, known before the head
+        self.dropped = 0  # bytes past the application's Content-Length
         self.no_body = False
         self.input = environ["wsgi.input"]  # middleware may replace the environ's
 
@@ -125,20 +141,8 @@ class Response:
             self._failed()
             return
         try:
-            if self._input_error():
-                return
-            if type(result) in (list, tuple) and self.length is None:
-                self.length = sum(map(len, result))
-                if len(result) == 1:
-                    self.write(result[0], True)
-                    return
-            for data in result:
-                if data:
-                    self.write(data)
-            if not self.head_sent:
-                self.write(b"", True)
-            elif self.chunked:
-                self.conn.sock.sendall(b"0\r\n\r\n")
+            if not self._input_error():
+                self._send(result)
         except OSError:
             self.broken = True
             raise
@@ -151,8 +155,49 @@ class Response:
                     close()
                 except (Exception, SystemExit):  # as from app(): the access line
                     LOG.exception("close() of the response of %s failed", self.line())
-        if self.length is not None and self.sent != self.length and not self.chunked:
-            self.broken = True  # the app's Content-Length was wrong: framing is lost
+        self._check_length()
+
+    def _send(self, result) -> None:
+        """Send the body ``result`` holds and end it; a list or tuple is
+        measured first, so that its length is known before the head. A body
+        that ran past its Content-Length is not iterated further: the rest
+        would be dropped, and a body that never ends would hold the slot."""
+        if type(result) in (list, tuple) and not self.head_sent:
+            self.total = sum(map(len, result))
+        for data in result:
+            if data:
+                self.write(data)
+                if self.dropped:
+                    break
+        if not self.head_sent:  # no body: its length is known now
+            self.total = 0
+            self.write(b"")
+        elif self.chunked:
+            self.conn.sock.sendall(b"0\r\n\r\n")
+
+    def _check_length(self) -> None:
+        """Log what :meth:`write` did about a body that belied the head's
+        Content-Length, once; a body that ended short breaks the response,
+        so the connection ends: its next response would be misframed."""
+        if self.broken or self.length is None:
+            return  # a broken response was logged where it broke
+        if self.dropped:
+            LOG.error(
+                "the application sent %d bytes past the Content-Length (%d) of "
+                "%s: they were not sent",
+                self.dropped,
+                self.length,
+                self.line(),
+            )
+        elif self.sent < self.length:
+            self.broken = True
+            LOG.error(
+                "the application ended the body of %s %d bytes short of its "
+                "Content-Length (%d): the connection is closed",
+                self.line(),
+                self.length - self.sent,
+                self.length,
+            )
 
     def _input_error(self) -> bool:
         """A malformed or stalled body is its refusal, and a client gone inside
@@ -188,8 +233,8 @@ class Response:
         )
         self.headers = [("Content-Type", "text/plain")]
         self.status = "500 Internal Server Error"
-        self.length = len(body)
-        self.write(body, True)
+        self.total = len(body)
+        self.write(body)
 
     def _rest_is_small(self) -> bool:
         """True when what the application left of the body can be dropped
@@ -217,11 +262,12 @@ class Response:
         message = self.message
         return f"{message.method} {message.target.decode('latin-1')}"
 
-    def write(self, data: bytes, last: bool = False) -> None:
-        """Send ``data`` (the WSGI ``write`` callable, and the body iterator's)."""
+    def write(self, data: bytes) -> None:
+        """Send ``data`` (the WSGI ``write`` callable, and the body iterator's);
+        never past the Content-Length of the head: the rest is dropped."""
         sock = self.conn.sock
         if not self.head_sent:
-            head = self._head(data, last)
+            head = self._head(data)
             if self.no_body or not data:
                 sock.sendall(head)
                 return
@@ -232,14 +278,21 @@ class Response:
             return
         if not data or self.no_body:
             return
+        length = self.length
+        if length is not None and self.sent + len(data) > length:
+            self.dropped += self.sent + len(data) - length
+            data = data[: length - self.sent]
+            if not data:
+                return
         self.sent += len(data)
         if self.chunked:
             data = b"%x\r\n%s\r\n" % (len(data), data)
         sock.sendall(data)
 
-    def _head(self, first: bytes, last: bool) -> bytes:
-        """The status line and headers, framed, as bytes; only once they are
-        whole does the response count as started (an error before is a 500)."""
+    def _head(self, first: bytes) -> bytes:
+        """The status line and headers, framed, as bytes, for a body that
+        begins with ``first``; only once they are whole does the response count
+        as started (an error before is a 500, a known wrong length too)."""
         if self.headers is None:
             raise AssertionError("the application did not call start_response")
         status = self.status
@@ -249,6 +302,8 @@ class Response:
         for name, value in self.headers:
             lower = name.lower()
             if lower == "content-length":
+                if length is not None:
+                    continue  # the same length again (check_head): say it once
                 length = int(value)
             elif lower == "x-openstack-request-id":
                 rid = value
@@ -258,12 +313,20 @@ class Response:
             lines.append(f"{name}: {value}\r\n")
         no_body_status = status[:3] in _NO_BODY_STATUS or status[0] == "1"
         no_body = no_body_status or self.message.method == "HEAD"
+        total = self.total
+        if length is not None and not no_body:
+            if total is not None and total != length:
+                raise ValueError(f"Content-Length {length} for a body of {total} bytes")
+            if len(first) > length:
+                raise ValueError(
+                    f"Content-Length {length} for a body of {len(first)} bytes or more"
+                )
         chunked = False
         framed = True
         if length is not None or no_body_status:
             pass  # the application's own Content-Length frames the body
-        elif last or self.length is not None:
-            length = self.length if self.length is not None else len(first)
+        elif total is not None:
+            length = total
             lines.append(f"Content-Length: {length}\r\n")
         elif self.message.version != "1.0":
             if self.message.method != "HEAD":

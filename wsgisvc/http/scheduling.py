@@ -37,9 +37,13 @@ None, is ``(conf, ssl.SSLContext)``: handshake first, within
    ``listeners.RESOURCE_ACCEPT_ERRORS``, ``listeners.AcceptErrors`` logs it
    once, retry after ``listeners.RESOURCE_BACKOFF``; anything else, stop
    accepting and call ``core.server.accept_failed(exc)``, which stops the
-   process so that it is restarted.
-6. Accept only while fewer than ``max_connections`` are open. With no slot
-   free, leave new connections to siblings sharing the listener for
+   process so that it is restarted. So does any exception that ends the
+   accept loop (or the thread that accepts): a process that no longer
+   accepts must not stay up.
+6. Accept only while fewer than ``max_connections`` are open; at the cap,
+   wait for a connection to close, not for a timer (the listener stays
+   readable while new ones wait in the backlog). With no slot free, leave
+   new connections to siblings sharing the listener for
    ``listeners.ACCEPT_DEFER``, then take every one still waiting: a sibling
    with room gets the burst, and none waits in the backlog behind busy
    workers for longer than that.

@@ -98,6 +98,7 @@ class ThreadPool:
             try:
                 self._serve(conn)  # handles its own errors; this thread lives on
             finally:
+                del conn  # an idle thread must not keep its last connection alive
                 with self._lock:
                     self.busy -= 1
                     if not self.busy:
@@ -109,7 +110,12 @@ def make_slots(size: int) -> ThreadPool:
 
 
 class _Waiting:
-    """A connection parked in the selector: TLS state and its deadline."""
+    """A connection parked in the selector: TLS state and its deadline.
+
+    Its deadline's heap entry may outlive its parking (the heap is cleaned
+    lazily): once unparked (``seq`` -1), it holds neither socket nor
+    connection, so a closed connection is freed at once.
+    """
 
     __slots__ = (
         "conn",
@@ -147,6 +153,7 @@ class Scheduler:
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)  # a full buffer wakes it all the same
         self._returned: collections.deque = collections.deque()
         self._woken = False
         self._deadlines: list = []
@@ -160,6 +167,7 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self._errors = listeners.AcceptErrors(LOG, name)
         self._retry_accept_at = 0.0
+        self._capped = False  # not watching the listener: max_connections open
         self._full_since: float | None = None  # no pool thread free since
 
     # --- the contract wsgi.Server uses ----------------------------------------------
@@ -208,7 +216,7 @@ class Scheduler:
         lines = [f"  {self.pool.busy} being served"]
         for key in keys:
             waiting = key.data
-            if not isinstance(waiting, _Waiting):
+            if not isinstance(waiting, _Waiting) or waiting.seq == -1:
                 continue
             conn = waiting.conn
             if waiting.handshaking or conn is None:
@@ -241,10 +249,18 @@ class Scheduler:
         self._wake()
 
     def _closed(self) -> None:
+        """A connection is gone: the selector thread may wait for that (the
+        last one, when stopping; room under ``max_connections``).
+
+        Called on pool threads too. No close is missed: the selector thread
+        sets ``_capped`` before it counts again, in ``_accept_again``.
+        """
         with self._live_lock:
             self._live -= 1
-            last = self._live == 0
-        if last and self._stopping:
+            live = self._live
+        if (self._stopping and live == 0) or (
+            self._capped and live < self.max_connections
+        ):
             self._wake()
 
     def _wake(self) -> None:
@@ -273,10 +289,10 @@ class Scheduler:
                         self._readable(key.data)
                 self._handle_returned()
                 self._expire()
-                if self._accepting and self._retry_accept_at:
-                    if time.monotonic() >= self._retry_accept_at:
-                        self._retry_accept_at = 0.0
-                        self._resume_accepting()
+                self._accept_again()
+        except Exception as exc:  # nothing accepts any more: let the process go
+            LOG.exception("%s: the selector thread failed", self.name)
+            self.core.server.accept_failed(exc)
         finally:
             for key in list(selector.get_map().values()):
                 if isinstance(key.data, _Waiting):
@@ -339,34 +355,50 @@ class Scheduler:
 
     def _park(self, waiting: _Waiting, conn: Connection | None) -> None:
         waiting.conn = conn
-        waiting.seq = next(self._seq)
-        heapq.heappush(self._deadlines, (waiting.deadline, waiting.seq, waiting))
+        self._set_deadline(waiting, waiting.deadline)
         try:
             self._selector.register(waiting.sock, selectors.EVENT_READ, waiting)
         except (ValueError, OSError):  # closed meanwhile
             self._close_waiting(waiting, registered=False)
 
-    def _expire(self) -> None:
-        deadlines, now = self._deadlines, time.monotonic()
-        while deadlines and deadlines[0][0] <= now:
-            _, seq, waiting = heapq.heappop(deadlines)
-            if waiting.seq == seq:  # not re-parked since
-                self._close_waiting(waiting)
+    def _set_deadline(self, waiting: _Waiting, deadline: float) -> None:
+        """Close ``waiting`` at ``deadline``: its earlier entry goes stale."""
+        waiting.deadline = deadline
+        waiting.seq = next(self._seq)
+        heapq.heappush(self._deadlines, (deadline, waiting.seq, waiting))
 
-    def _close_waiting(self, waiting: _Waiting, registered: bool = True) -> None:
-        if waiting.seq == -1:
-            return
+    def _unpark(self, waiting: _Waiting, registered: bool = True) -> None:
+        """Out of the selector; its heap entry, stale now, keeps nothing alive."""
         waiting.seq = -1
         if registered:
             try:
                 self._selector.unregister(waiting.sock)
             except (KeyError, ValueError):
                 pass
-        if waiting.conn is not None:
-            waiting.conn.close()
+        waiting.conn = waiting.sock = None
+
+    def _expire(self) -> None:
+        deadlines, now = self._deadlines, time.monotonic()
+        while deadlines and deadlines[0][0] <= now:
+            _, seq, waiting = heapq.heappop(deadlines)
+            if waiting.seq == seq:  # not unparked nor rescheduled since
+                self._close_waiting(waiting)
+        # A stale entry would wait for its deadline to leave: once they
+        # outnumber the parked connections, sweep them out.
+        if len(deadlines) > 2 * len(self._selector.get_map()) + 64:
+            self._deadlines = [entry for entry in deadlines if entry[2].seq == entry[1]]
+            heapq.heapify(self._deadlines)
+
+    def _close_waiting(self, waiting: _Waiting, registered: bool = True) -> None:
+        if waiting.seq == -1:
+            return
+        conn, sock = waiting.conn, waiting.sock
+        self._unpark(waiting, registered)
+        if conn is not None:
+            conn.close()
         else:
             try:
-                waiting.sock.close()
+                sock.close()
             except OSError:
                 pass
         self._closed()
@@ -398,7 +430,10 @@ class Scheduler:
         """
         now = time.monotonic()
         if self._live >= self.max_connections:
-            self._defer_accepting(now + 0.005)
+            # New ones wait in the kernel's backlog until one closes (_closed
+            # wakes this thread): no timer, no poll.
+            self._pause_accepting()
+            self._capped = True
             return
         if self.pool.free() <= 0:
             if self._full_since is None:
@@ -429,6 +464,18 @@ class Scheduler:
         with self._live_lock:
             self._live += 1
         self._admit(client, address)
+
+    def _accept_again(self) -> None:
+        """Watch the listener again: room under the cap, or a deferral ended."""
+        if self._capped:
+            if self._live < self.max_connections:
+                self._capped = False
+                if self._accepting:
+                    self._resume_accepting()
+        elif self._accepting and self._retry_accept_at:
+            if time.monotonic() >= self._retry_accept_at:
+                self._retry_accept_at = 0.0
+                self._resume_accepting()
 
     def _defer_accepting(self, at: float) -> None:
         """Stop watching the listener until ``at``, or it stays ready."""
@@ -504,11 +551,7 @@ class Scheduler:
                 break
             if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
                 return self._reschedule(waiting, began)
-        waiting.seq = -1
-        try:
-            self._selector.unregister(sock)
-        except (KeyError, ValueError):
-            pass
+        self._unpark(waiting)
         self.pool.submit(conn)
 
     def _drop(self, waiting: _Waiting) -> None:
@@ -529,6 +572,4 @@ class Scheduler:
         """The first byte of a keep-alive request moves the deadline to the head's."""
         conn = waiting.conn
         if not began and conn.parser.begun and conn.deadline is not None:
-            waiting.deadline = conn.deadline
-            waiting.seq = next(self._seq)
-            heapq.heappush(self._deadlines, (waiting.deadline, waiting.seq, waiting))
+            self._set_deadline(waiting, conn.deadline)

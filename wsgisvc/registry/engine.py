@@ -13,7 +13,7 @@ import os
 import sqlalchemy as sa
 from oslo_config import cfg
 
-from wsgisvc.registry.schema import connection_url
+from wsgisvc.registry.schema import connection_url, driver_missing
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -25,9 +25,16 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 def create_engine(conf: cfg.ConfigOpts, url: str | None = None) -> sa.Engine:
     """An engine that fails fast on an unreachable server and recovers from
-    dropped connections (``pool_pre_ping``)."""
+    dropped connections (``pool_pre_ping``). A driver that is not installed
+    is DatabaseDriverMissing, one line naming the extra to install."""
     url = url or connection_url(conf)
-    timeout = conf.services_table.connect_timeout
+    try:
+        return _create_engine(url, conf.services_table.connect_timeout)
+    except ModuleNotFoundError as error:
+        raise driver_missing(url, error) from error
+
+
+def _create_engine(url: str, timeout: float) -> sa.Engine:
     backend = sa.engine.make_url(url).get_backend_name()
     if backend == "sqlite":
         database = sa.engine.make_url(url).database

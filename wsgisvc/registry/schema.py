@@ -20,7 +20,7 @@ from urllib import parse
 from oslo_config import cfg
 
 from wsgisvc import opts
-from wsgisvc.errors import SchemaNotCurrent
+from wsgisvc.errors import DatabaseDriverMissing, SchemaNotCurrent
 
 LOG = logging.getLogger(__name__)
 
@@ -69,6 +69,8 @@ def check(conf: cfg.ConfigOpts) -> None:
         return
     try:
         at = revision(url, conf.services_table.connect_timeout)
+    except ModuleNotFoundError as error:
+        raise driver_missing(url, error) from error
     except Exception as error:  # noqa: BLE001 - any driver's error: not reachable
         LOG.warning("Cannot check the schema of %s yet: %s", hide_password(url), error)
         return
@@ -78,6 +80,25 @@ def check(conf: cfg.ConfigOpts) -> None:
             f"database {hide_password(url)} {where}, this release needs schema "
             f"{HEAD}: run `wsgisvc-manage db sync`"
         )
+
+
+# The extras of wsgisvc's that install a driver, by its module.
+_EXTRAS = {"psycopg": "postgresql", "pymysql": "mysql"}
+
+
+def driver_missing(url: str, error: ModuleNotFoundError) -> DatabaseDriverMissing:
+    """The one line for a URL whose driver module is not installed."""
+    extra = _EXTRAS.get((error.name or "").partition(".")[0])
+    install = (
+        f"pip install 'wsgisvc[{extra}]'"
+        if extra
+        else "install it, or use postgresql+psycopg:// or mysql+pymysql:// "
+        "(pip install 'wsgisvc[postgresql]' or 'wsgisvc[mysql]')"
+    )
+    return DatabaseDriverMissing(
+        f"[services_table] connection {hide_password(url)} needs the driver "
+        f"{error.name!r}, which is not installed: {install}"
+    )
 
 
 def revision(url: str, timeout: float) -> str | None:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import webob
 from oslo_config import cfg
 
-from wsgisvc import config, registry
+from wsgisvc import config, errors, registry
 from wsgisvc.sample.faultwrap import fault_response
 
 if TYPE_CHECKING:
@@ -48,10 +48,13 @@ class RPCController:
         from wsgisvc.registry import api as registry_api
         from wsgisvc.registry.heartbeat import DB_ERRORS
 
-        if self._engine is None:
-            self._engine = registry.create_engine(self.conf)
         try:
+            if self._engine is None:
+                self._engine = registry.create_engine(self.conf)
             rows = registry_api.get_all(self._engine)
+        except errors.DatabaseDriverMissing as error:
+            LOG.warning("GET /v1/services: %s", error)
+            return fault_response(503, str(error))
         except DB_ERRORS as error:
             LOG.warning("GET /v1/services: database unreachable: %s", error)
             return fault_response(503, "The services database cannot be reached.")
