@@ -98,7 +98,7 @@ _wsgisvc_api = _wsgisvc_api_with()
 # log stays on by default).
 _NO_ACCESS_LOG = (
     "default_log_levels = "
-    + ",".join([*config.DEFAULT_LOG_LEVELS, "eventlet.wsgi.server=WARN"])
+    + ",".join([*config.DEFAULT_LOG_LEVELS, "wsgisvc.access=WARN"])
     + "\n"
 )
 

@@ -34,6 +34,7 @@ from wsgisvc import (
     systemd,
     upgrade,
 )
+from wsgisvc.http import accesslog
 from wsgisvc.signals import Action
 
 LOG = logging.getLogger(__name__)
@@ -462,6 +463,8 @@ class Launcher:
         if stopping:
             LOG.info("pid %d got %s while stopping: ignored", os.getpid(), name)
             return None
+        if action is Action.RELOAD and self._ignores_reload():
+            return None
         if action is Action.RELOAD:
             LOG.info(
                 "pid %d got SIGHUP, not a terminal hang-up: %s",
@@ -488,6 +491,22 @@ class Launcher:
             LOG.info("pid %d got %s: stopping gracefully", os.getpid(), name)
         self._stop_gracefully(Stop(f"stopped by {name}", STATUS_OK))
         return None
+
+    def _ignores_reload(self) -> bool:
+        """True, having said so, in a worker whose parent replaces its workers
+        on SIGHUP (``reload``): a SIGHUP here came from someone else (``kill``
+        aimed at it, ``pkill`` racing the parent), and a reload of its own would
+        close the listener it shares with its parent and siblings, and fail to
+        bind it again. With ``mutate`` the parent passes SIGHUP on: acted on."""
+        if self._parent_death_fd is None or self.restart_method != "reload":
+            return False
+        LOG.info(
+            "pid %d is a worker: SIGHUP is for its parent (pid %d), which "
+            "reloads and replaces its workers; ignored",
+            os.getpid(),
+            os.getppid(),
+        )
+        return True
 
     def _delay_stop(self, name: str, what: str | None) -> None:
         """A stop with graceful_drain_delay: serve on, unhealthy, until the
@@ -541,6 +560,7 @@ class Launcher:
         )
         if self._parent_death_fd is None:
             pidfile.remove(self.conf.pid_file)
+        accesslog.flush_at_exit()  # os._exit runs no atexit hook
         os._exit(STATUS_FAILED)
 
     def _wait_services(self, done) -> None:

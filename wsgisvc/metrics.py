@@ -42,13 +42,14 @@ LOG = logging.getLogger(__name__)
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Seconds between two writes of the sampled gauges (in flight, pool).
 SAMPLE_INTERVAL = 1.0
-# Methods counted by name; anything else a client sends is counted as "other",
-# so a client cannot grow the label set.
 SERVICE_UP = "wsgisvc_service_up"
 SERVICE_UP_HELP = "1 while the last heartbeat of this service's row succeeded"
+# Methods counted by name; anything else a client sends is counted as OTHER,
+# so a client cannot grow the label set (RPC: the endpoints' methods, rpc.py).
 HTTP_METHODS = frozenset(
     ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT")
 )
+OTHER = "other"
 
 
 class MetricsError(errors.StartupError):
@@ -157,7 +158,7 @@ class _Instruments:
         key = (app, method, code)
         inc = self._request_children.get(key)
         if inc is None:
-            label = method if method in HTTP_METHODS else "other"
+            label = method if method in HTTP_METHODS else OTHER
             inc = self.http_requests.labels(app, label, str(code)).inc
             self._request_children[key] = inc
         inc()

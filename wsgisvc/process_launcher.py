@@ -39,6 +39,7 @@ from wsgisvc import (
     systemd,
     upgrade,
 )
+from wsgisvc.http import accesslog
 from wsgisvc.signals import Action
 
 LOG = logging.getLogger(__name__)
@@ -136,11 +137,11 @@ class ProcessLauncher:
         # why the first workers of a service could not start: wait() raises it
         self._cannot_start: str | None = None
         upgrade.take_handover(conf.pid_file)
-        self._readiness = (
-            systemd.ReadinessRelay()
-            if os.environ.get("NOTIFY_SOCKET") or upgrade.handing_over()
-            else None
+        # READY=1 still to be said, to systemd or to an upgrade's old parent
+        self._ready_untold = bool(
+            os.environ.get("NOTIFY_SOCKET") or upgrade.handing_over()
         )
+        self._frozen = False  # gc.freeze() done, before the first fork
         self._death_read_fd, self._death_write_fd = os.pipe()
         self._from_workers = recycling.ParentChannel()
         self._memory_check_at = time.monotonic()
@@ -192,7 +193,7 @@ class ProcessLauncher:
             self._refill_slots()
             self._enforce_stop_deadline()
             self._kill_stale_retiring()
-            self._relay_readiness()
+            self._tell_ready_once_all_serve()
             self._follow_upgrade()
         LOG.info("all workers stopped; exiting with status %d", self._status)
         pidfile.remove(self.conf.pid_file)
@@ -201,20 +202,23 @@ class ProcessLauncher:
         return self._status
 
     def _watched_fds(self) -> tuple[int, ...]:
-        relay = () if self._readiness is None else (self._readiness.fileno(),)
         upgrade_fds = () if self._upgrade is None else self._upgrade.fds()
-        return (self._from_workers.fileno(), *relay, *upgrade_fds)
+        return (self._from_workers.fileno(), *upgrade_fds)
 
-    def _relay_readiness(self) -> None:
-        """READY=1 to systemd (to the old parent, in an upgrade's new one)
-        once every first worker has started its service."""
-        if self._readiness is None:
+    def _tell_ready_once_all_serve(self) -> None:
+        """READY=1 to systemd (to the old parent, in an upgrade's new one),
+        once, when every slot of every service has a worker serving.
+
+        Slots, not workers that said so: a worker that served, died and was
+        respawned before its siblings served would be counted twice. A slot
+        knows whether its worker serves from the line that worker sends
+        (``_worker_serving``), heard before its exit is handled.
+        """
+        if not self._ready_untold:
             return
-        self._readiness.collect()
-        expected = sum(wrapper.workers for wrapper in self.wrappers)
-        if self._readiness.ready_count >= expected:
+        if all(slot.serving for wrapper in self.wrappers for slot in wrapper.slots):
             upgrade.announce_ready(self.conf.pid_file)
-            self._readiness = None  # said once; later respawns need no news
+            self._ready_untold = False  # said once; later respawns need no news
 
     def _sleep_time(self) -> float:
         deadlines = [
@@ -275,13 +279,14 @@ class ProcessLauncher:
         slot.respawn_at = None
         slot.forked_at = time.monotonic()
         slot.serving = False
-        # What the parent built (the app, the config, imported modules) is never
-        # garbage: out of the collector's sight, a worker's full collections stay
-        # short and leave those pages shared with the parent (copy-on-write).
-        gc.freeze()
+        if not self._frozen:
+            _freeze_what_the_parent_built()
+            self._frozen = True
         pid, mask = signals.fork(HANDLED_SIGNALS)
         if pid == 0:
-            os._exit(self._run_worker(wrapper, slot, mask))
+            status = self._run_worker(wrapper, slot, mask)
+            accesslog.flush_at_exit()  # os._exit runs no atexit hook
+            os._exit(status)
         slot.pid = pid
         self.workers[pid] = (wrapper, slot)
         metrics.workers(len(self.workers))
@@ -317,10 +322,8 @@ class ProcessLauncher:
             self._from_workers.in_child()
             self._signals.forget_in_child()
             metrics.forked()
-            if self._readiness is not None:  # tell the parent, not systemd
-                os.environ["NOTIFY_SOCKET"] = self._readiness.address
-            else:
-                os.environ.pop("NOTIFY_SOCKET", None)
+            # systemd hears the parent, which speaks for its workers
+            os.environ.pop("NOTIFY_SOCKET", None)
             backend.after_fork_in_child()
             _give_log_handlers_fresh_locks()
             worker = launcher.ServiceLauncher(
@@ -367,7 +370,7 @@ class ProcessLauncher:
             return
         wrapper, slot = self.workers.pop(pid)
         if slot.pid == pid:
-            slot.pid = None
+            slot.pid, slot.serving = None, False
         else:  # being recycled: its slot has its replacement already
             slot.outgoing = None
         metrics.workers(len(self.workers))
@@ -764,6 +767,22 @@ class ProcessLauncher:
             self._signal_all(signal.SIGKILL, stale)
             for pid in stale:
                 self.retiring[pid] = None  # killed; reaped by _reap()
+
+
+def _freeze_what_the_parent_built() -> None:
+    """Move what the parent built (the app, the config, imported modules) out
+    of the collector's sight, before its first fork: a worker's full
+    collections stay short and leave those pages shared with the parent
+    (copy-on-write); workers forked later inherit the same frozen objects.
+
+    Once, after a collection: start-up garbage is collected rather than kept
+    for good, and what the parent makes while it supervises (a reload's
+    configuration, respawns, upgrades) stays collectable. Freezing again at
+    each fork kept whatever cyclic garbage the parent held at that moment for
+    good, one more batch per respawn or recycled worker.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _give_log_handlers_fresh_locks() -> None:

@@ -178,10 +178,27 @@ class HiddenMethodsPolicy(dispatcher.RPCAccessPolicyBase):
 
 class _MeteredDispatcher(dispatcher.RPCDispatcher):
     """Counts and times every message dispatched (wsgisvc_rpc_calls_total,
-    wsgisvc_rpc_call_duration_seconds); used only when metrics are on."""
+    wsgisvc_rpc_call_duration_seconds); used only when metrics are on.
+
+    The method label is one of the endpoints' methods a message can call, or
+    ``other``: the name comes from the sender, and each new label is one
+    more set of series in every scrape and in the worker's file, for good.
+    """
+
+    def __init__(self, endpoints, serializer, access_policy=None) -> None:
+        super().__init__(endpoints, serializer, access_policy)
+        self._methods = frozenset(
+            name
+            for endpoint in self.endpoints
+            for name in dir(type(endpoint))
+            if callable(getattr(type(endpoint), name, None))
+            and self.access_policy.is_allowed(endpoint, name)
+        )
 
     def dispatch(self, incoming):
-        method = str(incoming.message.get("method"))
+        method = incoming.message.get("method")
+        if not (isinstance(method, str) and method in self._methods):
+            method = metrics.OTHER
         begin = time.perf_counter()
         outcome = "error"
         try:

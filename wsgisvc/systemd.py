@@ -1,6 +1,6 @@
-"""systemd: sd_notify (Type=notify units: ready, stopping), the readiness
-relay of a ProcessLauncher, and socket activation (the listening sockets
-systemd, or an upgrade, passes in ``LISTEN_FDS``)."""
+"""systemd: sd_notify (Type=notify units: ready, stopping) and socket
+activation (the listening sockets systemd, or an upgrade, passes in
+``LISTEN_FDS``)."""
 
 import os
 import socket
@@ -26,36 +26,6 @@ def notify(state: str) -> None:
             sock.sendall(state.encode())
     except OSError as exc:
         LOG.warning("could not notify systemd of %s: %s", state, exc)
-
-
-class ReadinessRelay:
-    """Lets a ProcessLauncher say READY=1 only once its workers have started.
-
-    The workers' NOTIFY_SOCKET points at this datagram socket instead of
-    systemd's, so the same ``notify("READY=1")`` a single process sends reaches
-    the parent, which counts them.
-    """
-
-    def __init__(self) -> None:
-        name = f"wsgisvc-notify-{os.getpid()}-{os.urandom(4).hex()}"
-        self.address = "@" + name
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._sock.bind("\0" + name)
-        self._sock.setblocking(False)
-        self.ready_count = 0
-
-    def fileno(self) -> int:
-        return self._sock.fileno()
-
-    def collect(self) -> None:
-        """Count the READY=1 messages waiting on the socket."""
-        while True:
-            try:
-                message = self._sock.recv(4096)
-            except BlockingIOError:
-                return
-            if b"READY=1" in message.split(b"\n"):
-                self.ready_count += 1
 
 
 # --- socket activation (sd_listen_fds) -------------------------------------

@@ -13,10 +13,12 @@ Lifecycle, and why it is shaped this way:
 - ``stop()`` closes the listener in this process and closes idle connections
   (after ``idle_close_grace``); a connection accepted before the stop is
   served, a request in flight is never cut, and each connection closes once
-  its response is sent. ``wait()`` returns when the last connection is done,
-  and leaves the pool at size 0.
+  its response is sent (one whose response began before the stop, kept
+  alive, once the grace passed without a next request). ``wait()`` returns
+  when the last connection is done, and leaves the pool at size 0.
 - ``reset()`` (SIGHUP) re-reads ``wsgi_default_pool_size`` and resizes the pool,
-  and binds the listener again if ``stop()`` had closed it.
+  and binds the listener again if ``stop()`` had closed it, in the process that
+  bound it only: a forked worker never binds its parent's socket.
 """
 
 import importlib
@@ -177,6 +179,7 @@ class Server:
         self._core: Core | None = None
         self.stopping = False
         self._socket = self._bind()
+        self._bound_in = os.getpid()
         passed = " (socket passed in LISTEN_FDS)" if inherited_socket else ""
         LOG.info("%s listening on %s%s", name, self.url, passed)
 
@@ -237,6 +240,11 @@ class Server:
     def start(self) -> None:
         """Start accepting; return at once (the work runs in the scheduler)."""
         if self._socket is None:
+            if not self._binds_here():
+                raise BindError(
+                    f"{self.name}: stopped in a worker, which does not bind its "
+                    f"parent's listening socket again"
+                )
             self._socket = self._bind()
         self.stopping = False
         self.pool.resize(self.pool_size)
@@ -256,7 +264,7 @@ class Server:
         self.stopping = True
         scheduler = self._scheduler
         if self._core is not None:
-            self._core.stopping = True  # each response from now on closes
+            self._core.stop(self.idle_close_grace)  # each response from now on closes
         if scheduler is not None:
             scheduler.stop_accepting()
         self._close_listener()
@@ -277,11 +285,20 @@ class Server:
             accesslog.WRITER.flush()
 
     def reset(self) -> None:
-        """Resize the pool to the (re-read) configured size; rebind if closed."""
+        """Resize the pool to the (re-read) configured size; rebind if closed
+        and this process bound it (``_binds_here``)."""
         self.pool_size = self._explicit_pool_size or self.conf.wsgi_default_pool_size
         self.pool.resize(self.pool_size)
-        if self._socket is None:
+        if self._socket is None and self._binds_here():
             self._socket = self._bind()
+
+    def _binds_here(self) -> bool:
+        """Whether this process may listen again once stop() closed the
+        listener: the one that bound it may; a forked worker may not, since
+        its parent and siblings hold the port and its bind would fail, after
+        retrying for ``bind_retry_seconds``. An inherited socket is served
+        again from the copy kept open, in any process."""
+        return self._inherited is not None or self._bound_in == os.getpid()
 
     def accept_failed(self, exc: BaseException) -> None:
         """The scheduler's accept loop ended on an unexpected error."""

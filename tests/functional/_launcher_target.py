@@ -1,20 +1,23 @@
 """A service binary for the launcher tests; it records what happens to it.
 
 Each event is one line ``PID EVENT VALUE`` appended to [target] events_file, so
-a test can see which process started, reset, stopped and finished.
+a test can see which process started, reset, stopped and finished (and, on
+SIGUSR2, whether garbage the top process made after its first fork was freed).
 
     python _launcher_target.py --config-file F
 """
 
 import wsgisvc.cmd  # noqa: F401, I001  (backend, and monkey patching on eventlet)
 
+import gc
 import os
 import sys
 import time
+import weakref
 
 from oslo_config import cfg
 
-from wsgisvc import backend, config, service
+from wsgisvc import backend, config, report, service
 
 target_opts = [
     cfg.StrOpt("events_file", required=True),
@@ -22,6 +25,11 @@ target_opts = [
     cfg.FloatOpt("stop_delay", default=0.0, help="wait() lasts this long"),
     cfg.BoolOpt("raise_at_start", default=False),
     cfg.IntOpt("exit_at_start", help="os._exit(N) in start()"),
+    cfg.StrOpt(
+        "start_gate",
+        help="a directory: start() records 'starting', then waits for a file "
+        "named after its pid there",
+    ),
     cfg.BoolOpt(
         "block_in_stop",
         default=False,
@@ -51,6 +59,10 @@ class RecordingService(service.ServiceBase):
             os._exit(target.exit_at_start)
         if target.raise_at_start:
             raise RuntimeError("start failed on purpose")
+        if target.start_gate:
+            record(self.conf, "starting")
+            while not os.path.exists(os.path.join(target.start_gate, str(os.getpid()))):
+                backend.sleep(0.01)
         record(self.conf, "start", target.greeting)
 
     def stop(self):
@@ -67,6 +79,28 @@ class RecordingService(service.ServiceBase):
 
     def reset(self):
         record(self.conf, "reset", self.conf.target.greeting)
+
+    def serving(self):
+        """In the top process, after a ProcessLauncher's first forks: a
+        reference cycle dropped here must stay collectable whatever the parent
+        forks later. A report (SIGUSR2) records whether a collection freed it."""
+        cycle = _Cycle()
+        cycle.itself = cycle
+        garbage_after_first_fork.append(weakref.ref(cycle))
+        report.add_section("target gc", self._collect)
+
+    def _collect(self) -> str:
+        gc.collect()
+        freed = all(ref() is None for ref in garbage_after_first_fork)
+        record(self.conf, "gc", "collected" if freed else "kept")
+        return f"freeze count {gc.get_freeze_count()}"
+
+
+class _Cycle:
+    itself: object = None
+
+
+garbage_after_first_fork: list[weakref.ref] = []
 
 
 def unpatched_sleep(seconds: float) -> None:

@@ -11,6 +11,10 @@ built (an upgrade test changes the file between two generations), also in an
 ``/test/slow?ms=N&marker=PATH`` creates PATH when the request starts (so a test
 can wait for "in flight" instead of sleeping), sleeps N ms, answers the pid.
 
+``/test/stream?release=PATH`` sends its head and a first piece of body (no
+Content-Length: chunked), then its last piece once PATH exists: a response in
+flight for as long as the test wants; ``X-Pid`` says which process serves it.
+
 ``/test/grow?mib=N`` keeps N more MiB resident in the serving worker (for the
 memory recycling tests), answers the pid.
 """
@@ -45,7 +49,20 @@ def test_app(environ, start_response):
         mib = int(urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))["mib"][0])
         _kept.append(b"x" * (mib * 1024 * 1024))  # written, so resident
         return _json(start_response, {"pid": os.getpid()})
+    if environ.get("PATH_INFO") == "/stream":
+        return stream_app(environ, start_response)
     return slow_app(environ, start_response)
+
+
+def stream_app(environ, start_response):
+    release = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))["release"][0]
+    start_response(
+        "200 OK", [("Content-Type", "text/plain"), ("X-Pid", str(os.getpid()))]
+    )
+    yield b"first\n"
+    while not os.path.exists(release):
+        backend.sleep(0.01)
+    yield b"last\n"
 
 
 def _json(start_response, document, headers=()):

@@ -81,9 +81,13 @@ class Api:
         return json.loads(body)["pid"]
 
 
-def write_config(tmp_path: Path, workers: int, extra: str = "") -> Path:
+def write_config(
+    tmp_path: Path, workers: int, extra: str = "", paste_text: str | None = None
+) -> Path:
+    """The config file, and the paste file: ``paste_text``, or
+    :func:`paste_for_tests`."""
     paste = tmp_path / "api-paste.ini"
-    paste.write_text(paste_for_tests())
+    paste.write_text(paste_for_tests() if paste_text is None else paste_text)
     conf = tmp_path / "wsgisvc.conf"
     conf.write_text(
         "[DEFAULT]\n"
@@ -132,10 +136,11 @@ def api_server(
     backend: str | None = None,
     env: dict | None = None,
     pass_fds: tuple[int, ...] = (),
+    paste_text: str | None = None,
 ):
     """A started wsgisvc-api (or ``command``, on ``backend``) whose workers all
     answer; killed on exit."""
-    conf = write_config(tmp_path, workers, extra)
+    conf = write_config(tmp_path, workers, extra, paste_text)
     proc, log_path = start_api(
         tmp_path, conf, command=command, backend=backend, env=env, pass_fds=pass_fds
     )

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import signal
 import socket
 import threading
+import time
 
 import pytest
 
@@ -61,6 +63,55 @@ def test_sigterm_lets_the_in_flight_request_finish(tmp_path, workers, backend):
         idle.close()
 
 
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("workers", [1, 2], ids=["single-process", "workers"])
+def test_sigterm_closes_a_stream_begun_before_it_once_its_body_ends(
+    tmp_path, workers, backend
+):
+    """A response whose head went out (keep-alive) before SIGTERM and whose
+    body ends after the stop closed the idle connections: the connection
+    closes once the body ends and the process exits, not a whole
+    wsgi_keepalive_timeout later (issue 24: 63 s with a 60 s keep-alive)."""
+    extra = "wsgi_keepalive_timeout = 60\n"
+    with api_server(tmp_path, workers=workers, extra=extra, backend=backend) as api:
+        release = tmp_path / "release"
+        stream = http.client.HTTPConnection("127.0.0.1", api.port, timeout=30)
+        stream.request("GET", f"/test/stream?release={release}")
+        response = stream.getresponse()
+        assert response.getheader("Connection") is None  # announced kept alive
+        idle = _idle_connection_to(api, int(response.getheader("X-Pid")))
+
+        api.proc.send_signal(signal.SIGTERM)
+        assert idle.recv(1) == b""  # that process closed its idle connections
+        release.touch()
+        body_ended = time.monotonic()
+
+        assert response.read() == b"first\nlast\n"
+        stream.sock.settimeout(20)
+        assert stream.sock.recv(1) == b""  # the server closed it
+        assert api.proc.wait(timeout=30) == 0
+        assert time.monotonic() - body_ended < 10, api.log()
+        stream.close()
+        idle.close()
+
+
+def _idle_connection_to(api, pid: int) -> socket.socket:
+    """A keep-alive connection, left idle after one answer, to process ``pid``."""
+
+    def connect():
+        sock = socket.create_connection(("127.0.0.1", api.port), timeout=30)
+        sock.sendall(b"GET /v1/ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = b""
+        while not answer.endswith(b"}"):
+            answer += sock.recv(4096)
+        if json.loads(answer.split(b"\r\n\r\n", 1)[1])["pid"] == pid:
+            return sock
+        sock.close()
+        return None
+
+    return wait_for(connect, timeout=30, what=f"a connection to process {pid}")
+
+
 @pytest.mark.timeout(120)
 def test_sighup_replaces_workers_without_a_failed_request(tmp_path, backend):
     with api_server(tmp_path, workers=2, backend=backend) as api:
@@ -95,6 +146,44 @@ def test_sighup_replaces_workers_without_a_failed_request(tmp_path, backend):
         failures = [r for r in results if r[0] != 200]
         assert not failures, failures[:5]
         assert api.proc.poll() is None
+
+
+@pytest.mark.timeout(90)
+def test_sighup_to_a_worker_is_one_line_and_ignored(tmp_path, backend):
+    """``kill -HUP <worker>`` (issue 24): the worker closed the listener it
+    shares with its parent and siblings, failed to bind the port again for
+    5 s (BindError, a 40-line traceback) and was respawned. A reload is the
+    parent's: the worker logs one line and serves on."""
+    with api_server(tmp_path, workers=2, backend=backend) as api:
+        workers = api.workers()
+        worker = min(workers)
+
+        os.kill(worker, signal.SIGHUP)
+
+        ignored = f"pid {worker} is a worker: SIGHUP is for its parent"
+        wait_for(lambda: ignored in api.log(), what=ignored)
+        assert api.log().count(ignored) == 1
+        pids = {api.ping_pid() for _ in range(20)}
+        assert pids <= workers
+        assert api.workers() == workers
+        assert "Traceback" not in api.log() and "BindError" not in api.log()
+        assert "stopped accepting" not in api.log()
+
+
+@pytest.mark.timeout(120)
+def test_sighup_to_the_parent_and_its_workers_at_once_reloads_once(tmp_path, backend):
+    """``pkill -HUP`` reaches the workers as well as the parent: the parent
+    reloads and replaces them; none of them reloads or rebinds on its own."""
+    with api_server(tmp_path, workers=2, backend=backend) as api:
+        old = api.workers()
+        for pid in (*old, api.pid):
+            os.kill(pid, signal.SIGHUP)
+
+        wait_for(lambda: "configuration reloaded; 2 workers running" in api.log())
+        new = api.workers()
+        assert len(new) == 2 and not new & old
+        assert api.ping_pid() in new
+        assert "Traceback" not in api.log() and "BindError" not in api.log()
 
 
 @pytest.mark.timeout(120)

@@ -72,6 +72,23 @@ def test_dead_worker_is_respawned(target, signo):
     print(f"respawn after {name}: {respawn:.3f} s")
 
 
+def test_garbage_the_parent_makes_after_its_first_fork_is_collected(target):
+    """gc.freeze() ran before every fork (issue 24): a reference cycle the
+    parent dropped between forks was frozen by the next fork (here SIGTTIN's)
+    and never collected. The parent freezes once, before its first fork."""
+    target.start(workers=2)
+    first = target.wait_workers(2)
+    target.signal(signal.SIGTTIN)  # one more fork, after the cycle was dropped
+    target.wait_workers(3)
+
+    target.signal(signal.SIGUSR2)  # the report collects and records
+
+    gc_events = wait_for(lambda: target.events("gc"))
+    assert gc_events == [(target.pid, "gc", "collected")]
+    assert set(first) < set(target.workers())
+    assert sigterm_and_wait(target) == 0
+
+
 def test_worker_crashing_at_start_backs_off(target):
     target.start(workers=2, exit_at_start=3)
     wait_for(lambda: len(re.findall("respawning in", target.log())) >= 6, 20)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -44,6 +45,50 @@ def test_systemd_ready_once_services_started_then_stopping(
     notify_socket.settimeout(0.2)
     with pytest.raises(TimeoutError):
         notify_socket.recv(4096)  # nothing else: the workers told the parent only
+
+
+@pytest.mark.timeout(60)
+def test_systemd_ready_waits_for_every_slot_when_one_respawned_first(
+    target, notify_socket, tmp_path
+):
+    """A worker that serves, dies and is respawned, and serves again before
+    its sibling serves (issue 24): the parent counted READY=1 messages, two
+    from one slot, and told systemd READY=1 with a worker still starting."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    target.start(
+        workers=2,
+        start_gate=gate,
+        env={"NOTIFY_SOCKET": notify_socket.getsockname()},
+    )
+    first, second = wait_for(lambda: _starting(target, 2))
+    _let_serve(target, gate, first)
+    os.kill(first, signal.SIGKILL)
+    respawned = wait_for(lambda: _starting(target, 3))[2]
+    _let_serve(target, gate, respawned)
+    target.signal(signal.SIGUSR2)  # acted on in the loop's next round, so
+    wait_for(lambda: "report requested (SIGUSR2)" in target.log())  # READY=1
+    notify_socket.setblocking(False)  # would be sent by now, were it due
+    with pytest.raises(BlockingIOError):
+        notify_socket.recv(4096)
+
+    (gate / str(second)).touch()
+
+    notify_socket.settimeout(15)
+    assert notify_socket.recv(4096) == b"READY=1"
+    assert sorted(target.started_pids()) == sorted([first, second, respawned])
+    assert sigterm_and_wait(target) == 0
+
+
+def _starting(target: Target, count: int) -> list[int] | None:
+    pids = [pid for pid, _, _ in target.events("starting")]
+    return pids if len(pids) >= count else None
+
+
+def _let_serve(target: Target, gate, pid: int) -> None:
+    """Open ``pid``'s start gate; return once its parent heard it serves."""
+    (gate / str(pid)).touch()
+    wait_for(lambda: re.search(rf"worker {pid} of .+ serving", target.log()))
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -46,6 +46,34 @@ def listening_ports(pid: int) -> set[int]:
     }
 
 
+@pytest.mark.timeout(120)
+def test_rpc_method_labels_are_the_endpoints_methods_or_other(tmp_path, backend):
+    """A sender names the method: 2,000 unknown ones made 2,000 label sets
+    and an 8 MiB histogram file in one worker (issue 24). Unknown, private
+    and hidden methods are counted as "other"."""
+    with worker_process(
+        tmp_path, workers=1, extra=METRICS_ON, backend=backend
+    ) as worker:
+        port = metrics_port(worker.log)
+        client = worker.client()
+        unknown = [f"no_such_method_{n}" for n in range(100)]
+        for method in unknown:
+            client.cast({}, method, server=worker.host)
+        for method in ("_private", "init_host", "periodic_tasks"):
+            with pytest.raises(messaging.RemoteError):
+                client.call({}, method, server=worker.host)
+        assert client.call({}, "echo", server=worker.host, payload=1)["payload"] == 1
+        calls = len(unknown) + 4
+        samples = wait_for(
+            lambda: (s := scrape(port)).total("wsgisvc_rpc_calls_total") == calls and s
+        )
+    labels = {s.labels["method"] for s in samples.select("wsgisvc_rpc_calls_total")}
+    assert labels == {"echo", "other"}
+    assert samples.total("wsgisvc_rpc_calls_total", method="other") == calls - 1
+    durations = samples.select("wsgisvc_rpc_call_duration_seconds_count")
+    assert {s.labels["method"] for s in durations} == {"echo", "other"}
+
+
 def _load(api, requests: int, clients: int) -> set[int]:
     """``requests`` GETs of /v1/ping over ``clients`` connections at once; the
     pids that answered."""

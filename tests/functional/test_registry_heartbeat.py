@@ -1,8 +1,10 @@
 """Heartbeat against real databases, including a database that goes away."""
 
 import logging
+import sys
 
 import pytest
+import sqlalchemy as sa
 from oslo_config import cfg
 
 from tests.functional._svc_util import (
@@ -12,7 +14,7 @@ from tests.functional._svc_util import (
     database,
 )
 from tests.helpers import green_wait_for
-from wsgisvc import registry
+from wsgisvc import backend, registry
 from wsgisvc.backend import sleep as backend_sleep
 from wsgisvc.registry import api
 
@@ -169,3 +171,91 @@ def test_database_outage_is_survived_and_logged_once_each_way(
     assert len(back) == 1, caplog.text
     assert lost[0].levelno == logging.ERROR
     assert "keeps running" in lost[0].getMessage()
+
+
+@pytest.fixture(params=backend.BACKENDS)
+def scheduler(request):
+    """The backend a heartbeat's timer runs on in this process: greenthreads
+    or threads."""
+    if request.param == "eventlet" and sys.modules.get("eventlet", ...) is None:
+        pytest.skip("eventlet is kept out of this process (WSGISVC_BACKEND)")
+    saved, backend.NAME = backend.NAME, request.param
+    try:
+        yield request.param
+    finally:
+        backend.NAME = saved
+
+
+class _Gate:
+    """While closed, holds every statement of the engines other than
+    ``spare`` (a database that stalls); notes which engines ran statements
+    and which were disposed."""
+
+    def __init__(self, spare: sa.Engine) -> None:
+        self.spare = spare
+        self.closed = False
+        self.holding = backend.Event()
+        self.opened = backend.Event()
+        self.used: set[sa.Engine] = set()
+        self.disposed: set[sa.Engine] = set()
+
+    def before_cursor_execute(self, connection, *args) -> None:
+        if connection.engine is self.spare:
+            return
+        self.used.add(connection.engine)
+        if self.closed:
+            self.holding.set()
+            self.opened.wait()
+
+    def engine_disposed(self, engine: sa.Engine) -> None:
+        self.disposed.add(engine)
+
+    def open(self) -> None:
+        self.closed = False
+        self.opened.set()
+
+
+@pytest.mark.timeout(60)
+def test_a_beat_that_outlives_stop_leaves_no_engine_behind(scheduler, tmp_path, caplog):
+    """stop() waits for a beat in progress only so long (issue 24): it then
+    disposed the engine under the beat, and the beat, going on, had the
+    engine property build a new one (here: its row was deleted meanwhile, so
+    it registers again) that nobody disposed: a pool and its connection."""
+    with database("sqlite", tmp_path) as url:
+        conf = make_conf(url)
+        conf.set_override("connect_timeout", 1, group="services_table")
+        spare = registry.create_engine(conf)
+        registry.db_sync(spare)
+        gate = _Gate(spare)
+        events = (
+            ("before_cursor_execute", gate.before_cursor_execute),
+            ("engine_disposed", gate.engine_disposed),
+        )
+        for name, listener in events:
+            sa.event.listen(sa.Engine, name, listener)
+        try:
+            beat = registry.Heartbeat(
+                conf, "h1", "wsgisvc-worker", "w", report_interval=INTERVAL
+            )
+            beat.start()
+            first = beat.service_id
+            gate.closed = True
+            green_wait_for(gate.holding.is_set, what="a beat held by the database")
+            api.soft_delete(spare, first)  # meanwhile, an operator deletes it
+
+            beat.stop()  # gives up waiting for the held beat
+            gate.open()
+
+            green_wait_for(
+                lambda: [row.id for row in api.get_all(spare)] not in ([], [first]),
+                what="the row registered again by the held beat",
+            )
+            green_wait_for(
+                lambda: gate.used <= gate.disposed,
+                what=f"every engine disposed: {gate.used - gate.disposed}",
+            )
+        finally:
+            gate.open()
+            for name, listener in events:
+                sa.event.remove(sa.Engine, name, listener)
+            spare.dispose()

@@ -292,7 +292,7 @@ def check(data: bytes) -> None:
             )
 
 
-QUIETED_LOGGERS = ("root", "wsgisvc", "eventlet.wsgi.server")
+QUIETED_LOGGERS = ("root", "wsgisvc", "wsgisvc.access")
 
 
 def quiet_logs() -> None:

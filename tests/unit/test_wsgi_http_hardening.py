@@ -47,7 +47,7 @@ def status_of(answer: bytes) -> bytes:
 
 
 def access_lines(caplog) -> list[dict]:
-    return [r.args for r in caplog.records if r.name == "eventlet.wsgi.server"]
+    return [r.args for r in caplog.records if r.name == "wsgisvc.access"]
 
 
 def app_with_head(status, headers):
@@ -85,7 +85,7 @@ def test_a_head_the_wire_cannot_carry_is_a_500_not_a_split_or_cut(case, caplog):
     """Defects: response splitting (values written unchecked) and a bad value
     cutting the response silently while the access line said 200."""
     status, headers = BAD_HEADS[case]
-    caplog.set_level(logging.INFO, logger="eventlet.wsgi.server")
+    caplog.set_level(logging.INFO, logger="wsgisvc.access")
     with running(make_conf(), app_with_head(status, headers)) as server:
         answer = raw(server, GET_CLOSE)
         assert status_of(answer) == b"500", answer
@@ -180,7 +180,7 @@ REFUSED = {
 def test_lingering_refusals_hold_no_slot(caplog, status):
     """Defect: the linger after a 400 ran inside the request slot, so ~100
     malformed requests a second starved a 100-slot worker."""
-    caplog.set_level(logging.INFO, logger="eventlet.wsgi.server")
+    caplog.set_level(logging.INFO, logger="wsgisvc.access")
     app = sizelimit.RequestBodySizeLimiter(
         RecordingApp(), {"max_request_body_size": "1000"}
     )
@@ -205,7 +205,7 @@ def test_lingering_refusals_hold_no_slot(caplog, status):
 
 
 def test_a_refused_head_is_in_the_access_log_with_its_request_line(caplog):
-    caplog.set_level(logging.INFO, logger="eventlet.wsgi.server")
+    caplog.set_level(logging.INFO, logger="wsgisvc.access")
     with running(make_conf(), RecordingApp()) as server:
         raw(server, b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n")
         raw(server, b"\x01\x02 nonsense\r\n\r\n")
@@ -219,7 +219,7 @@ def test_a_refused_head_is_in_the_access_log_with_its_request_line(caplog):
 def test_latency_counts_the_wait_for_a_slot(caplog):
     """Defect: the latency clock started after the slot was taken, so slot
     queueing, the saturation signal, was invisible."""
-    caplog.set_level(logging.INFO, logger="eventlet.wsgi.server")
+    caplog.set_level(logging.INFO, logger="wsgisvc.access")
 
     def app(environ, start_response):
         if environ["PATH_INFO"] == "/slow":
@@ -436,7 +436,7 @@ def test_system_exits_from_the_app_cost_no_slot_and_a_resize_gives_them_all(
     good, and resize(), counting it as running, never replaced it; one from
     its close() skipped the access line (and the metrics) of a request
     answered 200."""
-    caplog.set_level(logging.INFO, logger="eventlet.wsgi.server")
+    caplog.set_level(logging.INFO, logger="wsgisvc.access")
     conf = make_conf(wsgi_default_pool_size=2)
     with running(conf, ExitsThenGathers()) as server:
         for path in (b"/call", b"/iterate", b"/close") * 3:
@@ -618,7 +618,7 @@ def test_a_client_gone_inside_its_body_is_a_499_not_a_server_error(caplog, catch
     """Defect: the application's read raised, the core logged "application
     failed" with a traceback and counted a 500: a client's hang-up (a close,
     or a reset) looked like a server error to every 5xx alert."""
-    caplog.set_level(logging.INFO, logger="eventlet.wsgi.server")
+    caplog.set_level(logging.INFO, logger="wsgisvc.access")
     with running(make_conf(), CatchesBodyErrors(catch)) as server:
         sock = connect(server)
         sock.sendall(HALF_A_BODY)
@@ -642,7 +642,7 @@ def test_a_client_gone_inside_its_body_is_a_499_not_a_server_error(caplog, catch
 def test_a_body_that_stalls_is_a_408_and_a_close(caplog, catch):
     """Defect: the read's timeout escaped the application as a 500 with a
     traceback; the client, still there, is told why and the connection ends."""
-    caplog.set_level(logging.INFO, logger="eventlet.wsgi.server")
+    caplog.set_level(logging.INFO, logger="wsgisvc.access")
     conf = make_conf(client_socket_timeout=1)  # whole seconds
     with running(conf, CatchesBodyErrors(catch)) as server:
         sock = connect(server)
@@ -847,7 +847,7 @@ def test_a_body_that_belies_its_content_length_never_misframes_the_next(case, ca
     headers, shape, parts, expected = LIES[case]
     caplog.set_level(logging.ERROR, logger="wsgisvc.http")
     # last: caplog's handler keeps the level set last, and access lines are INFO
-    caplog.set_level(logging.INFO, logger="eventlet.wsgi.server")
+    caplog.set_level(logging.INFO, logger="wsgisvc.access")
     lie = request_bytes(b"GET /lie HTTP/1.1", HOST)
     with running(make_conf(), Lies("200 OK", headers, shape, parts)) as server:
         answers = split_responses(raw(server, lie + NEXT))

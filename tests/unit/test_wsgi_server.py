@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import stat
+import time
 
 import eventlet
 import pytest
@@ -133,6 +134,52 @@ def test_connection_accepted_just_before_stop_is_served_not_reset():
 
 
 @pytest.mark.timeout(30)
+def test_a_response_begun_before_stop_leaves_its_connection_the_grace():
+    """A response whose head went out kept alive before stop() and whose body
+    ends after the idle connections were closed: a next request sent at once
+    is answered (Connection: close); without one the connection closes after
+    the grace, not at wsgi_keepalive_timeout (issue 24)."""
+    released = []
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Length", "10")])
+        if environ["PATH_INFO"] == "/idle":
+            return [b"idle-ended"]
+        return streamed()
+
+    def streamed():
+        yield b"first"
+        while not released:
+            eventlet.sleep(0.01)
+        yield b"-last"
+
+    with running(make_conf(wsgi_keepalive_timeout=60), app) as server:
+        idle = connect(server)
+        idle.sendall(b"GET /idle HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(idle).endswith(b"idle-ended")
+        asks, quiet = connect(server), connect(server)
+        for sock in (asks, quiet):
+            sock.sendall(GOOD_REQUEST)
+            begun = b""
+            while not begun.endswith(b"first"):
+                begun += sock.recv(4096)
+            assert b"Connection: close" not in begun
+
+        server.stop()
+        assert read_until_closed(idle) == b""  # the idle connections are closed
+        released.append(True)
+
+        for sock in (asks, quiet):
+            assert sock.recv(4096) == b"-last"
+        asks.sendall(GOOD_REQUEST)
+        answer = read_until_closed(asks)
+        assert answer.startswith(b"HTTP/1.1 200") and b"Connection: close" in answer
+        ended = time.monotonic()
+        assert read_until_closed(quiet) == b""
+        assert time.monotonic() - ended < 3
+
+
+@pytest.mark.timeout(30)
 def test_wait_returns_only_when_in_flight_requests_are_done():
     finished = []
 
@@ -174,6 +221,54 @@ def test_reset_restores_the_configured_pool_size_and_rebinds():
     finally:
         server.stop()
         server.wait()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.filterwarnings("ignore:Using fork:DeprecationWarning")
+def test_a_forked_worker_never_binds_its_parents_socket_again():
+    """stop() then reset() and start() in a forked child (a worker that acted
+    on a SIGHUP of its own, issue 24): reset() resizes the pool and leaves the
+    listener closed, start() is one BindError at once; neither retries a bind
+    of the port its parent holds. The parent's reset() still rebinds."""
+    conf = make_conf(wsgi_default_pool_size=7)
+    server = wsgi.Server(conf, "t", hello_app, "127.0.0.1", 0)
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker: report what happened, then leave at once
+        os.close(read_fd)
+        outcome = []
+        try:
+            begun = time.monotonic()
+            server.stop()
+            conf.set_override("wsgi_default_pool_size", 9)
+            server.reset()
+            outcome += [server.pool.size, server.socket is None]
+            try:
+                server.start()
+            except wsgi.BindError as exc:
+                outcome.append(str(exc))
+            outcome.append(time.monotonic() - begun < 1)
+        finally:
+            os.write(write_fd, repr(outcome).encode())
+            os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as pipe:
+        outcome = pipe.read()
+    os.waitpid(pid, 0)
+    assert outcome == repr(
+        [
+            9,
+            True,
+            "t: stopped in a worker, which does not bind its parent's listening "
+            "socket again",
+            True,
+        ]
+    )
+    port = server.port
+    server.stop()
+    server.reset()  # in the process that bound it: listening again
+    assert server.socket is not None and server.port == port
+    server.stop()
 
 
 @pytest.mark.timeout(30)
@@ -266,7 +361,7 @@ def test_wsgi_server_debug_decides_whether_tracebacks_are_sent(debug):
 
 @pytest.mark.timeout(30)
 def test_wsgi_log_format_is_used_for_the_access_log(caplog):
-    caplog.set_level(logging.INFO, logger="eventlet.wsgi.server")
+    caplog.set_level(logging.INFO, logger="wsgisvc.access")
     conf = make_conf(wsgi_log_format="ACCESS %(request_line)s -> %(status_code)s")
     with running(conf, hello_app) as server:
         get(server, "/logged")

@@ -2,30 +2,95 @@
 
 The line is ``wsgi_log_format`` (eventlet's keys: ``client_ip``,
 ``request_line``, ``status_code``, ``body_length``, ``wall_seconds``,
-``date_time``, plus ``request_id``). It goes to the ``eventlet.wsgi.server``
-logger, the name operators' logging configurations already know. The record is
-built directly (no caller lookup, no formatting when the logger is off); its
-``request_id`` attribute is the response's ``x-openstack-request-id``, which
-oslo.log shows where its context format string puts request ids.
+``date_time``, plus ``request_id``) at INFO on the ``wsgisvc.access`` logger
+(:data:`LOGGER`). Its records are made by that logger (``makeRecord``, so a
+factory set with ``logging.setLogRecordFactory`` makes them) and pass its
+filters in the request's thread. Each carries what oslo.log's formatter shows
+as the application's own lines show it, from whichever thread formats it:
+``request_id``, the response's ``x-openstack-request-id`` (oslo.middleware's
+request_id sets it), and ``context``, the oslo.context RequestContext the
+application made current while serving the request (None when it made none:
+one left over from an earlier request of the thread is not this request's).
 
-On the threads scheduler the records go to the handlers from one writer
-thread (:class:`Writer`), in the order the requests ended (unless the
-handlers fall :data:`WRITER_BACKLOG` records behind).
+The logger was ``eventlet.wsgi.server``, and operators turn the line off by
+setting that name to WARN (``default_log_levels``): a level set on it still
+applies. Handlers and filters are configured on ``wsgisvc.access``: handing
+records on to the old name as well would either deliver them twice or make
+``wsgisvc.access`` a logger that does not propagate yet reaches the root.
+
+On the threads scheduler the records are queued (``logging.handlers``'
+QueueHandler) and handed to the handlers by one thread (QueueListener; see
+:class:`Writer` for why), in the order the requests ended. What is queued is
+written before the process exits (:func:`flush_at_exit`).
 """
 
+from __future__ import annotations
+
+import atexit
 import logging
+import logging.handlers
 import os
 import queue
 import threading
 import time
 from email.utils import formatdate
 
-LOGGER = logging.getLogger("eventlet.wsgi.server")
+from oslo_context import context as oslo_context
+
+LOGGER = logging.getLogger("wsgisvc.access")
+OLD_NAME = "eventlet.wsgi.server"
+_OLD_LOGGER = logging.getLogger(OLD_NAME)
 LOG = logging.getLogger(__name__)
-# Records the writer thread may owe before requests write their own lines
-# again: a log sink that blocks (a full pipe) holds requests back, as it does
-# without the writer, instead of growing the queue without bound.
+# Records the writer thread may owe before requests wait for room: a log sink
+# that blocks (a full pipe) holds requests back, as it does without the
+# writer, instead of growing the queue without bound.
 WRITER_BACKLOG = 10000
+# How long an exit waits for the queued lines: a working sink writes a whole
+# backlog in well under that; a stuck one must not keep the process alive.
+EXIT_FLUSH_TIMEOUT = 5.0
+
+
+def _old_name_allows_info() -> bool:
+    """False when a level above INFO is set on ``eventlet.wsgi.server`` (or
+    ``eventlet.wsgi``, ``eventlet``): how operators turned the line off. The
+    root's level is not asked: ``wsgisvc.access``'s own stood in for it."""
+    logger = _OLD_LOGGER
+    while logger.parent is not None:
+        if logger.level:
+            return logger.level <= logging.INFO
+        logger = logger.parent
+    return True
+
+
+class _Enqueue(logging.handlers.QueueHandler):
+    """Waits for room in the bounded queue instead of dropping the record,
+    and queues the record as it is: QueueHandler's own ``prepare`` formats the
+    message here and drops ``args``, which the handlers would then miss (a
+    JSON formatter writes the access fields from them); the record is nobody
+    else's and never leaves the process, so there is nothing to copy."""
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        self.queue.put(record)
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
+
+
+class _Deliver(logging.Handler):
+    """The writer thread's handler: each record to the access logger's
+    handlers (its filters ran in the request's thread). A filter or handler
+    that raises is logged, and the thread goes on: it would otherwise end,
+    every later line lost and the next flush waiting for good."""
+
+    def handle(self, record) -> bool:
+        if isinstance(record, threading.Event):
+            record.set()  # a flush: everything queued before it is written
+            return True
+        try:
+            LOGGER.callHandlers(record)
+        except Exception:
+            LOG.exception("the access log writer could not write a line")
+        return True
 
 
 class Writer:
@@ -39,73 +104,83 @@ class Writer:
     with the first line, in the process that serves (never before a fork).
     """
 
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+    def __init__(self, backlog: int = WRITER_BACKLOG) -> None:
+        self.backlog = backlog
+        self._forget()
         os.register_at_fork(after_in_child=self._forget)
 
-    def put(self, record: logging.LogRecord) -> None:
-        if self._queue.qsize() >= WRITER_BACKLOG:
-            LOGGER.handle(record)  # the handlers are stuck or slow: wait on them
-            return
-        if self._thread is None:
-            self._start()
-        self._queue.put(record)
+    def handle(self, record: logging.LogRecord) -> None:
+        """Queue ``record``; wait for room while the backlog is full."""
+        handler = self._handler or self._start()
+        handler.handle(record)
 
-    def flush(self) -> None:
-        """Return once every line put so far is written (a server's stop)."""
-        if self._thread is None:
-            return
+    def flush(self, timeout: float | None = None) -> bool:
+        """Return once every line queued so far is written (a server's stop,
+        an exit), or after ``timeout``; True if they were."""
+        if self._handler is None:
+            return True
         written = threading.Event()
-        self._queue.put(written)
-        written.wait()
+        try:
+            self._handler.queue.put(written, timeout=timeout)
+        except queue.Full:
+            return False
+        return written.wait(timeout)
 
-    def _start(self) -> None:
+    def _start(self) -> logging.handlers.QueueHandler:
         with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="access-log", daemon=True
-                )
-                self._thread.start()
-
-    def _run(self) -> None:
-        get, handle = self._queue.get, LOGGER.handle
-        while True:
-            record = get()
-            if isinstance(record, threading.Event):
-                record.set()  # flush(): everything before it is written
-                continue
-            try:
-                handle(record)
-            except Exception:  # a filter or handler that raises: not our end
-                LOG.exception("the access log writer could not write a line")
+            if self._handler is None:
+                records: queue.Queue = queue.Queue(self.backlog)
+                listener = logging.handlers.QueueListener(records, _Deliver())
+                listener.start()
+                self._handler = _Enqueue(records)
+            return self._handler
 
     def _forget(self) -> None:
-        self._queue = queue.SimpleQueue()
-        self._thread = None
+        """A new process has no writer thread yet (the parent's is not here)."""
+        self._handler: logging.handlers.QueueHandler | None = None
         self._lock = threading.Lock()
 
 
 WRITER = Writer()
 
 
+def flush_at_exit() -> None:
+    """Write what is queued before the process exits, up to
+    :data:`EXIT_FLUSH_TIMEOUT`; called before ``os._exit`` and at the
+    interpreter's exit."""
+    WRITER.flush(EXIT_FLUSH_TIMEOUT)
+
+
+atexit.register(flush_at_exit)
+
+
+def current_context() -> oslo_context.RequestContext | None:
+    """The oslo.context RequestContext current in this thread, or None."""
+    return oslo_context.get_current()
+
+
+def context_made_since(
+    before: oslo_context.RequestContext | None,
+) -> oslo_context.RequestContext | None:
+    """The context current now if it is not ``before`` (:func:`current_context`
+    when the request began), else None: oslo.context never clears it, so one
+    an earlier request of the thread made is still current in a request that
+    made none."""
+    context = oslo_context.get_current()
+    return None if context is before else context
+
+
 class AccessLog:
     """Writes the access line of each request; cheap when logging is off.
 
-    ``off_thread``: hand the records to :data:`WRITER` (the threads
-    scheduler) instead of handling them in the request's thread.
+    ``writer``: queue the records to it (the threads scheduler) instead of
+    handling them in the request's thread.
     """
 
-    def __init__(self, log_format: str, off_thread: bool = False) -> None:
+    def __init__(self, log_format: str, writer: Writer | None = None) -> None:
         self.log_format = log_format
-        self._handle = WRITER.put if off_thread else LOGGER.handle
+        self._writer = writer
         self._wants_date = "date_time" in log_format
-        template = logging.LogRecord(
-            LOGGER.name, logging.INFO, __file__, 0, log_format, None, None
-        )
-        template.request_id = ""
-        self._template = template.__dict__
 
     def write(
         self,
@@ -115,9 +190,12 @@ class AccessLog:
         body_length: int,
         started: float,
         request_id: str,
+        context: oslo_context.RequestContext | None = None,
     ) -> None:
+        """``context``: the request's oslo.context RequestContext
+        (:func:`context_made_since`), or None."""
         logger = LOGGER
-        if not logger.isEnabledFor(logging.INFO):
+        if not (logger.isEnabledFor(logging.INFO) and _old_name_allows_info()):
             return
         values = {
             "client_ip": client_ip,
@@ -129,24 +207,20 @@ class AccessLog:
         }
         if self._wants_date:
             values["date_time"] = time.strftime("%d/%b/%Y %H:%M:%S")
-        record = _Record.__new__(_Record)
-        fields = record.__dict__
-        fields.update(self._template)
-        now = time.time()
-        template_created = fields["created"]
-        fields["created"] = now
-        fields["msecs"] = (now - int(now)) * 1000
-        fields["relativeCreated"] += (now - template_created) * 1000
-        fields["thread"] = threading.get_ident()
-        fields["threadName"] = threading.current_thread().name
-        fields["args"] = values  # a mapping: formatted by a handler that emits
-        if request_id:
-            fields["request_id"] = request_id
-        self._handle(record)
-
-
-class _Record(logging.LogRecord):
-    """A LogRecord filled from the template instead of by ``__init__``."""
+        record = logger.makeRecord(
+            logger.name,
+            logging.INFO,
+            __file__,
+            0,
+            self.log_format,
+            (values,),  # a mapping: formatted by a handler that emits
+            None,
+            extra={"request_id": request_id, "context": context},
+        )
+        if self._writer is None:
+            logger.handle(record)
+        elif logger.filter(record):
+            self._writer.handle(record)
 
 
 _date = [0, ""]

@@ -106,8 +106,11 @@ class Core:
         self.socket_timeout = socket_timeout
         self.keep_alive = keep_alive
         self.debug = debug
-        self.access_log = accesslog.AccessLog(log_format, off_thread=multithread)
+        self.access_log = accesslog.AccessLog(
+            log_format, accesslog.WRITER if multithread else None
+        )
         self.stopping = False
+        self._stop_grace = 0.0
         self.environ = {
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": url_scheme,
@@ -123,6 +126,21 @@ class Core:
         if url_scheme == "https":
             self.environ["HTTPS"] = "on"
 
+    def stop(self, grace: float) -> None:
+        """The server stops: every response from now on says ``Connection:
+        close``, and a connection whose response went out kept alive before
+        the stop waits ``grace`` seconds for its next request once that
+        response ends, as idle ones do (``Scheduler.close_idle``), not the
+        keep-alive timeout, which would hold the stop that long."""
+        self._stop_grace = grace
+        self.stopping = True
+
+    def idle_timeout(self) -> float:
+        """How long a connection waits for the first byte of its next request."""
+        if self.stopping:
+            return min(self.keepalive_timeout, self._stop_grace)
+        return self.keepalive_timeout
+
     def request_done(
         self,
         conn: Connection,
@@ -131,11 +149,14 @@ class Core:
         status: str,
         length: int,
         started: float,
+        context=None,
     ) -> None:
         """The one place a request ends, answered or cut: its method, status
-        line, body bytes sent and start (monotonic): the access line and the
-        request metrics."""
-        self.access_log.write(conn.client_ip, line, status, length, started, conn.rid)
+        line, body bytes sent, start (monotonic) and the oslo.context context
+        the application made for it: the access line and the request metrics."""
+        self.access_log.write(
+            conn.client_ip, line, status, length, started, conn.rid, context
+        )
         metrics.http_request_done(self.server.name, method, status, started)
 
 
@@ -190,13 +211,13 @@ class Connection:
         """Block until the next head is whole; False when the connection ended.
 
         Before the first byte of a keep-alive request the wait is
-        ``keepalive_timeout``; from then on the head deadline.
+        ``core.idle_timeout()``; from then on the head deadline.
         """
         parser, sock = self.parser, self.sock
         if parser.head_ready or parser.error is not None:
             return True
         if self.deadline is None and not parser.begun:
-            idle_until = time.monotonic() + self.core.keepalive_timeout
+            idle_until = time.monotonic() + self.core.idle_timeout()
         else:
             idle_until = None
         while True:
@@ -221,7 +242,7 @@ class Connection:
         """When a selector should give up on this connection."""
         if self.deadline is not None:
             return self.deadline
-        return time.monotonic() + self.core.keepalive_timeout
+        return time.monotonic() + self.core.idle_timeout()
 
     # --- phase 2: the request, with a slot -------------------------------------
 
@@ -245,13 +266,20 @@ class Connection:
         target = message.target.decode("latin-1")
         line = f"{message.method} {target} HTTP/{message.version}"
         response = Response(self, message, environ, wants_keep)
+        context_before = accesslog.current_context()
         try:
             self.sock.settimeout(core.socket_timeout)
             response.run(core.app)
         except OSError as exc:  # the client went away while we answered
             LOG.debug("connection from %s ended: %s", self.client_ip, exc)
         core.request_done(
-            self, message.method, line, response.status, response.sent, started
+            self,
+            message.method,
+            line,
+            response.status,
+            response.sent,
+            started,
+            accesslog.context_made_since(context_before),
         )
         self.rid = ""
         self._done_at = time.monotonic()
@@ -259,8 +287,9 @@ class Connection:
         if parser.begun:  # the next head began in the same read: its deadline
             self.deadline = self._done_at + core.header_timeout
         # Not core.stopping here: a stop after the head went out with keep-alive
-        # must not cut the connection under the client's next request; the
-        # connection is closed idle (after the grace) or after that request.
+        # must not cut the connection under the client's next request; that
+        # request has the stop's grace to begin (core.idle_timeout()), and is
+        # answered with Connection: close.
         if response.keep and not response.broken and self._finish_body(message):
             return After.KEEP
         return self.end(linger=not message.complete)
@@ -365,9 +394,11 @@ class Connection:
         """Answer ``exc`` and close: after a framing error nothing is trusted.
 
         The refusal is a request like any other in the access log and the
-        metrics; the linger that follows holds no slot (see :class:`After`).
+        metrics, and its access line is its one INFO line (the reason, which
+        the client is sent, is at DEBUG); the linger that follows holds no
+        slot (see :class:`After`).
         """
-        LOG.info(
+        LOG.debug(
             "rejected request from %s with %s: %s",
             self.client_ip,
             exc.status,

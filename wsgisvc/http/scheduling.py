@@ -83,7 +83,10 @@ class Scheduler(Protocol):
     def close_idle(self, grace: float) -> None:
         """After ``grace`` seconds, close connections not sending a request
         (``not conn.parser.begun``); the rest finish their current request,
-        whose response says ``Connection: close`` (``core.stopping``)."""
+        whose response says ``Connection: close`` (``core.stopping``). One
+        whose response had begun kept alive waits for its next request the
+        ``core.idle_timeout()`` that ``Connection.read_head`` and
+        ``Connection.idle_deadline`` use: the same grace."""
 
     def wait(self) -> None:
         """Block until accepting ended and every connection is closed."""

@@ -8,7 +8,9 @@ and the row (recreated if someone deleted it) resumes counting.
 
 from __future__ import annotations
 
+import collections
 import logging
+import threading
 import time
 
 import sqlalchemy as sa
@@ -47,6 +49,10 @@ class Heartbeat:
         self.report_interval = report_interval or conf.report_interval
         self.service_id: int | None = None
         self._engine: sa.Engine | None = None
+        # Beats in progress, by the engine each began with; a lock, as beats
+        # run on the timer's thread (threading backend) while stop() runs.
+        self._in_use: collections.Counter[sa.Engine] = collections.Counter()
+        self._lock = threading.Lock()
         self._timer: loopingcall.FixedIntervalLoopingCall | None = None
         self._lost_since: float | None = None
 
@@ -81,14 +87,13 @@ class Heartbeat:
     def stop(self) -> None:
         """Stop beating. A beat in progress may finish, but a database that
         stopped answering must not hold up a service's shutdown: the wait
-        for it is bounded."""
+        for it is bounded, and a beat still going then disposes its engine
+        itself when it ends."""
         if self._timer is not None:
             self._timer.stop()
             self._timer.wait(timeout=2 * self.conf.services_table.connect_timeout)
             self._timer = None
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
+        self._drop_engine()
 
     def kill(self) -> None:
         """Stop beating and soft-delete the row, freeing its name."""
@@ -104,24 +109,34 @@ class Heartbeat:
         except DB_ERRORS as error:
             LOG.error("Could not delete service row %s: %s", service_id, error)
         finally:
-            if self._engine is not None:
-                self._engine.dispose()
-                self._engine = None
+            self._drop_engine()
 
     def report_state(self) -> None:
-        """One heartbeat; database trouble is logged (once) and survived."""
+        """One heartbeat; database trouble is logged (once) and survived.
+
+        The beat uses the engine it began with throughout: stop() may give up
+        waiting for it and drop that engine, and ``engine`` would then build
+        a new one for the rest of the beat that nobody disposes.
+        """
+        engine = self._take_engine()
+        try:
+            self._beat(engine)
+        finally:
+            self._release_engine(engine)
+
+    def _beat(self, engine: sa.Engine) -> None:
         try:
             if self.service_id is None:
-                self._register()
-            if not api.report_state(self.engine, self.service_id):
+                self._register(engine)
+            if not api.report_state(engine, self.service_id):
                 LOG.warning(
                     "Service row %s of %s on %s was deleted; recreating it",
                     self.service_id,
                     self.binary,
                     self.host,
                 )
-                self._register()
-                api.report_state(self.engine, self.service_id)
+                self._register(engine)
+                api.report_state(engine, self.service_id)
         except DB_ERRORS as error:
             metrics.heartbeat(self.binary, ok=False)
             self._lost(error)
@@ -129,11 +144,38 @@ class Heartbeat:
         metrics.heartbeat(self.binary, ok=True)
         self._recovered()
 
-    def _register(self) -> None:
+    def _register(self, engine: sa.Engine) -> None:
         row = api.get_or_create(
-            self.engine, self.host, self.binary, self.topic, self.cluster, self.version
+            engine, self.host, self.binary, self.topic, self.cluster, self.version
         )
         self.service_id = row.id
+
+    def _take_engine(self) -> sa.Engine:
+        with self._lock:
+            engine = self.engine
+            self._in_use[engine] += 1
+            return engine
+
+    def _release_engine(self, engine: sa.Engine) -> None:
+        """A beat is done with ``engine``: dispose it if it was dropped
+        meanwhile (_drop_engine) and no other beat uses it."""
+        with self._lock:
+            self._in_use[engine] -= 1
+            if self._in_use[engine]:
+                return
+            del self._in_use[engine]
+            if engine is self._engine:
+                return
+        engine.dispose()
+
+    def _drop_engine(self) -> None:
+        """Forget the engine; dispose it now, unless a beat still uses it:
+        that beat disposes it when it ends (_release_engine)."""
+        with self._lock:
+            engine, self._engine = self._engine, None
+            if engine is None or engine in self._in_use:
+                return
+        engine.dispose()
 
     def _lost(self, error: Exception) -> None:
         if self._lost_since is not None:
