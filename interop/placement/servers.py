@@ -12,6 +12,7 @@ next one.
 
 from __future__ import annotations
 
+import argparse
 import os
 import select
 import shlex
@@ -50,7 +51,9 @@ class Server:
         if sep:
             return cls(name, tuple(shlex.split(command)))
         if name not in BUILTIN:
-            raise ValueError(f"unknown server {name!r}: one of {', '.join(BUILTIN)}")
+            raise argparse.ArgumentTypeError(
+                f"unknown server {name!r}: one of {', '.join(BUILTIN)}, or NAME=COMMAND"
+            )
         return BUILTIN[name]
 
 
