@@ -147,11 +147,9 @@ def check(endpoint: str) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--server",
-        action="append",
-        type=servers.Server.parse,
-        help="NAME or NAME=COMMAND (default: all three)",
+    servers.add_server_option(
+        parser,
+        "NAME or NAME=COMMAND (default: all three)",
     )
     parser.add_argument("--workdir", type=Path)
     args = parser.parse_args()

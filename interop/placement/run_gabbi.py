@@ -293,11 +293,9 @@ def timings(results: dict, names: list[str]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--server",
-        action="append",
-        type=servers.Server.parse,
-        help="NAME (gunicorn, wsgisvc-eventlet, wsgisvc-threading) "
+    servers.add_server_option(
+        parser,
+        "NAME (gunicorn, wsgisvc-eventlet, wsgisvc-threading) "
         "or NAME=COMMAND; the first is the baseline "
         "(default: all three, gunicorn first)",
     )

@@ -84,6 +84,11 @@ BUILTIN = {
 }
 
 
+def add_server_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--server NAME|NAME=COMMAND``, repeatable; unset means every built-in."""
+    parser.add_argument("--server", action="append", type=Server.parse, help=help)
+
+
 def listening_socket() -> socket.socket:
     """A socket on 127.0.0.1, a port the kernel picks, listening."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -2,11 +2,12 @@
 the process says why and stops with status 1; under a ProcessLauncher the
 parent forks a worker in its place.
 
-The failure is real: ``_broken_listener_app`` (mounted at /break-listener)
-points the serving process's listening descriptor at a socket that does not
-listen, so its accept() fails with EINVAL; the next connection to come in
-wakes its accept loop. ``_broken_loop_app`` (at /break-accept-loop) makes the
-accept loop itself raise instead, as a bug in it would.
+The failure is real: ``_accept_breakers.listener`` (mounted at
+/break-listener) points the serving process's listening descriptor at a socket
+that does not listen, so its accept() fails with EINVAL; the next connection
+to come in wakes its accept loop. ``_accept_breakers.accept_loop`` (at
+/break-accept-loop) makes the accept loop itself raise instead, as a bug in it
+would.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from tests.helpers import wait_for
 
 BREAK_APPS = """
 [app:breaklistener]
-paste.app_factory = tests.functional._broken_listener_app:factory
+paste.app_factory = tests.functional._accept_breakers:listener
 
 [app:breakacceptloop]
-paste.app_factory = tests.functional._broken_loop_app:factory
+paste.app_factory = tests.functional._accept_breakers:accept_loop
 """
 
 # What breaks: the path that breaks it, and what the process then says.

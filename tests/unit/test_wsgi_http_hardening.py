@@ -245,6 +245,19 @@ def test_latency_counts_the_wait_for_a_slot(caplog):
     assert walls[0] >= 0.25 and walls[1] >= 0.5
 
 
+def count_accepts(monkeypatch, accepting) -> list:
+    """The times of ``accepting``'s accept() calls from now on."""
+    accept = accepting._accept
+    calls = []
+
+    def counting(*args):
+        calls.append(time.monotonic())
+        return accept(*args)
+
+    monkeypatch.setattr(accepting, "_accept", counting)
+    return calls
+
+
 @pytest.mark.timeout(30)
 def test_a_full_pool_does_not_poll_the_listener(monkeypatch):
     """With every slot busy and no connection waiting, the accept loop waits
@@ -258,14 +271,7 @@ def test_a_full_pool_does_not_poll_the_listener(monkeypatch):
 
     with running(make_conf(wsgi_default_pool_size=1), app) as server:
         scheduler = server._scheduler
-        accept = scheduler._accept
-        calls = []
-
-        def counting(*args):
-            calls.append(time.monotonic())
-            return accept(*args)
-
-        monkeypatch.setattr(scheduler, "_accept", counting)
+        calls = count_accepts(monkeypatch, scheduler)
         sock = connect(server)
         sock.sendall(GET)
         green_wait_for(lambda: server.pool.busy == 1, timeout=5)
@@ -283,14 +289,7 @@ def test_at_max_connections_the_listener_is_not_polled(monkeypatch):
     as the cap held; it must wait for a connection to close."""
     with running(make_conf(wsgi_max_connections=2), hello_app) as server:
         scheduler = server._scheduler
-        accept = scheduler._accept
-        calls = []
-
-        def counting(*args):
-            calls.append(time.monotonic())
-            return accept(*args)
-
-        monkeypatch.setattr(scheduler, "_accept", counting)
+        calls = count_accepts(monkeypatch, scheduler)
         idle = [connect(server), connect(server)]
         green_wait_for(lambda: scheduler.connections == 2, timeout=5)
         waiting = connect(server)  # in the backlog: the listener stays readable
