@@ -66,8 +66,8 @@ def run(directory: Path, args) -> None:
         workers = args.workers
         for what, old, new, done in (
             ("broken value", workers, "two", "reload refused"),
-            ("fixed again", "two", workers, "configuration reloaded"),
-            ("one more worker", workers, workers + 1, "configuration reloaded"),
+            ("fixed again", "two", workers, "reload: "),
+            ("one more worker", workers, workers + 1, "reload: "),
         ):
             said = log.read_text().count(done)
             text = conf.read_text()

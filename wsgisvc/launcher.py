@@ -263,6 +263,17 @@ def draining() -> bool:
     return _draining
 
 
+# Set while a SIGHUP reload stops, drains and starts this process's services:
+# a service that will serve the same address again keeps its listener open,
+# so connections wait in its backlog instead of being refused.
+_reloading = False
+
+
+def reloading() -> bool:
+    """True from a reload's stop() until the services start again."""
+    return _reloading
+
+
 @dataclasses.dataclass
 class Stop:
     """Why a launcher's loop ended, and the exit status that follows."""
@@ -370,6 +381,8 @@ class Launcher:
             return
         if self._parent_death_fd is None:  # a worker's parent counts its own
             metrics.reloaded()
+        global _reloading
+        _reloading = True
         self.services.stop()
         self._begin_drain(stop=None)
 
@@ -391,6 +404,8 @@ class Launcher:
                         option,
                         count,
                     )
+        global _reloading
+        _reloading = False
         self.services.start_again()
 
     def wait(self) -> int:

@@ -10,12 +10,14 @@ Lifecycle, and why it is shaped this way:
   connections; a connection takes one of ``wsgi_default_pool_size`` slots only
   while a request is served, so idle keep-alive connections and clients still
   sending their head cannot lock out the others.
-- ``stop()`` closes the listener in this process and closes idle connections
-  (after ``idle_close_grace``); a connection accepted before the stop is
-  served, a request in flight is never cut, and each connection closes once
-  its response is sent (one whose response began before the stop, kept
-  alive, once the grace passed without a next request). ``wait()`` returns
-  when the last connection is done, and leaves the pool at size 0.
+- ``stop()`` closes the listener in this process (not in a SIGHUP reload of
+  the process that bound it: connections wait in its backlog until the
+  restart) and closes idle connections (after ``idle_close_grace``); a
+  connection accepted before the stop is served, a request in flight is never
+  cut, and each connection closes once its response is sent (one whose
+  response began before the stop, kept alive, once the grace passed without a
+  next request). ``wait()`` returns when the last connection is done, and
+  leaves the pool at size 0.
 - ``reset()`` (SIGHUP) re-reads ``wsgi_default_pool_size`` and resizes the pool,
   and binds the listener again if ``stop()`` had closed it, in the process that
   bound it only: a forked worker never binds its parent's socket.
@@ -31,7 +33,7 @@ from collections.abc import Callable
 from oslo_config import cfg
 from paste import deploy
 
-from wsgisvc import backend, metrics, opts, report, sslutils
+from wsgisvc import backend, launcher, metrics, opts, report, sslutils
 from wsgisvc.errors import (  # noqa: F401  (re-exported: wsgi.StartupError ...)
     AppLoadError,
     BindError,
@@ -267,7 +269,8 @@ class Server:
             self._core.stop(self.idle_close_grace)  # each response from now on closes
         if scheduler is not None:
             scheduler.stop_accepting()
-        self._close_listener()
+        if not (launcher.reloading() and self._binds_here()):
+            self._close_listener()  # a reload keeps it here: nothing is refused
         if scheduler is not None:
             scheduler.close_idle(self.idle_close_grace)
             LOG.info(

@@ -2,8 +2,9 @@
 accept loop of the process that serves it, in one of two real ways. Each
 answers the pid of the process it broke.
 
-``listener`` (at /break-listener): the listening socket's descriptor is
-pointed at a socket that does not listen (``dup2``), so this process's next
+``listener`` (at /break-listener): the listening socket's descriptors (the
+server's and its accept loop's copy) are pointed at a socket that does not
+listen (``dup2``), so this process's next
 accept() fails with EINVAL, as on a listener broken under it, while the parent
 and the sibling workers keep theirs (descriptors are per process, the socket
 is shared). The listening socket itself is kept open (a duplicate):
@@ -24,11 +25,35 @@ _kept: list = []  # the listening socket's duplicate and its stand-in
 
 
 def _break_listener(server) -> None:
-    fd = server.socket.fileno()
-    _kept.append(os.dup(fd))
-    stand_in = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    _kept.append(stand_in)
-    os.dup2(stand_in.fileno(), fd)
+    address = server.socket.getsockname()
+    for fd in _listening_descriptors(address):  # the accept loop's own included
+        _kept.append(os.dup(fd))
+        stand_in = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        _kept.append(stand_in)
+        os.dup2(stand_in.fileno(), fd)
+
+
+def _listening_descriptors(address) -> list[int]:
+    """This process's descriptors of the socket listening on ``address``."""
+    found = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            copy = os.dup(int(name))
+        except OSError:  # already gone (the listing's own descriptor)
+            continue
+        try:
+            sock = socket.socket(fileno=copy)
+        except OSError:  # not a socket
+            os.close(copy)
+            continue
+        with sock:
+            try:
+                listens = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+                if listens and sock.getsockname() == address:
+                    found.append(int(name))
+            except OSError:
+                continue
+    return found
 
 
 def _raise(*args):

@@ -51,8 +51,11 @@ class Scheduler:
         self._errors = listeners.AcceptErrors(LOG, name)
 
     def start(self, listener: socket.socket) -> None:
+        # A copy the loop closes when it ends: a green wrapper closes the
+        # socket it wraps once collected, and a SIGHUP reload in a single
+        # process keeps serving ``listener`` across a stop and a start.
         self._acceptor = eventlet.spawn(
-            self._accept_loop, green_socket.socket(listener)
+            self._accept_loop, green_socket.socket(listener.dup())
         )
 
     def stop_accepting(self) -> None:
@@ -122,6 +125,8 @@ class Scheduler:
         except Exception as exc:  # the listener broke: let the process go
             LOG.exception("%s: accept() failed", self.name)
             self.core.server.accept_failed(exc)
+        finally:
+            listener.close()
 
     def _take_waiting(self, listener) -> bool:
         """Accept every connection already waiting, without blocking; False
