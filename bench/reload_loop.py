@@ -4,13 +4,14 @@
         [--workers 2] [--backend eventlet|threading]
 
 Starts wsgisvc-api (127.0.0.1, a free port) on a configuration of its own in a
-temporary directory. Three times, it edits the file, then sends ``--requests``
+temporary directory. Four times, it edits the file, then sends ``--requests``
 GETs of /v1/ping (a fresh connection each) over ``--clients`` threads, and
 the parent SIGHUP once a tenth of them went out: a broken value
 (``osapi_workers = two``: refused), the value fixed (a reload that applies),
-one more worker (a changed count). Prints, for each, the requests and those
-that failed (by error), whether the reload's line came while the loop ran,
-and the lines the reloads logged.
+one more worker (a changed count), another port with one more worker (the
+count applies; the port needs a restart, and the old one serves on). Prints,
+for each, the requests and those that failed (by error), whether the
+reload's line came while the loop ran, and the lines the reloads logged.
 """
 
 import argparse
@@ -18,6 +19,7 @@ import http.client
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -63,15 +65,25 @@ def run(directory: Path, args) -> None:
         port = int(_until(lambda: LISTENING.search(log.read_text())).group(1))
         _until(lambda: _ping(port) is None)
         print(f"backend {args.backend}, {args.workers} worker(s) at start")
-        workers = args.workers
-        for what, old, new, done in (
-            ("broken value", workers, "two", "reload refused"),
-            ("fixed again", "two", workers, "reload: "),
-            ("one more worker", workers, workers + 1, "reload: "),
+        w = args.workers
+        for what, edits, done in (
+            ("broken value", {f"workers = {w}": "workers = two"}, "reload refused"),
+            ("fixed again", {"workers = two": f"workers = {w}"}, "reload: "),
+            ("one more worker", {f"workers = {w}": f"workers = {w + 1}"}, "reload: "),
+            (
+                "another port and one more worker",
+                {
+                    f"workers = {w + 1}": f"workers = {w + 2}",
+                    "port = 0": f"port = {_free_port()}",
+                },
+                "a restart",
+            ),
         ):
             said = log.read_text().count(done)
             text = conf.read_text()
-            conf.write_text(text.replace(f"workers = {old}\n", f"workers = {new}\n"))
+            for old, new in edits.items():  # whole lines: "osapi_" + old
+                text = text.replace(f"_{old}\n", f"_{new}\n")
+            conf.write_text(text)
             outcomes = _load(port, args, lambda: proc.send_signal(signal.SIGHUP))
             reloaded = log.read_text().count(done) > said
             failed = sum(n for key, n in outcomes.items() if key != "ok")
@@ -89,6 +101,12 @@ def run(directory: Path, args) -> None:
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _load(port: int, args, sighup) -> Counter:
