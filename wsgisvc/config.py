@@ -26,11 +26,13 @@ from importlib import metadata
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from wsgisvc import opts
+from wsgisvc import DISTRIBUTION, opts
 from wsgisvc.errors import ConfigValueError
 
 CONF: cfg.ConfigOpts = cfg.CONF
 LOG = logging.getLogger(__name__)
+# oslo.config's project: its files are found as /etc/wsgisvc/wsgisvc.conf,
+# ~/.wsgisvc/... (the package's name, not the distribution's).
 PROJECT = "wsgisvc"
 # oslo.log's, and: oslo.service says which backend it loaded in three INFO
 # lines; each launcher says which backend it runs on in one.
@@ -78,7 +80,7 @@ def parse_args(
     conf(
         argv[1:],
         project=PROJECT,
-        version=metadata.version(PROJECT),
+        version=metadata.version(DISTRIBUTION),
         default_config_files=default_config_files,
         default_config_dirs=default_config_dirs,
     )
