@@ -51,7 +51,7 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     opts.register(conf, opts.metrics_opts)
     opts.register(conf, opts.ssl_opts, opts.ssl_group.name)
     opts.register(conf, opts.services_table_opts, opts.services_table_group.name)
-    opts.register_wsgi_service_opts(conf, "osapi")
+    opts.register(conf, opts.sample_opts())  # wsgisvc-api's, wsgisvc-worker's
 
 
 def use_own_conf() -> cfg.ConfigOpts:

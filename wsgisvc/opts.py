@@ -236,17 +236,6 @@ service_opts = [
         min=1,
         help="Longest idle time between two rounds of periodic tasks.",
     ),
-    IntOpt(
-        "worker_workers",
-        min=1,
-        sample_default="<number of CPUs>",
-        help="Number of worker processes for wsgisvc-worker (default: CPU count).",
-    ),
-    StrOpt(
-        "worker_manager",
-        default="wsgisvc.sample.manager.WorkerManager",
-        help="Manager class the wsgisvc-worker binary runs.",
-    ),
 ]
 
 
@@ -332,6 +321,31 @@ def wsgi_service_opts(name: str) -> list[cfg.Opt]:
 def register_wsgi_service_opts(conf: cfg.ConfigOpts, name: str) -> None:
     """Register ``<name>_listen`` and its siblings for an API called ``name``."""
     register(conf, wsgi_service_opts(name))
+
+
+# --- the sample binaries (namespace wsgisvc.sample) ----------------------------
+
+# The options of wsgisvc-api's ``osapi`` and wsgisvc-worker's ``worker``: a
+# namespace of their own, so that a service's generator configuration, which
+# lists wsgisvc.service and its siblings, shows none of the sample's options.
+sample_worker_opts = [
+    IntOpt(
+        "worker_workers",
+        min=1,
+        sample_default="<number of CPUs>",
+        help="Number of worker processes for wsgisvc-worker (default: CPU count).",
+    ),
+    StrOpt(
+        "worker_manager",
+        default="wsgisvc.sample.manager.WorkerManager",
+        help="Manager class the wsgisvc-worker binary runs.",
+    ),
+]
+
+
+def sample_opts() -> list[cfg.Opt]:
+    """Every option of the sample binaries: the worker's and the API's."""
+    return sample_worker_opts + [worker_rss_opt("worker")] + wsgi_service_opts("osapi")
 
 
 # --- the WSGI server (namespace wsgisvc.wsgi) ---------------------------------
@@ -495,15 +509,7 @@ metrics_opts = [
 
 
 def list_service_opts():
-    return [
-        (
-            None,
-            launcher_opts
-            + service_opts
-            + [worker_rss_opt("worker")]
-            + wsgi_service_opts("osapi"),
-        )
-    ]
+    return [(None, launcher_opts + service_opts)]
 
 
 def list_wsgi_opts():
@@ -524,3 +530,7 @@ def list_registry_opts():
 
 def list_metrics_opts():
     return [(None, metrics_opts)]
+
+
+def list_sample_opts():
+    return [(None, sample_opts())]
