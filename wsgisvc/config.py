@@ -74,7 +74,10 @@ def parse_args(
     ``CONF`` unless given.
     """
     conf = CONF if conf is None else conf
+    defines_state_path = "state_path" not in conf  # not the service's own
     register_opts(conf)
+    if defines_state_path:
+        conf.set_default("state_path", opts.state_home(project_of(argv[0])))
     logging.register_options(conf)
     logging.set_defaults(default_log_levels=DEFAULT_LOG_LEVELS)
     conf(
@@ -90,6 +93,16 @@ def parse_args(
         pass  # a logging option's value: check_values() names it, on stderr
     check_values(conf)
     return conf
+
+
+def project_of(program: str) -> str:
+    """The project a binary belongs to, as OpenStack names its binaries: the
+    name up to its first ``-`` (nova-api and nova-compute: nova; wsgisvc-api:
+    wsgisvc; myproj-api: myproj). Its state goes under that name, so a
+    project's binaries share one services table (an API lists its workers'
+    rows) and one project's rows are never another's."""
+    name = os.path.splitext(os.path.basename(program))[0].partition("-")[0]
+    return name or PROJECT
 
 
 def share_files_with_global(conf: cfg.ConfigOpts) -> None:

@@ -184,6 +184,12 @@ launcher_opts = [
     ),
 ]
 
+
+def state_home(project: str) -> str:
+    """``state_path``'s default for ``project``: ``~/.local/state/<project>``."""
+    return os.path.join(os.path.expanduser("~"), ".local", "state", project)
+
+
 service_opts = [
     HostAddressOpt(
         "host",
@@ -194,10 +200,16 @@ service_opts = [
     ),
     StrOpt(
         "state_path",
-        default=os.path.join(os.path.expanduser("~"), ".local", "state", "wsgisvc"),
-        sample_default="~/.local/state/wsgisvc",
+        # A binary's default is its project's (config.parse_args); this one
+        # serves code that parses a CONF of its own.
+        default=state_home("wsgisvc"),
+        sample_default="~/.local/state/<project>",
         help="Directory for the service's state, such as the default SQLite "
-        "database. It must be writable.",
+        "database of the services table. It must be writable. The default is "
+        "the binary's project's: its name up to the first '-' (wsgisvc-api and "
+        "wsgisvc-worker: ~/.local/state/wsgisvc; myproj-api and myproj-worker: "
+        "~/.local/state/myproj), so the binaries of one project share a "
+        "services table, and another project's are not in it.",
     ),
     IntOpt(
         "report_interval",
