@@ -51,7 +51,10 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     opts.register(conf, opts.metrics_opts)
     opts.register(conf, opts.ssl_opts, opts.ssl_group.name)
     opts.register(conf, opts.services_table_opts, opts.services_table_group.name)
-    opts.register(conf, opts.sample_opts())  # wsgisvc-api's, wsgisvc-worker's
+    # the sample binaries': wsgisvc-worker's (Service adds worker_max_worker_rss_mib
+    # for its topic) and wsgisvc-api's osapi_*
+    opts.register(conf, opts.sample_worker_opts)
+    opts.register_wsgi_service_opts(conf, "osapi")
 
 
 def use_own_conf() -> cfg.ConfigOpts:
