@@ -82,14 +82,19 @@ def test_two_instances_on_one_host_share_a_row(tmp_path):
     with instance(tmp_path, "a", shared, "node1") as first:
         [row] = wait_for(lambda: rows(first), timeout=30)
         with instance(tmp_path, "b", shared, "node1") as second:
-            kill_group(first.proc)
-            beats = row["report_count"]
+            kill_group(first.proc)  # SIGKILL, waited for: it beats no more
+            [now] = wait_for(lambda: rows(second), timeout=30)
+            beats = now["report_count"]
             [after] = wait_for(
-                lambda: [r for r in rows(second) if r["report_count"] > beats + 1],
+                lambda: [r for r in rows(second) if r["report_count"] > beats],
                 timeout=30,
             )
             assert len(rows(second)) == 1
-            assert (after["id"], after["host"]) == (row["id"], "node1")
+            assert (after["id"], after["host"], after["state"]) == (
+                row["id"],
+                "node1",
+                "up",
+            )
 
 
 def test_two_instances_with_their_own_host_have_their_own_rows(tmp_path):
