@@ -15,6 +15,12 @@ nothing imports eventlet (see wsgisvc.backend and doc/source/backends.rst).
 import os
 import warnings
 
+# The distribution's name on the package index, what pip installs and
+# importlib.metadata knows: "wsgisvc" there is an unrelated project (paste
+# configurations as Windows services). The import name, the binaries and the
+# configuration project (/etc/wsgisvc/) stay wsgisvc.
+DISTRIBUTION = "wsgisvc-server"
+
 if os.environ.get("WSGISVC_EVENTLET_WARNINGS") != "1":
     warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
     warnings.filterwarnings(

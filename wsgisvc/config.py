@@ -26,11 +26,13 @@ from importlib import metadata
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from wsgisvc import opts
+from wsgisvc import DISTRIBUTION, opts
 from wsgisvc.errors import ConfigValueError
 
 CONF: cfg.ConfigOpts = cfg.CONF
 LOG = logging.getLogger(__name__)
+# oslo.config's project: its files are found as /etc/wsgisvc/wsgisvc.conf,
+# ~/.wsgisvc/... (the package's name, not the distribution's).
 PROJECT = "wsgisvc"
 # oslo.log's, and: oslo.service says which backend it loaded in three INFO
 # lines; each launcher says which backend it runs on in one.
@@ -49,6 +51,9 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     opts.register(conf, opts.metrics_opts)
     opts.register(conf, opts.ssl_opts, opts.ssl_group.name)
     opts.register(conf, opts.services_table_opts, opts.services_table_group.name)
+    # the sample binaries': wsgisvc-worker's (Service adds worker_max_worker_rss_mib
+    # for its topic) and wsgisvc-api's osapi_*
+    opts.register(conf, opts.sample_worker_opts)
     opts.register_wsgi_service_opts(conf, "osapi")
 
 
@@ -72,13 +77,16 @@ def parse_args(
     ``CONF`` unless given.
     """
     conf = CONF if conf is None else conf
+    defines_state_path = "state_path" not in conf  # not the service's own
     register_opts(conf)
+    if defines_state_path:
+        conf.set_default("state_path", opts.state_home(project_of(argv[0])))
     logging.register_options(conf)
     logging.set_defaults(default_log_levels=DEFAULT_LOG_LEVELS)
     conf(
         argv[1:],
         project=PROJECT,
-        version=metadata.version(PROJECT),
+        version=metadata.version(DISTRIBUTION),
         default_config_files=default_config_files,
         default_config_dirs=default_config_dirs,
     )
@@ -88,6 +96,16 @@ def parse_args(
         pass  # a logging option's value: check_values() names it, on stderr
     check_values(conf)
     return conf
+
+
+def project_of(program: str) -> str:
+    """The project a binary belongs to, as OpenStack names its binaries: the
+    name up to its first ``-`` (nova-api and nova-compute: nova; wsgisvc-api:
+    wsgisvc; myproj-api: myproj). Its state goes under that name, so a
+    project's binaries share one services table (an API lists its workers'
+    rows) and one project's rows are never another's."""
+    name = os.path.splitext(os.path.basename(program))[0].partition("-")[0]
+    return name or PROJECT
 
 
 def share_files_with_global(conf: cfg.ConfigOpts) -> None:

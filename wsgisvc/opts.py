@@ -184,6 +184,12 @@ launcher_opts = [
     ),
 ]
 
+
+def state_home(project: str) -> str:
+    """``state_path``'s default for ``project``: ``~/.local/state/<project>``."""
+    return os.path.join(os.path.expanduser("~"), ".local", "state", project)
+
+
 service_opts = [
     HostAddressOpt(
         "host",
@@ -194,10 +200,16 @@ service_opts = [
     ),
     StrOpt(
         "state_path",
-        default=os.path.join(os.path.expanduser("~"), ".local", "state", "wsgisvc"),
-        sample_default="~/.local/state/wsgisvc",
+        # A binary's default is its project's (config.parse_args); this one
+        # serves code that parses a CONF of its own.
+        default=state_home("wsgisvc"),
+        sample_default="~/.local/state/<project>",
         help="Directory for the service's state, such as the default SQLite "
-        "database. It must be writable.",
+        "database of the services table. It must be writable. The default is "
+        "the binary's project's: its name up to the first '-' (wsgisvc-api and "
+        "wsgisvc-worker: ~/.local/state/wsgisvc; myproj-api and myproj-worker: "
+        "~/.local/state/myproj), so the binaries of one project share a "
+        "services table, and another project's are not in it.",
     ),
     IntOpt(
         "report_interval",
@@ -235,17 +247,6 @@ service_opts = [
         default=300,
         min=1,
         help="Longest idle time between two rounds of periodic tasks.",
-    ),
-    IntOpt(
-        "worker_workers",
-        min=1,
-        sample_default="<number of CPUs>",
-        help="Number of worker processes for wsgisvc-worker (default: CPU count).",
-    ),
-    StrOpt(
-        "worker_manager",
-        default="wsgisvc.sample.manager.WorkerManager",
-        help="Manager class the wsgisvc-worker binary runs.",
     ),
 ]
 
@@ -332,6 +333,31 @@ def wsgi_service_opts(name: str) -> list[cfg.Opt]:
 def register_wsgi_service_opts(conf: cfg.ConfigOpts, name: str) -> None:
     """Register ``<name>_listen`` and its siblings for an API called ``name``."""
     register(conf, wsgi_service_opts(name))
+
+
+# --- the sample binaries (namespace wsgisvc.sample) ----------------------------
+
+# The options of wsgisvc-api's ``osapi`` and wsgisvc-worker's ``worker``: a
+# namespace of their own, so that a service's generator configuration, which
+# lists wsgisvc.service and its siblings, shows none of the sample's options.
+sample_worker_opts = [
+    IntOpt(
+        "worker_workers",
+        min=1,
+        sample_default="<number of CPUs>",
+        help="Number of worker processes for wsgisvc-worker (default: CPU count).",
+    ),
+    StrOpt(
+        "worker_manager",
+        default="wsgisvc.sample.manager.WorkerManager",
+        help="Manager class the wsgisvc-worker binary runs.",
+    ),
+]
+
+
+def sample_opts() -> list[cfg.Opt]:
+    """Every option of the sample binaries: the worker's and the API's."""
+    return sample_worker_opts + [worker_rss_opt("worker")] + wsgi_service_opts("osapi")
 
 
 # --- the WSGI server (namespace wsgisvc.wsgi) ---------------------------------
@@ -495,15 +521,7 @@ metrics_opts = [
 
 
 def list_service_opts():
-    return [
-        (
-            None,
-            launcher_opts
-            + service_opts
-            + [worker_rss_opt("worker")]
-            + wsgi_service_opts("osapi"),
-        )
-    ]
+    return [(None, launcher_opts + service_opts)]
 
 
 def list_wsgi_opts():
@@ -524,3 +542,7 @@ def list_registry_opts():
 
 def list_metrics_opts():
     return [(None, metrics_opts)]
+
+
+def list_sample_opts():
+    return [(None, sample_opts())]

@@ -8,11 +8,11 @@ package's metadata, whose one source is ``setup.cfg``.
 import importlib
 from importlib import metadata
 
-import wsgisvc  # noqa: F401  (first: filters eventlet's own deprecation warnings)
+import wsgisvc  # first: filters eventlet's own deprecation warnings
 
 project = "wsgisvc"
 copyright = "wsgisvc contributors"
-release = metadata.version("wsgisvc")
+release = metadata.version(wsgisvc.DISTRIBUTION)  # wsgisvc-server
 version = release
 
 extensions = [

@@ -71,8 +71,8 @@ def test_a_database_driver_not_installed_names_the_extra(tmp_path):
     line = _start_and_fail(tmp_path, conf)
     assert f"connection {url} needs the driver 'MySQLdb'" in line
     assert (
-        "or mysql+pymysql:// (pip install 'wsgisvc[postgresql]' or 'wsgisvc[mysql]')"
-        in line
+        "or mysql+pymysql:// (pip install 'wsgisvc-server[postgresql]' or "
+        "'wsgisvc-server[mysql]')" in line
     )
 
 

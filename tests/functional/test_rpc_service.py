@@ -10,7 +10,7 @@ from oslo_config import cfg
 
 from tests.functional._svc_util import RABBIT_URL, require
 from tests.helpers import green_wait_for
-from wsgisvc import manager, registry, rpc, service
+from wsgisvc import manager, opts, registry, rpc, service
 from wsgisvc.periodic_task import periodic_task
 from wsgisvc.registry import api
 from wsgisvc.sample.manager import WorkerManager
@@ -31,6 +31,8 @@ def make_conf(tmp_path, extra=""):
         "periodic_fuzzy_delay = 0\n" + extra
     )
     conf = cfg.ConfigOpts()
+    # worker_manager: wsgisvc-worker's option (its binary registers it)
+    opts.register(conf, opts.sample_worker_opts)
     conf(["--config-file", str(path)], project="wsgisvc-test", default_config_files=[])
     return conf
 

@@ -51,6 +51,34 @@ def test_every_namespace_lists_documented_options(namespace):
     assert all(opt.help for opt in opts), [o.name for o in opts if not o.help]
 
 
+def author_namespaces() -> list[str]:
+    """The namespaces the author's generator configuration in
+    doc/source/api-binary.rst lists."""
+    page = (ROOT / "doc/source/api-binary.rst").read_text()
+    match = re.search(
+        r"   # etc/oslo-config-generator/myproj\.conf\n((?:   .*\n)+)", page
+    )
+    assert match, "api-binary.rst shows no generator configuration for myproj"
+    return re.findall(r"^   namespace = (\S+)$", match[1], re.MULTILINE)
+
+
+def test_an_author_lists_every_namespace_of_wsgisvc_but_the_sample():
+    wsgisvc = [name for name in generator_namespaces() if name != "wsgisvc.sample"]
+    assert author_namespaces() == ["myproj", *wsgisvc]
+
+
+def test_an_author_generates_none_of_the_sample_binaries_options():
+    """The sample's osapi_* and worker_* are wsgisvc.sample's only: an author
+    who lists wsgisvc's other namespaces gets none of them in a sample file."""
+    listed = generator._list_opts([n for n in author_namespaces() if n != "myproj"])
+    names = {opt.name for _, groups in listed for _, group in groups for opt in group}
+    assert names, "the author's namespaces list no option"
+    assert sorted(n for n in names if n.startswith(("osapi_", "worker_"))) == []
+    sample = generator._list_opts(["wsgisvc.sample"])
+    shown = {opt.name for _, groups in sample for _, group in groups for opt in group}
+    assert {"osapi_listen", "worker_workers", "worker_manager"} <= shown
+
+
 def test_launcher_options_are_there():
     conf = cfg.ConfigOpts()
     from wsgisvc import config

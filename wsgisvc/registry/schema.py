@@ -19,7 +19,7 @@ from urllib import parse
 
 from oslo_config import cfg
 
-from wsgisvc import opts
+from wsgisvc import DISTRIBUTION, opts
 from wsgisvc.errors import DatabaseDriverMissing, SchemaNotCurrent
 
 LOG = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def check(conf: cfg.ConfigOpts) -> None:
         )
 
 
-# The extras of wsgisvc's that install a driver, by its module.
+# The extras of wsgisvc-server that install a driver, by its module.
 _EXTRAS = {"psycopg": "postgresql", "pymysql": "mysql"}
 
 
@@ -90,10 +90,10 @@ def driver_missing(url: str, error: ModuleNotFoundError) -> DatabaseDriverMissin
     """The one line for a URL whose driver module is not installed."""
     extra = _EXTRAS.get((error.name or "").partition(".")[0])
     install = (
-        f"pip install 'wsgisvc[{extra}]'"
+        f"pip install '{DISTRIBUTION}[{extra}]'"
         if extra
         else "install it, or use postgresql+psycopg:// or mysql+pymysql:// "
-        "(pip install 'wsgisvc[postgresql]' or 'wsgisvc[mysql]')"
+        f"(pip install '{DISTRIBUTION}[postgresql]' or '{DISTRIBUTION}[mysql]')"
     )
     return DatabaseDriverMissing(
         f"[services_table] connection {hide_password(url)} needs the driver "
