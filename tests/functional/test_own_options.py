@@ -199,16 +199,14 @@ def test_restart_method(tmp_path, backend, option, keyword, mutates, start_servi
     api.signal(signal.SIGHUP)
 
     if mutates:
-        said_after: set[int] = set()
-
-        def every_worker_says_after():
-            answer = get(api)
-            assert answer["pid"] in workers  # the same workers serve
-            if answer["greeting"] == "after":
-                said_after.add(answer["pid"])
-            return said_after == workers
-
-        wait_for(every_worker_says_after, timeout=30)
+        for pid in workers:  # each worker applied it, and said so
+            api.wait_for_output(
+                rf"^\S+ \S+ {pid} INFO \S+ \[-\] reload: .*"
+                r"\[myapi\] greeting: 'before' -> 'after'"
+            )
+        answer = get(api)
+        assert answer["greeting"] == "after"
+        assert answer["pid"] in workers  # the same workers serve
         assert api.children() == workers
     else:
         wait_for(lambda: len(api.children() - workers) == 2, timeout=30)
