@@ -20,7 +20,7 @@ worker serves): the wait is for that, not a poll of the port or the log.
 Any binary built on wsgisvc works: a console script, ``wsgisvc-serve --app
 ...``, ``python -m ...``; on either backend (``backend="threading"`` sets
 ``WSGISVC_BACKEND``). It runs in a session of its own, its output (stdout and
-stderr) goes to a file, and :meth:`Service.stop` ends its whole process group.
+stderr) goes to a file, and :meth:`RunningService.stop` ends its whole process group.
 
 For pytest, :func:`fixture` makes a fixture that starts services and stops
 what is left of them when the test ends. This module imports pytest only
@@ -70,7 +70,7 @@ class NotServing(RuntimeError):
         self.status, self.output = status, output
 
 
-class Service:
+class RunningService:
     """A binary started by :func:`start`, serving once it is returned.
 
     ``url``: ``http://127.0.0.1:PORT`` of the socket it was handed (None when
@@ -168,7 +168,7 @@ def start(
     output: str | os.PathLike | None = None,
     timeout: float = 60.0,
     activate: bool = True,
-) -> Service:
+) -> RunningService:
     """Start ``command`` and return once it serves (its ``READY=1``).
 
     ``name``: the service's name (``WSGIService("myapi")``'s ``myapi``;
@@ -213,12 +213,12 @@ def start(
                 pass_fds=pass_fds,
                 start_new_session=True,
             )
-        service = Service(process, Path(output), url, remove_output=temporary)
+        service = RunningService(process, Path(output), url, remove_output=temporary)
         _wait_ready(service, notify, timeout)
     return service  # the socket is the binary's now: ours is closed
 
 
-def _wait_ready(service: Service, notify: socket.socket, timeout: float) -> None:
+def _wait_ready(service: RunningService, notify: socket.socket, timeout: float) -> None:
     """Until ``READY=1`` comes on ``notify``: the exit of the process, read
     from a pidfd, or the deadline end the wait sooner."""
     deadline = time.monotonic() + timeout
@@ -244,7 +244,7 @@ def _wait_ready(service: Service, notify: socket.socket, timeout: float) -> None
 
 
 @contextlib.contextmanager
-def serve(command: Sequence[str], *, name: str, **options) -> Iterator[Service]:
+def serve(command: Sequence[str], *, name: str, **options) -> Iterator[RunningService]:
     """:func:`start` as a context manager: stopped at the end (if the test
     did not stop it), whatever happened."""
     service = start(command, name=name, **options)
@@ -270,10 +270,10 @@ def fixture(fixture_name: str = "start_service") -> Callable:
     import pytest
 
     @pytest.fixture(name=fixture_name)
-    def start_service() -> Iterator[Callable[..., Service]]:
-        started: list[Service] = []
+    def start_service() -> Iterator[Callable[..., RunningService]]:
+        started: list[RunningService] = []
 
-        def starter(command: Sequence[str], **options) -> Service:
+        def starter(command: Sequence[str], **options) -> RunningService:
             started.append(start(command, **options))
             return started[-1]
 
@@ -284,4 +284,4 @@ def fixture(fixture_name: str = "start_service") -> Callable:
     return start_service
 
 
-__all__ = ["NotServing", "Service", "fixture", "serve", "start"]
+__all__ = ["NotServing", "RunningService", "fixture", "serve", "start"]

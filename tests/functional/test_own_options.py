@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.functional._activation_util import unix_get
-from tests.helpers import PYTHON, wait_for
+from tests.helpers import PYTHON, kill_group, wait_for
 from wsgisvc import testing
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,7 +62,7 @@ def environment(register: str = "early", **more: str) -> dict[str, str]:
     return {"PYTHONPATH": str(ROOT), "MYAPI_REGISTER": register, **more}
 
 
-def get(api: testing.Service) -> dict:
+def get(api: testing.RunningService) -> dict:
     with urllib.request.urlopen(api.url + "/", timeout=10) as response:
         return json.loads(response.read())
 
@@ -82,8 +82,7 @@ def run_to_exit(conf: Path, backend: str, env: dict[str, str]):
     try:
         out, err = proc.communicate(timeout=50)
     finally:
-        testing._signal_group(proc.pid, signal.SIGKILL)
-        proc.wait()
+        kill_group(proc)
     return proc.returncode, out, err
 
 

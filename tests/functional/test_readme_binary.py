@@ -40,7 +40,7 @@ def test_the_snippet_serves_and_stops(tmp_path, backend):
     assert "Lost the database" not in api.output()
 
 
-def get(api: testing.Service, path: str) -> bytes:
+def get(api: testing.RunningService, path: str) -> bytes:
     """The body of ``path``'s answer, an error's too (503 until the table is
     ready)."""
     try:
