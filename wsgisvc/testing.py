@@ -119,20 +119,17 @@ class RunningService:
         output, once written; AssertionError after ``timeout`` seconds or if
         the binary exits first."""
         deadline = time.monotonic() + timeout
-        while not (found := re.search(pattern, self.output(), re.MULTILINE)):
-            if self.process.poll() is not None and not re.search(
-                pattern, self.output(), re.MULTILINE
-            ):
+        while True:
+            exited = self.process.poll() is not None  # before the last read
+            if found := re.search(pattern, self.output(), re.MULTILINE):
+                return found
+            if exited or time.monotonic() > deadline:
+                why = f"exited {self.process.returncode}" if exited else "went on"
                 raise AssertionError(
-                    f"exited {self.process.returncode} without writing "
-                    f"{pattern!r}:\n{self.output()}"
-                )
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"no {pattern!r} in {timeout:g} s:\n{self.output()}"
+                    f"{why} without writing {pattern!r} within {timeout:g} s:\n"
+                    + self.output()
                 )
             time.sleep(0.05)
-        return found
 
     def stop(self, timeout: float = 30.0) -> int:
         """End it by its process group: SIGTERM to every process of it (as
