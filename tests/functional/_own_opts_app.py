@@ -2,7 +2,8 @@
 their values, for the tests of an author's binary (``_own_opts_binary``).
 
 Its paste factory registers them itself when told to (``register = late``,
-the natural guess of an author), and reads one as it loads when told to
+the natural guess of an author; ``global``: on oslo.config's global CONF, as
+OpenStack code does), and reads one as it loads when told to
 (``read_at_load = true``); else the binary registers them first.
 """
 
@@ -24,13 +25,14 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
 
 
 def app_factory(global_conf, register="early", read_at_load="false"):
-    if register == "late":
-        register_opts(config.CONF)
+    conf = cfg.CONF if register == "global" else config.CONF
+    if register in ("late", "global"):
+        register_opts(conf)
     if read_at_load == "true":
-        config.CONF.myapi.max_items  # noqa: B018  (read now, as some apps do)
+        conf.myapi.max_items  # noqa: B018  (read now, as some apps do)
 
     def app(environ, start_response):
-        own = config.CONF.myapi
+        own = conf.myapi
         body = json.dumps(
             {"pid": os.getpid(), "max_items": own.max_items, "greeting": own.greeting}
         ).encode()

@@ -89,8 +89,13 @@ def run_to_exit(conf: Path, backend: str, env: dict[str, str]):
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(
     ("register", "read_at_load"),
-    [("early", False), ("late", False), ("late", True)],
-    ids=["register_opts", "in-the-paste-factory", "in-the-factory-read-at-load"],
+    [("early", False), ("late", False), ("late", True), ("global", False)],
+    ids=[
+        "register_opts",
+        "in-the-paste-factory",
+        "in-the-factory-read-at-load",
+        "on-the-global-conf-in-the-factory",
+    ],
 )
 def test_a_bad_value_of_an_own_option_is_one_line(
     tmp_path, backend, register, read_at_load
