@@ -113,13 +113,17 @@ def share_files_with_global(conf: cfg.ConfigOpts) -> None:
     loaded left it unparsed: libraries in the app read their options there
     (oslo.middleware's filters, ``[oslo_middleware]``), from the binary's
     files as they would under a binary that parsed the global CONF itself.
-    An app that parsed it (glance, keystone) keeps what it parsed."""
+    An app that parsed it (glance, keystone) keeps what it parsed. Parsed
+    here, its values are checked as the binary's are (:func:`check_values`):
+    an option the app registered there with a bad value in the binary's
+    files is one line, not a traceback at its first request."""
     parsed = "config_file" in cfg.CONF  # registered by its __call__
     if conf is cfg.CONF or parsed or "config_file" not in conf:
         return
     files = [flag for path in conf.config_file for flag in ("--config-file", path)]
     dirs = [flag for path in conf.config_dir for flag in ("--config-dir", path)]
     cfg.CONF([*files, *dirs], project=PROJECT, default_config_files=[])
+    check_values(cfg.CONF)
 
 
 def workers(conf: cfg.ConfigOpts, option: str) -> int:
@@ -304,8 +308,15 @@ def _value_error(
 ) -> ConfigValueError:
     option = f"[{group}] {name}" if group else name
     why = error.__context__ if isinstance(error.__context__, ValueError) else error
+    variable = f"OS_{(group or 'DEFAULT').upper()}__{name.upper()}"
     found = _raw_value(conf, group or "DEFAULT", name)
-    where = f"{found[1]!r} in {found[0]}" if found else "its value"
+    if getattr(conf, "_use_env", True) and variable in os.environ:
+        # oslo.config reads OS_<GROUP>__<NAME> over the files
+        where = f"{os.environ[variable]!r} in the environment variable {variable}"
+    elif found:
+        where = f"{found[1]!r} in {found[0]}"
+    else:
+        where = "its value"
     return ConfigValueError(f"option {option}: {where} is not valid: {why}")
 
 

@@ -169,6 +169,24 @@ launcher_opts = [
         "stops at once; a second SIGTERM does not extend the delay. 0: stop "
         "at once.",
     ),
+    StrOpt(
+        "restart_method",
+        default="reload",
+        choices=[
+            (
+                "reload",
+                "SIGHUP reloads the files and replaces the workers, "
+                "gracefully: every option applies",
+            ),
+            (
+                "mutate",
+                "SIGHUP applies the mutable options in place: the "
+                "workers and their in-memory state stay",
+            ),
+        ],
+        help="What SIGHUP does. Read at start: a change needs a restart. A "
+        "binary may fix it in code (binary.run(restart_method=...)), which wins.",
+    ),
     BoolOpt(
         "log_options",
         default=True,
@@ -308,6 +326,19 @@ def wsgi_service_opts(name: str) -> list[cfg.Opt]:
             sample_default="<number of CPUs>",
             help=f"Number of worker processes for the {name} API "
             "(default: CPU count); must be at least 1.",
+        ),
+        StrOpt(
+            f"{name}_socket_file",
+            help=f"A unix socket the {name} API serves on instead of "
+            f"{name}_listen:{name}_listen_port (a web server in front of it "
+            "connects there). A socket file left by a server that died is "
+            "replaced; one in use is a start-up error.",
+        ),
+        StrOpt(
+            f"{name}_socket_mode",
+            regex=r"^0?[0-7]{3}$",
+            help=f"Permissions of {name}_socket_file, in octal (0660: its "
+            "owner and group may connect). Unset: as the umask leaves them.",
         ),
         BoolOpt(
             f"{name}_use_ssl",

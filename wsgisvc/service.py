@@ -82,15 +82,18 @@ def launch(
     conf: cfg.ConfigOpts,
     service: ServiceBase,
     workers: int | str | None = 1,
-    restart_method: str = "reload",
+    restart_method: str | None = None,
 ) -> ServiceLauncher | ProcessLauncher:
     """Run ``service`` in this process (workers None or 1) or in ``workers``
     forked processes; return the launcher to ``wait()`` on.
 
     ``workers`` may name the option holding the number (unset: the CPU
     count): a SIGHUP reload then applies a changed number of workers.
+    ``restart_method``: SIGHUP's ``"reload"`` or ``"mutate"``; by default
+    the ``restart_method`` option's (read here, once).
     """
     _check_workers(conf, workers)
+    restart_method = _restart_method(conf, restart_method)
     check_service(service)
     systemd.check_sockets_claimed()
     count = config.workers(conf, workers) if isinstance(workers, str) else workers
@@ -103,21 +106,37 @@ def launch(
     return launcher
 
 
-def process_launcher(restart_method: str = "reload") -> ProcessLauncher:
-    """A ProcessLauncher on the binary's CONF, for several services per binary."""
-    return ProcessLauncher(config.CONF, restart_method=restart_method)
+def _restart_method(conf: cfg.ConfigOpts, given: str | None) -> str:
+    """``given``, else the ``restart_method`` option's value."""
+    if given is not None:
+        return given
+    opts.register(conf, opts.launcher_opts)
+    return conf.restart_method
+
+
+def process_launcher(restart_method: str | None = None) -> ProcessLauncher:
+    """A ProcessLauncher on the binary's CONF, for several services per binary
+    (``restart_method``: as launch() takes it)."""
+    conf = config.CONF
+    return ProcessLauncher(conf, restart_method=_restart_method(conf, restart_method))
 
 
 _launcher: ServiceLauncher | ProcessLauncher | None = None
 
 
-def serve(server: ServiceBase, workers: int | str | None = None) -> None:
-    """Launch ``server`` on the binary's CONF, on ``workers`` as launch()
-    takes it; once per process."""
+def serve(
+    server: ServiceBase,
+    workers: int | str | None = None,
+    restart_method: str | None = None,
+) -> None:
+    """Launch ``server`` on the binary's CONF, on ``workers`` and with
+    ``restart_method`` as launch() takes them; once per process."""
     global _launcher
     if _launcher is not None:
         raise RuntimeError("serve() can only be called once per process")
-    _launcher = launch(config.CONF, server, workers=workers)
+    _launcher = launch(
+        config.CONF, server, workers=workers, restart_method=restart_method
+    )
 
 
 def get_launcher() -> ServiceLauncher | ProcessLauncher:
@@ -214,7 +233,16 @@ class WSGIService(ServiceBase):
         self._row_task: backend.Task | None = None
 
     def _load_app(self):
-        app = self.loader.load_app(self.name)
+        """The app, and the values of the options it registered as it loaded
+        (in its paste factory, say) checked as the binary's were at start:
+        a bad one is the same one line naming it, not a traceback later
+        (in the worker, or in the launcher's option log)."""
+        try:
+            app = self.loader.load_app(self.name)
+        except StartupError:
+            config.check_values(self.conf)  # the bad value it failed on, named
+            raise
+        config.check_values(self.conf)
         config.share_files_with_global(self.conf)
         return app
 
@@ -231,6 +259,7 @@ class WSGIService(ServiceBase):
             host=address.host,
             port=address.port,
             socket_file=address.path,
+            socket_mode=self.conf[f"{self.name}_socket_mode"],
             use_ssl=self.use_ssl,
             max_url_len=max_url_len,
             backlog=WSGI_BACKLOG,
@@ -284,6 +313,12 @@ class WSGIService(ServiceBase):
             server.wait()
 
     def _listen_options(self) -> Address:
+        """``<name>_socket_file`` if set, else ``<name>_listen``:
+        ``<name>_listen_port``: one or the other, never both, so a unix
+        socket never opens a TCP port nobody asked for."""
+        path = self.conf[f"{self.name}_socket_file"]
+        if path:
+            return Address(path=path)
         return Address(
             self.conf[f"{self.name}_listen"], self.conf[f"{self.name}_listen_port"]
         )
@@ -301,15 +336,19 @@ class WSGIService(ServiceBase):
         listen = self._listen_options() if self._listen is not None else None
         if listen is not None and listen != self._listen:
             LOG.warning(
-                "reload: %s_listen = %s, %s_listen_port = %s need a restart: "
-                "%s still listens on %s",
-                self.name,
-                listen.host,
-                self.name,
-                listen.port,
+                "reload: %s a restart: %s still listens on %s",
+                self._needs(listen),
                 self.name,
                 self.server.url,
             )
+
+    def _needs(self, listen: Address) -> str:
+        if listen.path:
+            return f"{self.name}_socket_file = {listen.path} needs"
+        return (
+            f"{self.name}_listen = {listen.host}, "
+            f"{self.name}_listen_port = {listen.port} need"
+        )
 
     def listening_sockets(self) -> dict[str, socket.socket]:
         """The listening sockets, under the names a new binary's service
@@ -382,6 +421,7 @@ class Service(ServiceBase):
         self.manager = manager_class(
             host, service_name=service_name, cluster=cluster, conf=self.conf
         )
+        config.check_values(self.conf)  # what the manager registered too
         self.manager.default_spacing = self.periodic_interval
         self.heartbeat = registry.Heartbeat(
             self.conf,

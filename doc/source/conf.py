@@ -52,6 +52,8 @@ PUBLIC_MODULES = [
     "wsgisvc.registry",
     "wsgisvc.gunicorn",
     "wsgisvc.errors",
+    "wsgisvc.urlmap",
+    "wsgisvc.testing",
 ]
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
-import signal
+import urllib.error
+import urllib.request
 
 import pytest
 
-from tests.functional._wsgi_util import ROOT, api_server, start_api, write_config
+from tests.functional._wsgi_util import ROOT, start_api, write_config
 from tests.helpers import PYTHON, wait_for
+from wsgisvc import testing
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -23,16 +26,28 @@ def readme_binary(tmp_path):
     return [PYTHON, str(path)]
 
 
-def test_the_snippet_serves_and_stops(tmp_path):
-    command = readme_binary(tmp_path)
-    with api_server(tmp_path, workers=2, command=command) as api:
-        assert len(api.workers()) == 2
-        assert api.ping_pid() in api.workers()
+def test_the_snippet_serves_and_stops(tmp_path, backend):
+    conf = write_config(tmp_path, workers=2)
+    command = [*readme_binary(tmp_path), "--config-file", str(conf)]
+    env = {"PYTHONPATH": str(ROOT)}
+    with testing.serve(command, name="osapi", backend=backend, env=env) as api:
+        workers = api.children()
+        assert len(workers) == 2  # both serve: READY=1 said so
+        assert json.loads(get(api, "/v1/ping"))["pid"] in workers
         # the parent syncs the table and registers the row once workers serve
-        wait_for(lambda: b"wsgisvc-osapi" in api.request("/v1/services")[2])
-        api.proc.send_signal(signal.SIGTERM)
-        assert api.proc.wait(timeout=30) == 0
-    assert "Lost the database" not in api.log()
+        wait_for(lambda: b"wsgisvc-osapi" in get(api, "/v1/services"))
+        assert api.stop() == 0
+    assert "Lost the database" not in api.output()
+
+
+def get(api: testing.RunningService, path: str) -> bytes:
+    """The body of ``path``'s answer, an error's too (503 until the table is
+    ready)."""
+    try:
+        with urllib.request.urlopen(api.url + path, timeout=10) as response:
+            return response.read()
+    except urllib.error.HTTPError as error:
+        return error.read()
 
 
 def test_the_snippet_reports_a_start_up_error_in_one_line(tmp_path):

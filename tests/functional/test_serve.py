@@ -14,11 +14,13 @@ import signal
 import socket
 import subprocess
 import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import BIN, children, kill_group, spawn, wait_for
+from wsgisvc import testing
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVE = str(Path(BIN) / "wsgisvc-serve")
@@ -126,12 +128,17 @@ def test_a_module_app_on_two_sockets_with_its_argv_and_environment(tmp_path, bac
 
 @pytest.mark.timeout(90)
 def test_the_backend_flag_picks_the_backend(tmp_path):
-    args = ["--app", APP, "--bind", "127.0.0.1:0", "--workers", "1"]
-    with serve(tmp_path, *args, "--backend", "threading", backend="eventlet") as served:
-        wait_serving(served, sockets=1, workers=1)
-        assert served.get(served.sockets()["tests"])["eventlet"] is False
-        assert "running on native threads" in served.log()
-        assert stop(served) == 0
+    """Exec'd anew on the threads backend, it still serves the socket it was
+    passed (``wsgisvc.testing`` passes one, named after the service)."""
+    command = [SERVE, "--app", APP, "--workers", "1", "--backend", "threading"]
+    env = {"PYTHONPATH": str(ROOT)}
+    with testing.serve(
+        command, name="tests", backend="eventlet", env=env, cwd=tmp_path
+    ) as served:
+        with urllib.request.urlopen(served.url, timeout=10) as response:
+            assert json.loads(response.read())["eventlet"] is False
+        assert "running on native threads" in served.output()
+        assert served.stop() == 0
 
 
 class Peer:

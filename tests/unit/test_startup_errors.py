@@ -110,3 +110,26 @@ def test_the_file_named_is_the_one_oslo_config_took_with_a_config_dir(
     with pytest.raises(errors.ConfigValueError) as raised:
         config.parse_args(argv, conf=cfg.ConfigOpts())
     assert f"option osapi_workers: 'three' in {bad} is not valid" in str(raised.value)
+
+
+class _ManagerWithOptions(WorkerManager):
+    """A manager registering an option of its own as it is built."""
+
+    def __init__(self, host, *, conf, **kwargs):
+        conf.register_opt(cfg.IntOpt("batch_size", default=10), group="myworker")
+        super().__init__(host, conf=conf, **kwargs)
+
+
+def test_an_option_a_manager_registers_is_checked_when_the_service_is_built(
+    tmp_path,
+):
+    path = tmp_path / "worker.conf"
+    path.write_text(f"[DEFAULT]\nstate_path = {tmp_path}\n[myworker]\nbatch_size = x\n")
+    conf = config.parse_args(
+        ["prog", "--config-file", str(path)], conf=cfg.ConfigOpts()
+    )
+    with pytest.raises(errors.ConfigValueError) as raised:
+        service.Service("host", "myworker", "myworker", _ManagerWithOptions, conf=conf)
+    assert str(raised.value).startswith(
+        f"option [myworker] batch_size: 'x' in {path} is not valid"
+    )
