@@ -4,17 +4,21 @@
 import ast
 import importlib
 import json
+import os
 import pathlib
 import re
 import runpy
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
-from tests.helpers import BIN, run_in_session
+from tests.helpers import BIN, kill_group, run_in_session, spawn
 from tests.unit.test_opts import generator_namespaces
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -193,3 +197,219 @@ def test_serve_commands_are_what_wsgisvc_serve_parses():
         timeout=50,
     )
     assert result.returncode == 0, result.stderr
+
+
+# --- every code block the docs show ------------------------------------------
+#
+# Each block of README.md and doc/source/**/*.rst is found, named by its page,
+# line and language, and handled by its kind below: Python is compiled, and run
+# (a binary as a real process, a module as a script) unless the line before
+# the block marks it a fragment (``.. fragment: WHY`` in rST,
+# ``<!-- fragment: WHY -->`` in Markdown); an ini block is loaded as what it
+# is (a paste file, a wsgisvc configuration file, a systemd unit, setup.cfg);
+# a console block's commands are each checked by their program. A block of a
+# language, or a command of a program, that nothing here handles fails the
+# test: no block is skipped without a reason written down.
+
+FRAGMENT = re.compile(r"(?:\.\. fragment: (.+)|<!-- fragment: (.+) -->)$")
+#: Languages shown as text only, and why nothing runs them.
+TEXT_LANGUAGES = {
+    "text": "output, log lines or a layout, shown as written",
+    "none": "HAProxy's configuration: no HAProxy on the test machine",
+    "nginx": "nginx's configuration: no nginx on the test machine",
+}
+
+
+class Block:
+    """One code block: where it is, its language, its text, its marker."""
+
+    def __init__(self, page: str, line: int, language: str, text: str, fragment):
+        self.page, self.line, self.language = page, line, language
+        self.text, self.fragment = text, fragment
+
+    def __repr__(self) -> str:
+        return f"{self.page}:{self.line} ({self.language})"
+
+
+def _marker(lines: list[str], index: int) -> str | None:
+    """The fragment reason on the last non-blank line before ``index``."""
+    for line in reversed(lines[:index]):
+        if line.strip():
+            match = FRAGMENT.match(line.strip())
+            return match and (match[1] or match[2])
+    return None
+
+
+def _rst_blocks(page: str, text: str) -> list[Block]:
+    lines = text.splitlines()
+    blocks = []
+    for index, line in enumerate(lines):
+        directive = re.match(r"^(\s*)\.\. code-block:: (\S+)\s*$", line)
+        literal = not directive and re.search(r"(^|[^:]):: *$", line)
+        if not directive and (not literal or line.lstrip().startswith(".. ")):
+            continue
+        indent = len(directive[1]) if directive else len(line) - len(line.lstrip())
+        body, start = [], index + 1
+        while start < len(lines) and re.match(r"^\s+:\w+:", lines[start]):
+            start += 1  # the directive's options
+        for rest in lines[start:]:
+            if rest.strip() and len(rest) - len(rest.lstrip()) <= indent:
+                break
+            body.append(rest)
+        code = "\n".join(body).strip("\n")
+        if not code:
+            continue
+        code = textwrap.dedent(code) + "\n"
+        language = directive[2] if directive else "::"
+        blocks.append(Block(page, index + 1, language, code, _marker(lines, index)))
+    return blocks
+
+
+def _markdown_blocks(page: str, text: str) -> list[Block]:
+    lines = text.splitlines()
+    blocks, index = [], 0
+    while index < len(lines):
+        fence = re.match(r"^```(\w*)$", lines[index])
+        if fence:
+            end = lines.index("```", index + 1)
+            code = "\n".join(lines[index + 1 : end]) + "\n"
+            marker = _marker(lines, index)
+            blocks.append(Block(page, index + 1, fence[1] or "?", code, marker))
+            index = end
+        index += 1
+    return blocks
+
+
+def doc_blocks() -> list[Block]:
+    blocks = _markdown_blocks("README.md", (ROOT / "README.md").read_text())
+    for path in sorted(SOURCE.rglob("*.rst")):
+        page = str(path.relative_to(ROOT))
+        blocks += _rst_blocks(page, path.read_text())
+    return blocks
+
+
+BLOCKS = doc_blocks()
+
+
+def blocks_of(*languages: str) -> list:
+    return [pytest.param(b, id=repr(b)) for b in BLOCKS if b.language in languages]
+
+
+def test_every_block_has_a_language_something_here_handles():
+    handled = {"python", "console", "ini", "yaml", *TEXT_LANGUAGES}
+    unknown = [b for b in BLOCKS if b.language not in handled | {"::"}]
+    assert not unknown, f"blocks of a language no test handles: {unknown}"
+
+
+@pytest.mark.parametrize("block", blocks_of("python"))
+def test_every_python_block_compiles(block):
+    compile(block.text, repr(block), "exec")
+
+
+def test_literal_blocks_hold_no_code():
+    """A ``::`` block is shown as text: commands, Python and ini files go in a
+    code block of their language, where the tests below reach them."""
+    code = re.compile(r"^(\$ |\[[\w:. -]+\]$|import \w|from [\w.]+ import )", re.M)
+    literal = [b for b in BLOCKS if b.language == "::" and code.search(b.text)]
+    assert not literal, f"code in literal blocks: {literal}"
+
+
+def _module_path(block: Block) -> str | None:
+    """``myproj/api.py`` for a block whose first line names its file so."""
+    match = re.match(r"# (myproj/\w+\.py)\n", block.text)
+    return match and match[1]
+
+
+def write_myproj(directory: pathlib.Path) -> None:
+    """Every module the docs show for the example project ``myproj``."""
+    (directory / "myproj").mkdir(exist_ok=True)
+    (directory / "myproj/__init__.py").write_text("")
+    for block in BLOCKS:
+        if block.language == "python" and _module_path(block):
+            (directory / _module_path(block)).write_text(block.text)
+
+
+def run_python(directory, *args, timeout=50):
+    """``python ARGS`` in ``directory``, with myproj and wsgisvc importable."""
+    env = dict(os.environ, PYTHONPATH=f"{directory}:{ROOT}")
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _is_binary(block: Block) -> bool:
+    return "binary.run(" in block.text
+
+
+PYTHON_RUN = [b for b in BLOCKS if b.language == "python" and not b.fragment]
+#: The binaries the docs show, each text once, named by the pages showing it.
+BINARIES: dict[str, list[str]] = {}
+for _block in PYTHON_RUN:
+    if "binary.run(" in _block.text:
+        BINARIES.setdefault(_block.text, []).append(repr(_block))
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "block",
+    [pytest.param(b, id=repr(b)) for b in PYTHON_RUN if b.text not in BINARIES],
+)
+def test_python_blocks_run(tmp_path, block):
+    """A module or script of the docs runs to its end, status 0."""
+    write_myproj(tmp_path)
+    script = tmp_path / "snippet.py"
+    script.write_text(block.text)
+    result = run_python(tmp_path, str(script))
+    assert result.returncode == 0, result.stderr
+
+
+def _broker_up() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=2).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    "text", [pytest.param(text, id=pages[0]) for text, pages in BINARIES.items()]
+)
+def test_binary_blocks_serve_and_stop(tmp_path, text):
+    """Each binary the docs show, run as written with a configuration of
+    port 0 and two workers: systemd's READY=1 once every worker serves, then
+    SIGTERM to its pid and exit status 0."""
+    rpc = "service.Service.create(" in text
+    if rpc and not _broker_up():
+        pytest.skip("RabbitMQ is not up on 127.0.0.1:5672")
+    conf = tmp_path / "binary.conf"
+    paste = (ROOT / "etc/api-paste.ini").resolve()
+    conf.write_text(
+        "[DEFAULT]\nosapi_listen = 127.0.0.1\nosapi_listen_port = 0\n"
+        f"osapi_workers = 2\nworker_workers = 2\napi_paste_config = {paste}\n"
+        f"state_path = {tmp_path}\ngraceful_shutdown_timeout = 30\n"
+        "transport_url = rabbit://guest:guest@127.0.0.1:5672/\n"
+    )
+    script = tmp_path / "mybinary.py"
+    script.write_text(text)
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(90)
+    env = {"PYTHONPATH": str(ROOT), "NOTIFY_SOCKET": str(tmp_path / "notify")}
+    log = tmp_path / "binary.log"
+    proc = spawn(
+        [sys.executable, str(script), "--config-file", str(conf)], log, env=env
+    )
+    try:
+        assert notify.recv(4096) == b"READY=1", log.read_text()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, log.read_text()
+    finally:
+        notify.close()
+        kill_group(proc)
+    assert "Traceback" not in log.read_text()
