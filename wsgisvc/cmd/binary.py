@@ -1,4 +1,4 @@
-"""run(): what a service binary does, in one call.
+"""run(): what a service binary does, in one call::
 
     from wsgisvc.cmd import binary  # first: picks the backend; on eventlet, patches
     from wsgisvc import service
@@ -23,6 +23,8 @@ from oslo_config import cfg
 
 from wsgisvc import config, registry, service
 from wsgisvc.cmd import startup_errors
+
+__all__ = ["run", "serve"]
 
 
 def run(
