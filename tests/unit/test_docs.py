@@ -361,10 +361,11 @@ def _ready(notify: socket.socket, proc: subprocess.Popen) -> bytes | None:
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("backend", ["eventlet", "threading"])
 @pytest.mark.parametrize(
     "text", [pytest.param(text, id=pages[0]) for text, pages in BINARIES.items()]
 )
-def test_binary_blocks_serve_and_stop(tmp_path, text):
+def test_binary_blocks_serve_and_stop(tmp_path, text, backend):
     """Each binary the docs show, run as written with a configuration of
     port 0 and two workers: systemd's READY=1 once every worker serves, then
     SIGTERM to its pid and exit status 0."""
@@ -384,7 +385,11 @@ def test_binary_blocks_serve_and_stop(tmp_path, text):
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(tmp_path / "notify"))
     notify.settimeout(0.2)
-    env = {"PYTHONPATH": str(ROOT), "NOTIFY_SOCKET": str(tmp_path / "notify")}
+    env = {
+        "PYTHONPATH": str(ROOT),
+        "NOTIFY_SOCKET": str(tmp_path / "notify"),
+        "WSGISVC_BACKEND": backend,
+    }
     log = tmp_path / "binary.log"
     proc = spawn(
         [sys.executable, str(script), "--config-file", str(conf)], log, env=env
