@@ -379,6 +379,9 @@ def test_binary_blocks_serve_and_stop(tmp_path, text, backend):
         f"osapi_workers = 2\nworker_workers = 2\napi_paste_config = {paste}\n"
         f"state_path = {tmp_path}\ngraceful_shutdown_timeout = 30\n"
         "transport_url = rabbit://guest:guest@127.0.0.1:5672/\n"
+        # the broker is shared: an exchange of its own keeps other tests'
+        # workers and this one out of each other's fanout
+        f"control_exchange = wsgisvc-docs-{os.getpid()}-{tmp_path.name}\n"
     )
     script = tmp_path / "mybinary.py"
     script.write_text(text)
