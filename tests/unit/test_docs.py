@@ -563,8 +563,11 @@ def simple_commands(line: str) -> list[list[str]]:
     words, comments and leading ``VAR=value`` assignments left out)."""
     lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
     lexer.whitespace_split = True
+    lexer.commenters = ""  # a comment starts a word, as in the shell, not FILE#NAME
     commands, words = [], []
     for token in lexer:
+        if token.startswith("#"):
+            break
         if token in (";", "&", "&&", "|", "||"):
             commands.append(words)
             words = []
