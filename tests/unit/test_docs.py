@@ -50,6 +50,7 @@ def test_config_reference_shows_every_generator_namespace():
     assert sorted(namespaces) == sorted(generator_namespaces())
 
 
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("modname", PUBLIC_MODULES)
 def test_every_public_module_has_a_page_and_an_all(modname):
     page = SOURCE / f"reference/api/{modname.removeprefix('wsgisvc.')}.rst"
@@ -62,7 +63,9 @@ def test_every_public_module_has_a_page_and_an_all(modname):
     if modname in MODULES:
         exec(check, {})
     else:
-        result = subprocess.run([sys.executable, "-c", check], capture_output=True)
+        result = subprocess.run(
+            [sys.executable, "-c", check], capture_output=True, timeout=50
+        )
         assert result.returncode == 0, result.stderr
 
 
@@ -683,7 +686,9 @@ def test_version_commands_print_what_they_show():
         [typed] = [line for line in lines if line.endswith("--version")]
         output = lines[lines.index(typed) + 1]
         command = shlex.split(typed.removeprefix("$ "))
-        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        result = subprocess.run(
+            command, cwd=ROOT, capture_output=True, text=True, timeout=50
+        )
         assert result.stdout.strip() == output == metadata.version("wsgisvc")
 
 
