@@ -29,6 +29,11 @@ from oslo_log import log as logging
 from wsgisvc import DISTRIBUTION, opts
 from wsgisvc.errors import ConfigValueError
 
+__all__ = ["CONF", "parse_args", "check_values", "register_opts", "workers"]
+
+#: The ConfigOpts a binary parses: oslo.config's global ``cfg.CONF``, or, in
+#: wsgisvc's own binaries, a ConfigOpts of their own. Read it as
+#: ``config.CONF`` when it is used: it is rebound once.
 CONF: cfg.ConfigOpts = cfg.CONF
 LOG = logging.getLogger(__name__)
 # oslo.config's project: its files are found as /etc/wsgisvc/wsgisvc.conf,

@@ -71,12 +71,10 @@ _TCP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 
 #: Connections accepted in a row before the acceptor yields to the hub. Kept-alive
 #: connections stay with the worker that accepted them, so a worker that takes a
-#: whole burst serves it alone: accepting greedily, wrk's 64 connections split as
-#: unevenly as 12/52 over two workers. Yielding after every accept
-#: spread them evenly (28/36 at worst) but, when a burst meets busy workers,
-#: admits one connection per hub round: a median W3 p99 of about 6 s against
-#: 0.9 s greedy. Batches of 4 measured 21/43 at worst (mostly within 27/37) and
-#: about 1.3 s. Figures from doc/source/gunicorn.rst's busy 2-core machine.
+#: whole burst serves it alone; yielding after every accept spreads them evenly
+#: but, when a burst meets busy workers, admits one connection per hub round and
+#: the tail latency soars. A small batch avoids both (doc/source/gunicorn.rst,
+#: "Performance", has the measurements).
 ACCEPT_BATCH = 4
 
 #: How often the main greenthread heartbeats the arbiter; gunicorn's smallest

@@ -26,6 +26,15 @@ from oslo_config import cfg, types
 
 from wsgisvc.errors import ConfigValueError
 
+__all__ = [
+    "Shareable",
+    "register",
+    "wsgi_service_opts",
+    "register_wsgi_service_opts",
+    "recycling_opts",
+    "worker_rss_opt",
+]
+
 
 def _value_kind(opt_type: object) -> type:
     """What Python values an option of ``opt_type`` yields."""

@@ -8,10 +8,9 @@ call, so a process that never uses RPC never needs a broker.
 
 Executor: always ``threading``. Left to itself, oslo.messaging (18.x) picks
 its ``eventlet`` executor in a monkey-patched process; that executor is
-deprecated (removal planned for 2026.1) and measured about half as fast here:
-a patched echo server did 300-350 calls/s with ``threading`` (whose threads
-are green threads once patched) against 130-250 with ``eventlet``, same
-client, same broker. oslo.messaging warns about the ``executor`` argument
+deprecated (removal planned for 2026.1) and was measured slower
+(doc/source/rpc.rst, "Executor"); ``threading``'s threads are green threads
+once patched. oslo.messaging warns about the ``executor`` argument
 itself (it will go once threading is the only model); that one warning is
 silenced, and an oslo.messaging that no longer takes the argument gets none.
 

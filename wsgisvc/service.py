@@ -514,7 +514,7 @@ class Service(ServiceBase):
             self.conf.set_override("service_down_time", least)
 
     def start(self) -> None:
-        """Row, hooks, RPC, hook, timers: in that order (see DESIGN.md)."""
+        """Row, hooks, RPC, hook, timers: in that order (doc/source/rpc.rst)."""
         self._cleaned_up = False
         self.heartbeat.register()
         self.manager.init_host()

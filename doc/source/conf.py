@@ -41,6 +41,10 @@ html_theme_options = {
 
 # The modules of the API reference (one page each under reference/api/).
 PUBLIC_MODULES = [
+    "wsgisvc.cmd.binary",
+    "wsgisvc.config",
+    "wsgisvc.opts",
+    "wsgisvc.backend",
     "wsgisvc.service",
     "wsgisvc.wsgi",
     "wsgisvc.launcher",

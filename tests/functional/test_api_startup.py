@@ -7,6 +7,7 @@ reads it (a terminal, ``2>&1``, a pipe, with or without a log file).
 
 from __future__ import annotations
 
+import http.client
 import os
 import pty
 import signal
@@ -20,12 +21,13 @@ import sqlalchemy as sa
 from tests.functional._svc_util import database
 from tests.functional._wsgi_util import (
     BINARY,
+    LISTENING,
     ROOT,
     api_server,
     start_api,
     write_config,
 )
-from tests.helpers import BIN, run_in_session
+from tests.helpers import BIN, kill_group, run_in_session, wait_for
 
 
 def _start_and_fail(
@@ -316,3 +318,44 @@ def test_a_configured_database_behind_is_refused_before_binding(tmp_path, backen
     assert line.endswith(
         "is at 0000, this release needs schema 0001: run `wsgisvc-manage db sync`"
     )
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("backend", ["eventlet", "threading"])
+def test_the_log_goes_to_stdout_and_stderr_stays_quiet(tmp_path, backend):
+    """oslo.log's default, kept: log lines on stdout, nothing on stderr from
+    a start to a clean stop (doc/source/systemd.rst says so)."""
+    conf = write_config(tmp_path, workers=2)
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [BINARY, "--config-file", str(conf)],
+            stdout=stdout,
+            stderr=stderr,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=dict(
+                os.environ,
+                PYTHONPATH=str(ROOT),
+                WSGISVC_BACKEND=backend,
+                PYTHONUNBUFFERED="1",
+            ),
+        )
+    try:
+        port = wait_for(lambda: LISTENING.search(out.read_text()), timeout=60)[2]
+        wait_for(lambda: _answers_ping(int(port)), timeout=60, what="a worker serving")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        kill_group(proc)
+    assert "INFO wsgisvc" in out.read_text()
+    assert err.read_text() == ""
+
+
+def _answers_ping(port: int) -> bool:
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        connection.request("GET", "/v1/ping")
+        return connection.getresponse().status == 200
+    except OSError:
+        return False

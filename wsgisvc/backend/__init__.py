@@ -21,6 +21,9 @@ import importlib
 import os
 import sys
 
+__all__ = ["NAME", "BACKENDS", "spawn", "spawn_after", "Event", "sleep"]
+
+#: The backends there are, by the name ``WSGISVC_BACKEND`` takes.
 BACKENDS = ("eventlet", "threading")
 
 
@@ -61,6 +64,7 @@ def _keep_eventlet_out() -> None:
     )
 
 
+#: The backend of this process: ``eventlet`` or ``threading``.
 NAME = _chosen()
 if NAME == "threading":
     _keep_eventlet_out()

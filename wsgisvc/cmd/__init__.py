@@ -16,8 +16,9 @@ from wsgisvc import backend
 if backend.NAME == "eventlet":
     import os
 
-    # eventlet's green DNS (dnspython, a sixth of the start-up) only when asked
-    # for: EVENTLET_NO_GREENDNS=no turns it back on.
+    # eventlet's green DNS (dnspython: its import is a large part of the
+    # start-up, bench/README.md "eventlet's green DNS") only when asked for:
+    # EVENTLET_NO_GREENDNS=no turns it back on.
     os.environ.setdefault("EVENTLET_NO_GREENDNS", "yes")
     import eventlet
 

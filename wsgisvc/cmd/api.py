@@ -6,11 +6,10 @@ A start-up error (paste file or app missing, port in use, unusable TLS files,
 bad option value, database schema behind) is one line on stderr (and in the
 log) and exit status 1.
 """
+# ruff: noqa: I001  (the import of wsgisvc.cmd comes first, out of isort's order)
 
-import wsgisvc.cmd  # noqa: F401, I001  (backend and monkey patching first)
-
+from wsgisvc.cmd import binary  # first: picks the backend; on eventlet, patches
 from wsgisvc import service
-from wsgisvc.cmd import binary
 
 
 def main() -> None:

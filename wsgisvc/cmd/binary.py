@@ -1,7 +1,7 @@
-"""run(): what a service binary does, in one call.
+"""run(): what a service binary does, in one call::
 
+    from wsgisvc.cmd import binary  # first: picks the backend; on eventlet, patches
     from wsgisvc import service
-    from wsgisvc.cmd import binary
 
     binary.run(lambda conf: service.WSGIService("osapi", conf=conf))
 
@@ -11,7 +11,7 @@ keep rows (the SQLite default is synced, a configured database must be
 current), serve, wait, exit with the launcher's status. Any start-up error on
 the way is one line and exit 1. An API's workers keep no row: WSGIService
 checks a configured schema before it binds and syncs the default once it
-serves (see DESIGN.md, "Start-up sequence").
+serves (doc/source/architecture.rst, "Semantics to honour", Start-up).
 """
 
 import os
@@ -23,6 +23,8 @@ from oslo_config import cfg
 
 from wsgisvc import config, registry, service
 from wsgisvc.cmd import startup_errors
+
+__all__ = ["run", "serve"]
 
 
 def run(

@@ -5,21 +5,19 @@ Runs ``worker_manager`` (the sample WorkerManager by default) behind the
 
     wsgisvc-worker --config-file etc/wsgisvc.conf
 """
+# ruff: noqa: I001  (the import of wsgisvc.cmd comes first, out of isort's order)
 
-import wsgisvc.cmd  # noqa: F401, I001  (backend and monkey patching first)
-
-from oslo_config import cfg
-
+from wsgisvc.cmd import binary  # first: picks the backend; on eventlet, patches
 from wsgisvc import service
-from wsgisvc.cmd import binary
-
-
-def build(conf: cfg.ConfigOpts) -> service.Service:
-    return service.Service.create(binary="wsgisvc-worker", topic="worker", conf=conf)
 
 
 def main() -> None:
-    binary.run(build, workers="worker_workers")
+    binary.run(
+        lambda conf: service.Service.create(
+            binary="wsgisvc-worker", topic="worker", conf=conf
+        ),
+        workers="worker_workers",
+    )
 
 
 if __name__ == "__main__":
