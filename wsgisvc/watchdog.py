@@ -318,11 +318,12 @@ class SlowRequests:
         self.option = option
         self._in_flight: set[_Request] = set()
         self._closed = False
+        self._current_task = backend.current_task  # looked up once, not per request
         backend.os_thread(self._watch, "slow-requests")
 
     def begin(self, method: str, target: str, started: float) -> _Request:
         """A request began at ``started`` (monotonic); give it to :meth:`end`."""
-        request = _Request(started, method, target, backend.current_task())
+        request = _Request(started, method, target, self._current_task())
         self._in_flight.add(request)
         return request
 
