@@ -13,20 +13,23 @@ writes the monotonic time every turn (a store, no system call: the clock is
 the kernel's vDSO), two unlinked files for the stacks, and a pipe from the
 parent. The parent reads the page only when a deadline of its loop says the
 oldest stamp may be ``timeout`` old, so a healthy service costs it one look per
-timeout. Once the worker is stuck the parent asks for its stacks, gives it
-``DUMP_GRACE`` seconds (less once the worker says it wrote them), logs them,
-then kills it (SIGKILL); the slot is refilled as after any death, and the
-worker-exit metric counts ``timeout``.
+timeout. Once the worker is stuck, the stacks come one of two ways, because
+the stuck code may hold the GIL:
 
-The stacks come two ways, because the stuck code may hold the GIL:
+- from Python: the worker's native watchdog thread, woken by the parent on the
+  pipe, writes every thread's stack and every parked greenthread's (found by
+  the collector) in one write, and says ``stacks-written``; the parent then
+  kills it (SIGKILL). It needs the GIL: a hub blocked in a C call that
+  released it (an unpatched sleep, a driver's blocking read) lets it run.
+- from C, when no answer came within ``DUMP_GRACE`` (a regular expression
+  backtracking for ever holds the GIL; no Python runs): the parent sends
+  ``DUMP_SIGNAL``, on which ``faulthandler`` writes every thread's stack from
+  its signal handler, then the signal's default action ends the worker, so its
+  end tells the parent the dump is whole. SIGKILL ``DUMP_GRACE`` later if not.
+  faulthandler writes 100 threads at most.
 
-- every thread's, from C: ``faulthandler`` is registered on ``DUMP_SIGNAL``
-  in the worker and writes them from its signal handler, GIL or not (a regular
-  expression backtracking for ever holds it; no Python code runs then);
-- every parked greenthread's (eventlet), from Python: a native thread of the
-  worker waits on the pipe and writes them when the parent asks, if the GIL is
-  free (a hub blocked in a C call that released it: an unpatched sleep, a
-  driver's blocking read).
+Once it is reaped, the parent logs the stacks in one record, and the slot is
+refilled as after any death; the worker-exit metric counts ``timeout``.
 
 A worker arms its watch with its first stamp (a worker still loading its app
 is not timed) and disarms it when its launcher's loop ends, before the exit

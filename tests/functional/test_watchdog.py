@@ -184,3 +184,13 @@ def test_a_draining_worker_is_not_stuck(tmp_path, backend):
         samples = wait_for(lambda: (s := scrape(port)).total(EXITS) >= 2 and s)
         assert samples.total(EXITS, reason="replaced") == samples.total(EXITS)
         assert "has not turned its loop" not in api.log()
+
+
+@pytest.mark.timeout(60)
+def test_a_single_process_says_the_timeout_does_nothing(tmp_path, backend):
+    with api_server(tmp_path, workers=1, extra=TIMEOUT, backend=backend) as api:
+        assert api.ping_pid() == api.pid
+        assert (
+            "osapi_worker_timeout does nothing in a single process: no parent "
+            "replaces it (run at least 2 workers)"
+        ) in api.log()
