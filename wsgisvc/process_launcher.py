@@ -615,7 +615,7 @@ class ProcessLauncher:
                 "worker %d of %s has not turned its loop for %.1f s (%s = %g): "
                 "writing its stacks, then ending it",
                 pid,
-                self.workers[pid][0].name if pid in self.workers else "a service",
+                watch.name,
                 stale,
                 watch.option,
                 watch.timeout,

@@ -124,6 +124,7 @@ class Watch:
     used by both sides after it (see the module's docstring)."""
 
     def __init__(self, settings: Settings) -> None:
+        self.name = settings.name  # the service's
         self.timeout = settings.worker_timeout
         self.option = f"{settings.name}_worker_timeout"
         self._memory = mmap.mmap(-1, _PLACES * 8)
@@ -169,7 +170,10 @@ class Watch:
         """The worker's watchdog thread writes every thread's and greenthread's
         stack when it gets the GIL, and says ``stacks-written``."""
         self.stuck_for, self.asked_at = stuck_for, time.monotonic()
-        os.write(self._ask_write, b"?")
+        try:
+            backend.os_write(self._ask_write, b"?")
+        except BrokenPipeError:
+            pass  # it exited meanwhile: reaped next
 
     def dump_and_exit(self, pid: int) -> None:
         """No answer within DUMP_GRACE (the GIL is held): worker ``pid``
@@ -238,7 +242,7 @@ class Watch:
         if not backend.os_read(self._ask_read, 1):
             return  # the parent is gone
         text = "\n\n".join(_all_stacks())
-        os.write(self._from_python.fileno(), text.encode(errors="replace"))
+        backend.os_write(self._from_python.fileno(), text.encode(errors="replace"))
         recycling.tell_parent("stacks-written")
 
 
