@@ -10,7 +10,7 @@ silently; here the operator is told why first.
 What a ProcessLauncher's parent and one watched worker share, made before the
 fork (:class:`Watch`): a page of shared memory where each loop of the worker
 writes the monotonic time every turn (a store, no system call: the clock is
-the kernel's vDSO), two unlinked files for the stacks, and a pipe from the
+the kernel's vDSO), two memory files (memfd) for the stacks, and a pipe from the
 parent. The parent reads the page only when a deadline of its loop says the
 oldest stamp may be ``timeout`` old, so a healthy service costs it one look per
 timeout. Once the worker is stuck, the stacks come one of two ways, because
@@ -53,7 +53,6 @@ import mmap
 import os
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Iterable
 from types import FrameType
@@ -130,8 +129,9 @@ class Watch:
         self._memory = mmap.mmap(-1, _PLACES * 8)
         self._stamps = memoryview(self._memory).cast("d")
         self._claimed = 0
-        self._from_python = tempfile.TemporaryFile()  # the watchdog thread's
-        self._from_c = tempfile.TemporaryFile()  # faulthandler's
+        # in memory, not in a directory that may be full or unwritable
+        self._from_python = os.memfd_create("wsgisvc-stacks")  # the thread's
+        self._from_c = os.memfd_create("wsgisvc-stacks-c")  # faulthandler's
         self._ask_read, self._ask_write = os.pipe()
         self.stuck_for = 0.0  # how long it had not turned, when found
         self.asked_at: float | None = None  # found stuck: stacks asked for
@@ -186,9 +186,8 @@ class Watch:
 
     def stacks(self) -> str:
         """What the worker wrote: from its watchdog thread, else from C."""
-        for handle in (self._from_python, self._from_c):
-            size = os.fstat(handle.fileno()).st_size
-            text = os.pread(handle.fileno(), size, 0).decode(errors="replace")
+        for fd in (self._from_python, self._from_c):
+            text = os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
             if text.strip():
                 return text.strip("\n")
         return "(none written)"
@@ -198,9 +197,7 @@ class Watch:
         a worker for its siblings' watches."""
         self._stamps.release()
         self._memory.close()
-        self._from_python.close()
-        self._from_c.close()
-        for fd in (self._ask_read, self._ask_write):
+        for fd in (self._from_python, self._from_c, self._ask_read, self._ask_write):
             if fd >= 0:
                 os.close(fd)
 
@@ -242,25 +239,37 @@ class Watch:
         if not backend.os_read(self._ask_read, 1):
             return  # the parent is gone
         text = "\n\n".join(_all_stacks())
-        backend.os_write(self._from_python.fileno(), text.encode(errors="replace"))
+        backend.os_write(self._from_python, text.encode(errors="replace"))
         recycling.tell_parent("stacks-written")
 
 
 def _all_stacks() -> list[str]:
     """Every thread's stack but the calling one's, then every parked
-    greenthread's, as faulthandler writes them (and without its limit of
-    100 threads)."""
+    greenthread's, as faulthandler writes them (without its limit of 100
+    threads); threads or greenthreads with the same stack (an idle pool's) are
+    written once, with their count."""
     me = backend.current_os_thread()
-    stacks = [
-        f"Thread {ident:#018x} (most recent call first):\n" + format_stack(frame)
+    threads = [
+        (ident, format_stack(frame))
         for ident, frame in sys._current_frames().items()
         if ident != me
     ]
-    stacks += [
-        f"Greenthread {id(frame):#x} (most recent call first):\n" + format_stack(frame)
-        for frame in backend.greenthread_frames()
+    greenthreads = [
+        (id(frame), format_stack(frame)) for frame in backend.greenthread_frames()
     ]
-    return stacks
+    return _once_each("Thread", threads) + _once_each("Greenthread", greenthreads)
+
+
+def _once_each(kind: str, stacks: list[tuple[int, str]]) -> list[str]:
+    alike: dict[str, list[int]] = {}
+    for ident, stack in stacks:
+        alike.setdefault(stack, []).append(ident)
+    return [
+        f"{kind} {idents[0]:#x}"
+        + (f" and {len(idents) - 1} more alike" if len(idents) > 1 else "")
+        + f" (most recent call first):\n{stack}"
+        for stack, idents in alike.items()
+    ]
 
 
 # The watch of this process, in a watched worker; None elsewhere.
