@@ -93,6 +93,8 @@ def _wsgisvc_api_with(extra: str = ""):
 
 
 _wsgisvc_api = _wsgisvc_api_with()
+# The watchdog on (wsgisvc.watchdog): its cost beside the default (off).
+_WATCHDOG = "osapi_worker_timeout = 10\nosapi_slow_request_seconds = 10\n"
 # The default levels plus the access line's logger at WARN: what the line
 # costs, measured beside the default (not a configuration to run; the access
 # log stays on by default).
@@ -280,6 +282,19 @@ SERVERS: dict[str, ServerSpec] = {
         ServerSpec(
             "wsgisvc-api-threads-nolog",
             _wsgisvc_api_with(_NO_ACCESS_LOG),
+            r"osapi listening on http://127\.0\.0\.1:(?P<port>\d+)",
+            available=_needs("wsgisvc-api"),
+            env={"WSGISVC_BACKEND": "threading"},
+        ),
+        ServerSpec(
+            "wsgisvc-api-watchdog",
+            _wsgisvc_api_with(_WATCHDOG),
+            r"osapi listening on http://127\.0\.0\.1:(?P<port>\d+)",
+            available=_needs("wsgisvc-api"),
+        ),
+        ServerSpec(
+            "wsgisvc-api-threads-watchdog",
+            _wsgisvc_api_with(_WATCHDOG),
             r"osapi listening on http://127\.0\.0\.1:(?P<port>\d+)",
             available=_needs("wsgisvc-api"),
             env={"WSGISVC_BACKEND": "threading"},

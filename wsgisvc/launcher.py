@@ -33,6 +33,7 @@ from wsgisvc import (
     signals,
     systemd,
     upgrade,
+    watchdog,
 )
 from wsgisvc.http import accesslog
 from wsgisvc.signals import Action
@@ -77,10 +78,13 @@ class ServiceBase(abc.ABC):
 
     ``recycling`` says when a ProcessLauncher replaces a worker of this
     service (see ``wsgisvc.recycling``); read in the parent, so a service
-    re-reads it in ``reset()`` when its options can change.
+    re-reads it in ``reset()`` when its options can change. So is
+    ``watchdog`` (see ``wsgisvc.watchdog``): when a worker that stopped
+    turning is replaced.
     """
 
     recycling: recycling.Limits = recycling.OFF
+    watchdog: watchdog.Settings = watchdog.OFF
     on_failure: Callable[[str], None] | None = None
 
     @abc.abstractmethod
@@ -356,6 +360,13 @@ class Launcher:
                 "replaces it (run at least 2 workers)",
                 service,
                 service.recycling.name,
+            )
+        if self._parent_death_fd is None and service.watchdog.worker_timeout:
+            LOG.warning(
+                "%s: %s_worker_timeout does nothing in a single process: no "
+                "parent replaces it (run at least 2 workers)",
+                service,
+                service.watchdog.name,
             )
         self.services.add(service)
 

@@ -316,6 +316,32 @@ def recycling_opts(name: str) -> list[cfg.Opt]:
     ]
 
 
+def watchdog_opts(name: str) -> list[cfg.Opt]:
+    """The watchdog options of an API called ``name`` (``wsgisvc.watchdog``)."""
+    return [
+        FloatOpt(
+            f"{name}_worker_timeout",
+            default=0,
+            min=0,
+            help=f"Seconds a worker process of the {name} API may go without its "
+            "loop turning (an eventlet hub blocked by a call that never yields, a "
+            "selector thread that cannot run) before its parent writes every "
+            "thread's and greenthread's stack to the log, kills it and starts "
+            "another; every request in flight on it is cut. Set it above the "
+            "longest call your API makes without yielding. 0 never kills (the "
+            "default); with 1 worker (a single process) it does nothing.",
+        ),
+        FloatOpt(
+            f"{name}_slow_request_seconds",
+            default=0,
+            min=0,
+            help=f"A request to the {name} API that runs longer than this many "
+            "seconds has its stack logged once, with its method and target; "
+            "nothing is stopped. 0 never logs.",
+        ),
+    ]
+
+
 def wsgi_service_opts(name: str) -> list[cfg.Opt]:
     """The per-API options of a WSGIService called ``name``."""
     return [
@@ -367,6 +393,7 @@ def wsgi_service_opts(name: str) -> list[cfg.Opt]:
             help=f"Binary column of the {name} API's row in the services table.",
         ),
         *recycling_opts(name),
+        *watchdog_opts(name),
     ]
 
 

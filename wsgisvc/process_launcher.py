@@ -38,6 +38,7 @@ from wsgisvc import (
     signals,
     systemd,
     upgrade,
+    watchdog,
 )
 from wsgisvc.http import accesslog
 from wsgisvc.signals import Action
@@ -144,6 +145,7 @@ class ProcessLauncher:
         self._frozen = False  # gc.freeze() done, before the first fork
         self._death_read_fd, self._death_write_fd = os.pipe()
         self._from_workers = recycling.ParentChannel()
+        self._watched: dict[int, watchdog.Watch] = {}  # pid -> its watch
         self._memory_check_at = time.monotonic()
         self._signals = signals.SignalHandler(HANDLED_SIGNALS)
         self._signals.install()
@@ -189,6 +191,7 @@ class ProcessLauncher:
                 self._handle_signal(signo)
             self._reap()
             self._hear_workers()
+            self._watch_workers()
             self._check_memory()
             self._refill_slots()
             self._enforce_stop_deadline()
@@ -232,6 +235,9 @@ class ProcessLauncher:
         if self._upgrade is not None:
             deadlines.append(self._upgrade.deadline)
         deadlines += [at for at in self.retiring.values() if at is not None]
+        deadlines += [
+            at for watch in self._watched.values() if (at := watch.deadline())
+        ]
         if self._memory_limited():
             deadlines.append(self._memory_check_at)
         if not deadlines:
@@ -282,18 +288,26 @@ class ProcessLauncher:
         if not self._frozen:
             _freeze_what_the_parent_built()
             self._frozen = True
+        watch = watchdog.for_service(wrapper.service)
         pid, mask = signals.fork(HANDLED_SIGNALS)
         if pid == 0:
-            status = self._run_worker(wrapper, slot, mask)
+            status = self._run_worker(wrapper, slot, mask, watch)
             accesslog.flush_at_exit()  # os._exit runs no atexit hook
             os._exit(status)
         slot.pid = pid
         self.workers[pid] = (wrapper, slot)
+        if watch is not None:
+            watch.after_fork()
+            self._watched[pid] = watch
         metrics.workers(len(self.workers))
         LOG.info("started worker %d for %s", pid, wrapper.service)
 
     def _run_worker(
-        self, wrapper: ServerWrapper, slot: WorkerSlot, mask: set[int]
+        self,
+        wrapper: ServerWrapper,
+        slot: WorkerSlot,
+        mask: set[int],
+        watch: watchdog.Watch | None,
     ) -> int:
         """The whole life of a forked worker; returns its exit status.
 
@@ -307,12 +321,17 @@ class ProcessLauncher:
         """
         atexit._clear()  # the parent's exit handlers, inherited
         try:
-            return self._serve_in_worker(wrapper, slot, mask)
+            return self._serve_in_worker(wrapper, slot, mask, watch)
         finally:
+            watchdog.disarm()  # exiting, not stuck, whatever its handlers do
             atexit._run_exitfuncs()  # the worker's own
 
     def _serve_in_worker(
-        self, wrapper: ServerWrapper, slot: WorkerSlot, mask: set[int]
+        self,
+        wrapper: ServerWrapper,
+        slot: WorkerSlot,
+        mask: set[int],
+        watch: watchdog.Watch | None,
     ) -> int:
         try:
             proctitle.worker(
@@ -320,6 +339,9 @@ class ProcessLauncher:
             )
             os.close(self._death_write_fd)
             self._from_workers.in_child()
+            watchdog.forget_in_child(self._watched.values())  # its siblings'
+            if watch is not None:
+                watch.in_worker()
             self._signals.forget_in_child()
             metrics.forked()
             # systemd hears the parent, which speaks for its workers
@@ -359,10 +381,26 @@ class ProcessLauncher:
             self._given_up = None
             return
         metrics.process_dead(pid)
+        watch = self._watched.pop(pid, None)
+        timed_out = watch is not None and watch.asked_at is not None
+        if timed_out:
+            LOG.error(
+                "stacks of worker %d when it was found stuck, most recent call "
+                "first:\n%s",
+                pid,
+                watch.stacks(),
+            )
+            stuck_for = watch.stuck_for + time.monotonic() - watch.asked_at
+            how = (
+                f"was ended: stuck for {stuck_for:.1f} s "
+                f"({watch.option} = {watch.timeout:g})"
+            )
+        if watch is not None:
+            watch.close()
         if pid in self.retiring:
             del self.retiring[pid]
             why = self._retired_why.pop(pid, "replaced")
-            metrics.worker_exited(status, expected=why)
+            metrics.worker_exited(status, expected="timeout" if timed_out else why)
             LOG.info("%s worker %d %s", why, pid, how)
             self._reload_done_when_replaced(pid)
             return
@@ -374,7 +412,8 @@ class ProcessLauncher:
         else:  # being recycled: its slot has its replacement already
             slot.outgoing = None
         metrics.workers(len(self.workers))
-        metrics.worker_exited(status, expected="stopped" if self._stopping else None)
+        expected = "stopped" if self._stopping else None
+        metrics.worker_exited(status, expected="timeout" if timed_out else expected)
         if self._stopping:
             LOG.info("worker %d %s", pid, how)
             if status != 0:
@@ -550,13 +589,59 @@ class ProcessLauncher:
             if pid is not None:
                 self._retire(pid, "retired")
 
+    # --- stuck workers (see wsgisvc.watchdog) ----------------------------------
+
+    def _watch_workers(self) -> None:
+        """A worker whose loop stopped turning is asked for its stacks, and
+        ended once it wrote them (``_stacks_written``); past DUMP_GRACE
+        without them (its stuck code holds the GIL) it writes them from C
+        and ends (``DUMP_SIGNAL``); past another, SIGKILL."""
+        now = time.monotonic()
+        for pid, watch in list(self._watched.items()):
+            if watch.killed:
+                continue
+            if watch.signalled_at is not None:
+                if now >= watch.signalled_at + watchdog.DUMP_GRACE:
+                    self._kill_stuck(pid, watch)
+                continue
+            if watch.asked_at is not None:
+                if now >= watch.asked_at + watchdog.DUMP_GRACE:
+                    watch.dump_and_exit(pid)
+                continue
+            stale = watch.stale(now)
+            if stale is None or stale < watch.timeout:
+                continue
+            LOG.error(
+                "worker %d of %s has not turned its loop for %.1f s (%s = %g): "
+                "writing its stacks, then ending it",
+                pid,
+                watch.name,
+                stale,
+                watch.option,
+                watch.timeout,
+            )
+            watch.ask_for_stacks(stale)
+
+    def _stacks_written(self, pid: int) -> None:
+        watch = self._watched.get(pid)
+        if watch is not None and watch.asked_at is not None:
+            self._kill_stuck(pid, watch)
+
+    def _kill_stuck(self, pid: int, watch: watchdog.Watch) -> None:
+        if not watch.killed:
+            watch.killed = True
+            self._signal_all(signal.SIGKILL, [pid])
+
     # --- recycling ------------------------------------------------------------
 
     def _hear_workers(self) -> None:
-        """Act on what the workers said: ``serving``, ``recycle``."""
+        """Act on what the workers said: ``serving``, ``recycle``,
+        ``cannot-start``, ``stacks-written``."""
         for pid, event, detail in self._from_workers.read():
             if event == "serving":
                 self._worker_serving(pid)
+            elif event == "stacks-written":
+                self._stacks_written(pid)
             elif event == "recycle":
                 self._recycle(pid, detail)
             elif event == "cannot-start":

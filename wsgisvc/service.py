@@ -27,6 +27,7 @@ from wsgisvc import (
     registry,
     signals,
     systemd,
+    watchdog,
 )
 from wsgisvc.errors import ServiceConfigError, StartupError
 from wsgisvc.http.listeners import Address
@@ -213,6 +214,7 @@ class WSGIService(ServiceBase):
         self.workers_option = f"{name}_workers"  # what a binary serves it on
         self.workers = config.workers(self.conf, self.workers_option)
         self.recycling = recycling.Limits.for_api(self.conf, name)
+        self.watchdog = watchdog.Settings.for_api(self.conf, name)
         self.use_ssl = use_ssl or self.conf[f"{name}_use_ssl"]
         self.loader = loader or wsgi.Loader(self.conf)
         self.app = None if load_in_workers else self._load_app()
@@ -277,6 +279,7 @@ class WSGIService(ServiceBase):
         for server in self.servers:
             server.on_failure = self.on_failure
             server.app = app
+            server.watchdog_settings = self.watchdog
             server.start()
 
     def serving(self) -> None:
@@ -331,6 +334,7 @@ class WSGIService(ServiceBase):
         they are not rebound on a reload, and a changed address says so.
         """
         self.recycling = recycling.Limits.for_api(self.conf, self.name)
+        self.watchdog = watchdog.Settings.for_api(self.conf, self.name)
         for server in self.servers:
             server.reset()
         listen = self._listen_options() if self._listen is not None else None

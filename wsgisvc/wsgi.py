@@ -33,7 +33,7 @@ from collections.abc import Callable
 from oslo_config import cfg
 from paste import deploy
 
-from wsgisvc import backend, launcher, metrics, opts, report, sslutils
+from wsgisvc import backend, launcher, metrics, opts, report, sslutils, watchdog
 from wsgisvc.errors import (  # noqa: F401  (re-exported: wsgi.StartupError ...)
     AppLoadError,
     BindError,
@@ -137,6 +137,8 @@ class Server:
     """
 
     on_failure: Callable[[str], None] | None = None
+    # the service's (WSGIService.start sets it): slow requests, the loop's beat
+    watchdog_settings = watchdog.OFF
 
     bind_retry_seconds = 5.0
     # After stop(), a connection not sending a request this long is closed.
@@ -283,6 +285,8 @@ class Server:
         """Block until the accept loop ended and every connection is done."""
         if self._scheduler is not None:
             self._scheduler.wait()
+        if self._core is not None and self._core.slow_requests is not None:
+            self._core.slow_requests.close()
         if self.stopping:
             self.pool.resize(0)
             accesslog.WRITER.flush()
@@ -339,6 +343,8 @@ class Server:
             debug=conf.wsgi_server_debug,
             url_scheme=self.scheme,
             multithread=self._scheduling.Scheduler.multithread,
+            heartbeat=watchdog.loop_heartbeat(),
+            slow_requests=watchdog.slow_requests(self.watchdog_settings),
         )
 
     def _close_listener(self) -> None:

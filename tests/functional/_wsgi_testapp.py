@@ -17,10 +17,18 @@ flight for as long as the test wants; ``X-Pid`` says which process serves it.
 
 ``/test/grow?mib=N`` keeps N more MiB resident in the serving worker (for the
 memory recycling tests), answers the pid.
+
+``/test/hold-gil`` backtracks in a regular expression for hours, holding the
+GIL: nothing else of the worker's Python runs (a stuck worker, on both
+backends). ``/test/block-loop?seconds=N`` stops the worker's loop for N
+seconds with the GIL free: on eventlet the request sleeps unpatched (the hub
+blocked; answered after N s); on threads the selector thread's next turn
+sleeps N s (answered at once; meanwhile the worker accepts and reads nothing).
 """
 
 import json
 import os
+import re
 import urllib.parse
 
 from wsgisvc import backend
@@ -51,7 +59,37 @@ def test_app(environ, start_response):
         return _json(start_response, {"pid": os.getpid()})
     if environ.get("PATH_INFO") == "/stream":
         return stream_app(environ, start_response)
+    if environ.get("PATH_INFO") == "/hold-gil":
+        hold_the_gil()
+    if environ.get("PATH_INFO") == "/block-loop":
+        seconds = float(urllib.parse.parse_qs(environ["QUERY_STRING"])["seconds"][0])
+        if backend.NAME == "eventlet":
+            block_the_hub(seconds)
+        else:
+            block_the_selector(environ["wsgisvc.server"], seconds)
+        return _json(start_response, {"pid": os.getpid()})
     return slow_app(environ, start_response)
+
+
+def hold_the_gil():
+    re.match(r"(a+)+$", "a" * 40 + "b")
+
+
+def block_the_hub(seconds: float) -> None:
+    backend.os_sleep(seconds)
+
+
+def block_the_selector(server, seconds: float) -> None:
+    """The selector thread's next turn sleeps ``seconds``, then goes on."""
+    scheduler = server._scheduler
+
+    def selector_blocked():
+        del scheduler._expire  # once: the class's method from now on
+        backend.os_sleep(seconds)
+        scheduler._expire()
+
+    scheduler._expire = selector_blocked
+    scheduler._wake()
 
 
 def stream_app(environ, start_response):

@@ -13,7 +13,10 @@ The names: ``spawn(fn, *args)`` (a Task to ``wait()`` for),
 either backend, as a timer that can be cancelled), ``Event`` (``set``,
 ``is_set``, ``clear``, ``wait(timeout)``), ``sleep``, ``wait_readable(fds,
 timeout)`` (the launchers' sleep: a select that lets the process's other work
-run), ``os_read``/``os_write`` (never parked by patching),
+run), ``os_read``/``os_write``/``os_sleep`` (never parked by patching),
+``current_task()`` and ``task_frame(task)`` (the stack of a greenthread or
+thread, read from another thread), ``current_os_thread()``,
+``greenthread_frames()``,
 ``after_fork_in_child()``, ``describe()`` (the line every launcher logs).
 """
 

@@ -8,10 +8,14 @@ unpatched originals kept by ``eventlet.patcher``.
 
 from __future__ import annotations
 
+import gc
+import sys
 from collections.abc import Callable
+from types import FrameType
 
 import eventlet
 import eventlet.hubs
+import greenlet
 from eventlet import patcher
 from eventlet.green import select as _green_select
 
@@ -80,6 +84,36 @@ def wait_readable(fds: list[int], timeout: float | None) -> list[int]:
 
 os_read = _os.read
 os_write = _os.write
+os_sleep = patcher.original("time").sleep
+
+
+def current_task() -> greenlet.greenlet:
+    """What serves the calling code: its greenthread."""
+    return greenlet.getcurrent()
+
+
+def task_frame(task: greenlet.greenlet) -> FrameType | None:
+    """The innermost frame of ``task``, from another OS thread: a parked
+    greenthread keeps its own; the one running now is the hub's thread's."""
+    frame = task.gr_frame
+    if frame is None and task:  # started, not dead: running on the hub's thread
+        frame = sys._current_frames().get(_threading.main_thread().ident)
+    return frame
+
+
+def current_os_thread() -> int:
+    """The calling OS thread's id (a greenthread's is its hub's)."""
+    return _threading.get_ident()
+
+
+def greenthread_frames() -> list[FrameType]:
+    """The innermost frame of every parked greenthread (the running one is its
+    thread's current frame). Found by the collector, as eventlet keeps no list."""
+    return [
+        thing.gr_frame
+        for thing in gc.get_objects()
+        if isinstance(thing, greenlet.greenlet) and thing.gr_frame is not None
+    ]
 
 
 def after_fork_in_child() -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import platform
 import select
+import sys
 import threading
 import time
 from collections.abc import Callable
+from types import FrameType
 
 sleep = time.sleep
 Event = threading.Event
@@ -65,6 +67,27 @@ def wait_readable(fds: list[int], timeout: float | None) -> list[int]:
 
 os_read = os.read
 os_write = os.write
+os_sleep = time.sleep
+
+
+def current_task() -> int:
+    """What serves the calling code: its thread."""
+    return threading.get_ident()
+
+
+def task_frame(task: int) -> FrameType | None:
+    """The innermost frame of thread ``task`` (None once it ended)."""
+    return sys._current_frames().get(task)
+
+
+def current_os_thread() -> int:
+    """The calling thread's id."""
+    return threading.get_ident()
+
+
+def greenthread_frames() -> list[FrameType]:
+    """No greenthreads here: every stack is a thread's."""
+    return []
 
 
 def after_fork_in_child() -> None:

@@ -96,7 +96,14 @@ class Core:
         debug: bool,
         url_scheme: str,
         multithread: bool,
+        heartbeat=None,
+        slow_requests=None,
     ) -> None:
+        """``heartbeat``: None, or what the scheduler's loop stamps each turn
+        (``beat()``, at least every ``interval`` s; ``release()`` when it ends:
+        ``wsgisvc.watchdog.Beat``). ``slow_requests``: None, or what each
+        request is given to while it is served (``begin``, ``end``:
+        ``wsgisvc.watchdog.SlowRequests``)."""
         self.app = app
         self.server = server
         self.max_line = max_line
@@ -109,6 +116,8 @@ class Core:
         self.access_log = accesslog.AccessLog(
             log_format, accesslog.WRITER if multithread else None
         )
+        self.heartbeat = heartbeat
+        self.slow_requests = slow_requests
         self.stopping = False
         self._stop_grace = 0.0
         self.environ = {
@@ -267,11 +276,18 @@ class Connection:
         line = f"{message.method} {target} HTTP/{message.version}"
         response = Response(self, message, environ, wants_keep)
         context_before = accesslog.current_context()
+        slow = core.slow_requests
+        in_flight = (
+            None if slow is None else slow.begin(message.method, target, started)
+        )
         try:
             self.sock.settimeout(core.socket_timeout)
             response.run(core.app)
         except OSError as exc:  # the client went away while we answered
             LOG.debug("connection from %s ended: %s", self.client_ip, exc)
+        finally:
+            if in_flight is not None:
+                slow.end(in_flight)
         core.request_done(
             self,
             message.method,

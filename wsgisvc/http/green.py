@@ -47,6 +47,7 @@ class Scheduler:
         self._connections: dict[int, Connection | None] = {}
         self._room: green_event.Event | None = None  # set while the loop waits
         self._acceptor = None
+        self._ticker = None  # stamps core.heartbeat while the hub turns
         self._threads: set = set()
         self._errors = listeners.AcceptErrors(LOG, name)
 
@@ -57,6 +58,8 @@ class Scheduler:
         self._acceptor = eventlet.spawn(
             self._accept_loop, green_socket.socket(listener.dup())
         )
+        if self.core.heartbeat is not None:
+            self._ticker = eventlet.spawn(self._tick, self.core.heartbeat)
 
     def stop_accepting(self) -> None:
         if self._acceptor is not None:
@@ -87,6 +90,16 @@ class Scheduler:
                 pass
         for thread in list(self._threads):
             thread.wait()
+        if self._ticker is not None:
+            self._ticker.kill()
+            self.core.heartbeat.release()
+
+    @staticmethod
+    def _tick(heartbeat) -> None:
+        """The hub's heartbeat: a greenthread runs only while the hub turns."""
+        while True:
+            heartbeat.beat()
+            eventlet.sleep(heartbeat.interval)
 
     @property
     def connections(self) -> int:

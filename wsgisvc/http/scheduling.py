@@ -47,6 +47,13 @@ None, is ``(conf, ssl.SSLContext)``: handshake first, within
    ``listeners.ACCEPT_DEFER``, then take every one still waiting: a sibling
    with room gets the burst, and none waits in the backlog behind busy
    workers for longer than that.
+7. With ``core.heartbeat`` set (a watched worker: ``wsgisvc.watchdog``),
+   call its ``beat()`` each time the loop that accepts and reads heads
+   turns, at least every ``core.heartbeat.interval`` seconds while idle
+   (eventlet: a greenthread that runs only while the hub turns; threads: the
+   selector's turns, its timeout capped), and ``release()`` once that loop
+   has ended. A loop that stops beating is taken for stuck, and its process
+   killed, after the service's ``worker_timeout``.
 """
 
 from __future__ import annotations

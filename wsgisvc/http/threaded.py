@@ -278,8 +278,11 @@ class Scheduler:
 
     def _loop(self) -> None:
         selector = self._selector
+        heartbeat = self.core.heartbeat
         try:
             while not (self._stopping and self._live == 0):
+                if heartbeat is not None:
+                    heartbeat.beat()
                 for key, _ in selector.select(self._timeout()):
                     if key.data is None:
                         self._drain_wakeups()
@@ -294,6 +297,8 @@ class Scheduler:
             LOG.exception("%s: the selector thread failed", self.name)
             self.core.server.accept_failed(exc)
         finally:
+            if heartbeat is not None:
+                heartbeat.release()
             for key in list(selector.get_map().values()):
                 if isinstance(key.data, _Waiting):
                     self._close_waiting(key.data)
@@ -304,7 +309,9 @@ class Scheduler:
     def _timeout(self) -> float | None:
         now = time.monotonic()
         next_at = self._deadlines[0][0] if self._deadlines else None
-        for at in (self._close_idle_at, self._retry_accept_at or None):
+        heartbeat = self.core.heartbeat
+        beat_at = None if heartbeat is None else now + heartbeat.interval
+        for at in (self._close_idle_at, self._retry_accept_at or None, beat_at):
             if at is not None and (next_at is None or at < next_at):
                 next_at = at
         return None if next_at is None else max(0.0, next_at - now)
