@@ -22,6 +22,7 @@ from importlib import metadata
 import pytest
 import yaml
 
+import wsgisvc
 from tests.helpers import BIN, kill_group, run_in_session, spawn, wait_for
 from tests.unit.test_opts import generator_namespaces
 from wsgisvc import opts as wsgisvc_opts
@@ -301,17 +302,22 @@ def test_literal_blocks_hold_no_code():
 
 def _module_path(block: Block) -> str | None:
     """``myproj/api.py`` for a block whose first line names its file so."""
-    match = re.match(r"# (myproj/\w+\.py)\n", block.text)
+    match = re.match(r"# (myproj/[\w/]+\.py)\n", block.text)
     return match and match[1]
 
 
 def write_myproj(directory: pathlib.Path) -> None:
-    """Every module the docs show for the example project ``myproj``."""
-    (directory / "myproj").mkdir(exist_ok=True)
-    (directory / "myproj/__init__.py").write_text("")
+    """Every module the docs show for the example project ``myproj`` (a
+    later block of the same file replaces an earlier one)."""
     for block in BLOCKS:
         if block.language == "python" and _module_path(block):
-            (directory / _module_path(block)).write_text(block.text)
+            path = directory / _module_path(block)
+            for package in [path.parent, *path.parent.parents]:
+                if package == directory:
+                    break
+                package.mkdir(exist_ok=True)
+                (package / "__init__.py").touch()
+            path.write_text(block.text)
 
 
 def run_python(directory, *args, timeout=50):
@@ -378,10 +384,15 @@ def test_binary_blocks_serve_and_stop(tmp_path, text, backend):
     if rpc and not _broker_up():
         pytest.skip("RabbitMQ is not up on 127.0.0.1:5672")
     conf = tmp_path / "binary.conf"
-    paste = (ROOT / "etc/api-paste.ini").resolve()
+    # the app it names is the sample's, under that name
+    name = (re.findall(r'WSGIService\("(\w+)"', text) or ["osapi"])[0]
+    paste = tmp_path / "api-paste.ini"
+    sample = (ROOT / "etc/api-paste.ini").read_text()
+    paste.write_text(sample.replace("[composite:osapi]", f"[composite:{name}]"))
+    write_myproj(tmp_path)
     conf.write_text(
-        "[DEFAULT]\nosapi_listen = 127.0.0.1\nosapi_listen_port = 0\n"
-        f"osapi_workers = 2\nworker_workers = 2\napi_paste_config = {paste}\n"
+        f"[DEFAULT]\n{name}_listen = 127.0.0.1\n{name}_listen_port = 0\n"
+        f"{name}_workers = 2\nworker_workers = 2\napi_paste_config = {paste}\n"
         f"state_path = {tmp_path}\ngraceful_shutdown_timeout = 30\n"
         "transport_url = rabbit://guest:guest@127.0.0.1:5672/\n"
         # the broker is shared: an exchange of its own keeps other tests'
@@ -389,12 +400,13 @@ def test_binary_blocks_serve_and_stop(tmp_path, text, backend):
         f"control_exchange = wsgisvc-docs-{os.getpid()}-{tmp_path.name}\n"
     )
     script = tmp_path / "mybinary.py"
-    script.write_text(text)
+    # a module whose main() is a console script's entry point runs as one
+    script.write_text(text + ("\nmain()\n" if "\ndef main(" in text else ""))
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(tmp_path / "notify"))
     notify.settimeout(0.2)
     env = {
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": f"{tmp_path}:{ROOT}",
         "NOTIFY_SOCKET": str(tmp_path / "notify"),
         "WSGISVC_BACKEND": backend,
     }
@@ -421,6 +433,8 @@ def ini_kind(block: Block) -> str:
         return "systemd"
     if first == "# setup.cfg":
         return "setup.cfg"
+    if first.startswith("# etc/oslo-config-generator/"):
+        return "generator"
     if re.search(r"^\[(app|pipeline|composite|filter):", block.text, re.M):
         return "paste"
     return "options"
@@ -459,9 +473,24 @@ def option(known: dict, group: str, key: str):
     return None
 
 
-@pytest.mark.parametrize("block", blocks_of("ini"))
+@pytest.mark.parametrize(
+    "block", [p for p in blocks_of("ini") if ini_kind(p.values[0]) != "generator"]
+)
 def test_ini_blocks_parse(block):
     parse_ini(block)
+
+
+@pytest.mark.parametrize(
+    "block", [p for p in blocks_of("ini") if ini_kind(p.values[0]) == "generator"]
+)
+def test_generator_blocks_name_namespaces_that_exist(block):
+    """A generator configuration (``namespace`` repeats there, as
+    oslo-config-generator reads it) names installed namespaces, and the
+    service's own, ``myproj``."""
+    namespaces = re.findall(r"^namespace = (\S+)$", block.text, re.M)
+    installed = {ep.name for ep in metadata.entry_points(group="oslo.config.opts")}
+    assert namespaces and "myproj" in namespaces
+    assert set(namespaces) - {"myproj"} <= installed
 
 
 @pytest.mark.parametrize(
@@ -535,14 +564,25 @@ def test_setup_cfg_blocks_name_entry_points_the_docs_show(tmp_path, block):
     """An ``oslo.config.opts`` entry point resolves to a function of the
     modules the docs show, which lists options."""
     write_myproj(tmp_path)
-    points = parse_ini(block)["options.entry_points"]["oslo.config.opts"]
-    for line in points.strip().splitlines():
-        target = line.partition("=")[2].strip()
-        module, _, function = target.partition(":")
-        check = f"import {module}\nprint(len({module}.{function}()[0][1]))\n"
-        result = run_python(tmp_path, "-c", check)
-        assert result.returncode == 0, result.stderr
-        assert int(result.stdout) > 0, target
+    parser = parse_ini(block)
+    requires = parser.get("options", "install_requires", fallback="").split()
+    assert not requires or requires[0].startswith(f"{wsgisvc.DISTRIBUTION}>="), block
+    points = {}
+    if parser.has_section("options.entry_points"):
+        points = parser["options.entry_points"]
+    for group, lines in points.items():
+        for line in lines.strip().splitlines():
+            target = line.partition("=")[2].strip()
+            module, _, function = target.partition(":")
+            call = f"{module}.{function}"
+            if group == "oslo.config.opts":  # lists options
+                call = f"len({call}()[0][1])"
+            else:  # console_scripts: a function
+                call = f"int(callable({call}))"
+            check = f"import {module}\nprint({call})\n"
+            result = run_python(tmp_path, "-c", check)
+            assert result.returncode == 0, result.stderr
+            assert int(result.stdout) > 0, target
 
 
 @pytest.mark.parametrize("block", blocks_of("yaml"))
@@ -737,7 +777,7 @@ def test_serve_commands_are_what_wsgisvc_serve_parses():
 
 def _shown_default(opt) -> str:
     if opt.default is None:
-        return "CPU count"
+        return "CPU count" if opt.dest.endswith("_workers") else "unset"
     return (
         str(opt.default).lower() if isinstance(opt.default, bool) else str(opt.default)
     )
@@ -760,7 +800,9 @@ def test_the_readme_lists_every_option_named_after_an_api():
 
 def test_the_api_binary_page_lists_every_option_named_after_an_api():
     page = (SOURCE / "api-binary.rst").read_text()
-    rows = re.findall(r"^``(<name>_\w+)``\s+(?:``(\S+)``|(CPU count))", page, re.M)
+    rows = re.findall(
+        r"^``(<name>_\w+)``\s+(?:``(\S+)``|(CPU count|unset))", page, re.M
+    )
     assert {option: a or b for option, a, b in rows} == _expected("<name>")
 
 
