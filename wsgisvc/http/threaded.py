@@ -212,10 +212,12 @@ class _Waiting:
 
     ``parked``: armed in the epoll set, or read by the epoll thread; not
     parked, a pool thread has it. ``deadline`` is when to close it parked;
-    the heap holds one live entry per connection, ``at`` (None: none; a
+    the heap holds one live entry per connection, at ``at`` (None: none; a
     later ``deadline`` is pushed again when that entry comes out). Once
     closed (``seq`` -1) it holds neither socket nor connection: an entry
-    that outlives it keeps nothing alive.
+    that outlives it keeps nothing alive. ``pipelining``: once its client
+    sent a request before the answer to the one before, a pool thread reads
+    what has arrived after each answer before it parks the connection.
     """
 
     __slots__ = (
@@ -228,6 +230,7 @@ class _Waiting:
         "at",
         "seq",
         "parked",
+        "pipelining",
         "dropped",
     )
 
@@ -241,6 +244,7 @@ class _Waiting:
         self.at: float | None = None
         self.seq = 0
         self.parked = False
+        self.pipelining = False  # its client sends a request before an answer
         self.dropped: int | None = None  # lingering: bytes dropped so far
 
 
@@ -355,7 +359,12 @@ class Scheduler:
                 self._park(waiting, conn.linger_until, wake=True)
                 return
             if after is After.KEEP:
-                ready = self._read_head(conn, waiting.sock, wanted=conn.sock.more)
+                if conn.parser.begun:  # its next request came with this one
+                    waiting.pipelining = True
+                # A client that waits for each answer has sent nothing since
+                # a read that did not fill its buffer: no read in vain for it.
+                wanted = conn.sock.more or waiting.pipelining
+                ready = self._read_head(conn, waiting.sock, wanted)
                 if ready is False:
                     self._park(waiting, conn.idle_deadline(), wake=True)
                     return
