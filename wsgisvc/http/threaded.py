@@ -178,8 +178,15 @@ class _Socket:
                 return data
 
     def sendall(self, data) -> None:
+        try:
+            sent = self.sock.send(data)  # the usual case: all of it at once
+        except _WOULD_BLOCK:
+            sent = 0
+        if sent == (data.nbytes if isinstance(data, memoryview) else len(data)):
+            return
         until = None
-        with memoryview(data) as view, view.cast("B") as left:
+        with memoryview(data) as view, view.cast("B") as cast:
+            left = cast[sent:]
             while left:
                 try:
                     left = left[self.sock.send(left) :]
