@@ -1,21 +1,24 @@
 """The threads connection scheduler: one epoll thread, a pool of real threads.
 
-A connection holds a pool thread only while a request is read and served. Until
-its request head is whole it waits in an epoll set (Linux), armed for one event
-at a time (``EPOLLONESHOT``), watched by one thread that accepts, reads the
-bytes of half-sent heads without blocking (into the connection's parser), runs
-the TLS handshakes, and closes connections whose head deadline or keep-alive
-timeout passed. A connection whose head is whole is queued for the pool.
+A connection holds a pool thread only while a request is read and served.
+Until its request head is whole it waits in an epoll set (wsgisvc runs on
+Linux), armed for one event at a time (``EPOLLONESHOT``), watched by one
+thread that accepts, reads the bytes of half-sent heads without blocking (into
+the connection's parser), runs the TLS handshakes, and closes connections
+whose head deadline or keep-alive timeout passed. A connection whose head is
+whole is queued for the pool.
 
 Sockets stay non-blocking from accept to close: the core reads and writes
 through :class:`_Socket`, which waits in ``poll`` only when a call would
 block. After a response the pool thread serves the next request itself when
-it is already parsed or already arrived, and no other connection waits for a
-thread (FIFO: with one waiting, it goes to the end of the line); otherwise it
-re-arms the connection in the epoll set itself (``epoll.modify`` is
-thread-safe): a keep-alive request costs no hand-off back to the epoll thread
-and no wake-up of it. Disarmed, a connection is the pool thread's alone: no
-event for it reaches the epoll thread until it is re-armed.
+it is parsed already, or has arrived (it reads first when the client
+pipelines, or when the last read filled its buffer), and no other connection
+waits for a thread (FIFO: with one waiting, it goes to the end of the line);
+otherwise it arms the connection in the epoll set again itself
+(``epoll.modify`` is thread-safe): a keep-alive request costs no hand-off
+back to the epoll thread and no wake-up of it. Disarmed, a connection is the
+pool thread's alone: no event for it reaches the epoll thread until it is
+armed again.
 
 Nothing here imports eventlet: under ``WSGISVC_BACKEND=threading`` the process
 runs unpatched.
