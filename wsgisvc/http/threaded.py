@@ -279,12 +279,15 @@ class Scheduler:
         self._wake_w.setblocking(False)  # a full buffer wakes it all the same
         self._returned: collections.deque = collections.deque()
         self._woken = False
-        # The heap, the parked flags, and when the epoll thread wakes next:
-        # pool threads park connections too.
-        self._lock = threading.Lock()
+        # The deadline heap is the epoll thread's alone: a pool thread that
+        # parks a connection with an earlier deadline than its entry's queues
+        # it here, and wakes the epoll thread only if that sleeps past it
+        # (``_sleep_until``; -inf while it is awake: it drains the queue
+        # before it sleeps again). No lock on the path of a request.
         self._deadlines: list = []
+        self._rescheduled: collections.deque = collections.deque()
         self._seq = itertools.count(1)
-        self._sleep_until = math.inf
+        self._sleep_until = -math.inf
         self._live = 0  # connections accepted and not closed
         self._live_lock = threading.Lock()
         self._listener = None
@@ -349,9 +352,7 @@ class Scheduler:
         return lines
 
     def _parked(self) -> list[_Waiting]:
-        """The parked connections: none of them is being re-armed meanwhile."""
-        with self._lock:
-            return [w for w in list(self._clients.values()) if w.parked]
+        return [w for w in list(self._clients.values()) if w.parked]
 
     # --- pool threads ----------------------------------------------------------------
 
@@ -366,7 +367,7 @@ class Scheduler:
                 after = conn.end(linger=False)
             if after is After.LINGER:
                 waiting.dropped = 0
-                self._park(waiting, conn.linger_until, wake=True)
+                self._park(waiting, conn.linger_until)
                 return
             if after is After.KEEP:
                 if conn.parser.begun:  # its next request came with this one
@@ -376,7 +377,7 @@ class Scheduler:
                 wanted = conn.sock.more or waiting.pipelining
                 ready = self._read_head(conn, waiting.sock, wanted)
                 if ready is False:
-                    self._park(waiting, conn.idle_deadline(), wake=True)
+                    self._park(waiting, conn.idle_deadline())
                     return
                 if ready and self.pool.queued():
                     self.pool.submit(waiting)  # to the end of the line
@@ -412,42 +413,40 @@ class Scheduler:
         wrapper.more = False
         return False
 
-    def _park(self, waiting: _Waiting, deadline: float, wake: bool = False) -> None:
+    def _park(self, waiting: _Waiting, deadline: float) -> None:
         """Arm ``waiting`` in the epoll set (any thread), to be closed at
-        ``deadline``; ``wake`` the epoll thread only if it would sleep past it."""
-        with self._lock:
-            waiting.deadline = deadline
-            waiting.parked = True
-            if waiting.at is None or deadline < waiting.at:
-                self._push(waiting)
-                wake = wake and deadline < self._sleep_until
-            else:
-                wake = False
-            try:
-                self._epoll.modify(waiting.fd, _ARM)
-            except (OSError, ValueError):  # the epoll thread ended
-                waiting.parked = False
-                failed = True
-            else:
-                failed = False
-        if failed:
+        ``deadline``.
+
+        In this order: the deadline, then ``parked``, then ``at`` is read.
+        The epoll thread, popping the entry at ``at`` meanwhile, either sees
+        it parked, with this deadline (and pushes it again), or sees it not
+        parked and drops the entry, setting ``at`` to None before this thread
+        reads it (and queues it). Either way one entry stays live.
+        """
+        waiting.deadline = deadline
+        waiting.parked = True
+        at = waiting.at
+        if at is None or deadline < at:
+            self._rescheduled.append(waiting)
+            if deadline < self._sleep_until:
+                self._wake()
+        try:
+            self._epoll.modify(waiting.fd, _ARM)
+        except (OSError, ValueError):  # the epoll thread ended
             self._close_waiting(waiting)
-        elif wake:
-            self._wake()
 
     def _push(self, waiting: _Waiting) -> None:
-        """A new heap entry at ``waiting.deadline`` (the lock held): the one
-        before goes stale."""
+        """A new heap entry at ``waiting.deadline`` (the epoll thread): the
+        one before goes stale."""
         waiting.at = waiting.deadline
         waiting.seq = next(self._seq)
         heapq.heappush(self._deadlines, (waiting.at, waiting.seq, waiting))
 
     def _forget(self, waiting: _Waiting) -> None:
         """Closed: its heap entry, stale now, keeps nothing alive."""
-        with self._lock:
-            waiting.seq = -1
-            waiting.parked = False
-            waiting.conn = waiting.sock = None
+        waiting.seq = -1
+        waiting.parked = False
+        waiting.conn = waiting.sock = None
 
     def _closed(self) -> None:
         """A connection is gone: the epoll thread may wait for that (the
@@ -481,7 +480,9 @@ class Scheduler:
         wake_fd, listener_fd = self._wake_r.fileno(), self._listener.fileno()
         try:
             while not (self._stopping and self._live == 0):
-                for fd, _ in epoll.poll(self._timeout()):
+                events = epoll.poll(self._timeout())
+                self._sleep_until = -math.inf  # awake: nobody need wake it
+                for fd, _ in events:
                     if fd == wake_fd:
                         self._drain_wakeups()
                     elif fd == listener_fd:
@@ -495,20 +496,26 @@ class Scheduler:
             LOG.exception("%s: the selector thread failed", self.name)
             self.core.server.accept_failed(exc)
         finally:
-            with self._lock:
-                epoll.close()  # a pool thread parking from now on closes
+            epoll.close()  # a pool thread parking from now on closes
             for waiting in self._parked():
                 self._close_waiting(waiting)
             self._wake_r.close()
             self._wake_w.close()
 
     def _timeout(self) -> float | None:
-        with self._lock:
+        """How long to sleep; from now on a pool thread parking a connection
+        with an earlier deadline wakes this thread."""
+        while True:
+            self._take_rescheduled()
             next_at = self._deadlines[0][0] if self._deadlines else math.inf
             for at in (self._close_idle_at, self._retry_accept_at or None):
                 if at is not None and at < next_at:
                     next_at = at
             self._sleep_until = next_at
+            # Queued before that line: taken here. After it: the pool thread
+            # saw the new _sleep_until, and woke this thread if it must.
+            if not self._rescheduled:
+                break
         if next_at == math.inf:
             return None
         return max(0.0, next_at - time.monotonic())
@@ -546,29 +553,34 @@ class Scheduler:
                 ):
                     self._close_waiting(waiting)
 
+    def _take_rescheduled(self) -> None:
+        """Push the entries pool threads queued (earlier deadlines)."""
+        rescheduled = self._rescheduled
+        while rescheduled:
+            waiting = rescheduled.popleft()
+            if waiting.parked and waiting.seq != -1:
+                self._push(waiting)
+
     def _expire(self) -> None:
         """Close the parked connections whose deadline passed."""
-        expired = []
-        with self._lock:
-            deadlines, now = self._deadlines, time.monotonic()
-            while deadlines and deadlines[0][0] <= now:
-                _, seq, waiting = heapq.heappop(deadlines)
-                if waiting.seq != seq:
-                    continue  # stale: rescheduled, or closed
-                waiting.at = None
-                if not waiting.parked:
-                    continue  # a pool thread has it: it parks it anew
-                if waiting.deadline > now:
-                    self._push(waiting)  # its deadline moved on since
-                else:
-                    expired.append(waiting)
-            # A stale entry would wait for its deadline to leave: once they
-            # outnumber the connections, sweep them out.
-            if len(deadlines) > 2 * self._live + 64:
-                self._deadlines = [e for e in deadlines if e[2].seq == e[1]]
-                heapq.heapify(self._deadlines)
-        for waiting in expired:
-            self._close_waiting(waiting)
+        self._take_rescheduled()
+        deadlines, now = self._deadlines, time.monotonic()
+        while deadlines and deadlines[0][0] <= now:
+            _, seq, waiting = heapq.heappop(deadlines)
+            if waiting.seq != seq:
+                continue  # stale: rescheduled, or closed
+            waiting.at = None
+            if not waiting.parked:
+                continue  # a pool thread has it: it parks it anew
+            if waiting.deadline > now:
+                self._push(waiting)  # its deadline moved on since
+            else:
+                self._close_waiting(waiting)
+        # A stale entry would wait for its deadline to leave: once they
+        # outnumber the connections, sweep them out.
+        if len(deadlines) > 2 * self._live + 64:
+            self._deadlines = [e for e in deadlines if e[2].seq == e[1]]
+            heapq.heapify(self._deadlines)
 
     def _close_waiting(self, waiting: _Waiting) -> None:
         """Close a parked connection (the epoll thread), or one that could
@@ -688,10 +700,9 @@ class Scheduler:
             waiting = _Waiting(client, address, False)
             waiting.conn = Connection(self.core, _Socket(client), address)
         self._clients[waiting.fd] = waiting
-        with self._lock:
-            waiting.deadline = deadline
-            waiting.parked = True
-            self._push(waiting)
+        waiting.deadline = deadline
+        waiting.parked = True
+        self._push(waiting)
         try:
             self._epoll.register(waiting.fd, _ARM)
         except (OSError, ValueError):  # closed meanwhile
