@@ -11,6 +11,7 @@ event of that connection), its wake-ups by wrapping ``Scheduler._wake``.
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -140,3 +141,26 @@ def test_a_pipelining_client_holds_no_thread_while_its_next_head_trickles_in():
         slow.sendall(b"TP/1.1\r\nHost: x\r\n\r\n")
         assert read_responses(slow, 1) == [b"/slow"]
         other.close(), slow.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_client_that_reads_no_answer_frees_its_thread_at_the_socket_timeout():
+    """The socket stays non-blocking: a send that would block waits in poll
+    for ``client_socket_timeout`` (for the whole answer, as a blocking
+    socket's sendall), then the connection ends and its thread is free."""
+    body = b"x" * (64 * 1024 * 1024)  # more than the socket buffers hold
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Length", str(len(body)))])
+        return [body]
+
+    conf = make_conf(client_socket_timeout=1, wsgi_default_pool_size=1)
+    with running(conf, app) as srv:
+        sock = connect(srv)
+        sock.sendall(GET)  # and reads nothing
+        wait_for(lambda: srv.pool.busy == 1, timeout=5, what="the answer begun")
+        began = time.monotonic()
+        wait_for(lambda: srv.pool.busy == 0, timeout=10, what="the thread free")
+        assert time.monotonic() - began > 0.5
+        wait_for(lambda: srv._scheduler.connections == 0, timeout=5, what="closed")
+        sock.close()
