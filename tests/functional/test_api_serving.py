@@ -91,6 +91,16 @@ def test_tls_round_trip_through_the_binary(tmp_path, backend):
 
         status, document = wait_for(tls_ping, timeout=30)
         assert status == 200 and document["ping"] == "pong"
+        # Keep-alive over TLS: the connection goes back to waiting for its
+        # next head after each answer (its records read until none is left).
+        conn = http.client.HTTPSConnection(
+            "127.0.0.1", api.port, context=context, timeout=10
+        )
+        for _ in range(20):
+            conn.request("GET", "/v1/ping")
+            response = conn.getresponse()
+            assert response.status == 200 and json.loads(response.read())
+        conn.close()
 
 
 @pytest.mark.timeout(60)

@@ -579,7 +579,7 @@ def test_a_full_wake_socket_does_not_block_a_pool_thread(scheduler):  # noqa: F8
         waker._wake_r.close()  # a blocked send() fails: the thread ends
         thread.join(timeout=5)
         waker._wake_w.close()
-        waker._selector.close()
+        waker._epoll.close()
 
 
 # --- a body the client does not finish ---------------------------------------------

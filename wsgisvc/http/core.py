@@ -1,4 +1,4 @@
-"""The HTTP/1.1 core: one request, head to last byte, on plain blocking sockets.
+"""The HTTP/1.1 core: one request, head to last byte, on sockets that block.
 
 A :class:`Connection` is driven by a scheduler (``wsgisvc.http.green`` or
 ``wsgisvc.http.threaded``) in two phases, so that a connection holds a pool
@@ -13,8 +13,10 @@ slot only while its request is served:
    an :class:`After`: keep the connection, forget it (closed), or let it
    linger without the slot.
 
-Only ``recv``, ``sendall``, ``settimeout`` and ``shutdown`` are called on the
-socket, so a green socket (eventlet) and a real one (threads) both work.
+Only ``recv``, ``sendall``, ``settimeout``, ``shutdown``, ``getsockname`` and
+``close`` are called on the socket, so a green socket (eventlet) and the
+threads scheduler's (a non-blocking socket that waits in ``poll`` when a call
+would block) both work.
 """
 
 from __future__ import annotations

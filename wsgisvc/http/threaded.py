@@ -1,13 +1,24 @@
-"""The threads connection scheduler: one selector thread, a pool of real threads.
+"""The threads connection scheduler: one epoll thread, a pool of real threads.
 
-A connection holds a pool thread only while a request is read and served. Until
-its request head is whole it waits in a ``selectors`` selector, owned by one
+A connection holds a pool thread only while a request is read and served.
+Until its request head is whole it waits in an epoll set (wsgisvc runs on
+Linux), armed for one event at a time (``EPOLLONESHOT``), watched by one
 thread that accepts, reads the bytes of half-sent heads without blocking (into
-the connection's parser), runs the TLS handshakes, and closes connections whose
-head deadline or keep-alive timeout passed. A connection whose head is whole is
-queued for the pool; after its response it comes back to the selector (or, with
-a pipelined request already parsed, goes back to the end of the queue, so one
-busy client cannot hold a thread).
+the connection's parser), runs the TLS handshakes, and closes connections
+whose head deadline or keep-alive timeout passed. A connection whose head is
+whole is queued for the pool.
+
+Sockets stay non-blocking from accept to close: the core reads and writes
+through :class:`_Socket`, which waits in ``poll`` only when a call would
+block. After a response the pool thread serves the next request itself when
+it is parsed already, or has arrived (it reads first when the client
+pipelines, or when the last read filled its buffer), and no other connection
+waits for a thread (FIFO: with one waiting, it goes to the end of the line);
+otherwise it arms the connection in the epoll set again itself
+(``epoll.modify`` is thread-safe): a keep-alive request costs no hand-off
+back to the epoll thread and no wake-up of it. Disarmed, a connection is the
+pool thread's alone: no event for it reaches the epoll thread until it is
+armed again.
 
 Nothing here imports eventlet: under ``WSGISVC_BACKEND=threading`` the process
 runs unpatched.
@@ -19,8 +30,9 @@ import collections
 import heapq
 import itertools
 import logging
+import math
 import queue
-import selectors
+import select
 import socket
 import ssl
 import threading
@@ -77,8 +89,12 @@ class ThreadPool:
         """Threads neither serving nor owed a queued connection."""
         return self.size - self.busy - self._work.qsize()
 
-    def submit(self, conn: Connection) -> None:
+    def submit(self, conn) -> None:
         self._work.put(conn)
+
+    def queued(self) -> bool:
+        """Whether a connection waits for a thread."""
+        return not self._work.empty()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         with self._idle:
@@ -109,36 +125,141 @@ def make_slots(size: int) -> ThreadPool:
     return ThreadPool(size)
 
 
-class _Waiting:
-    """A connection parked in the selector: TLS state and its deadline.
+_ARM = select.EPOLLIN | select.EPOLLONESHOT  # one event, then disarmed
+_WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
-    Its deadline's heap entry may outlive its parking (the heap is cleaned
-    lazily): once unparked (``seq`` -1), it holds neither socket nor
-    connection, so a closed connection is freed at once.
+
+class _Socket:
+    """A connection's non-blocking socket as the core sees it: a blocking one.
+
+    ``settimeout`` only records the timeout: the descriptor is never switched
+    to blocking (each switch is a system call, and the epoll thread reads it
+    without blocking). A call that would block waits in ``poll`` for what it
+    needs, within the timeout (``recv``: per call; ``sendall``: for the whole
+    data, as CPython's sockets); past it, ``TimeoutError``.
+    """
+
+    __slots__ = ("sock", "timeout", "tls", "more")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.timeout: float | None = None
+        self.tls = isinstance(sock, ssl.SSLSocket)
+        # The last read filled its buffer (or TLS, whose records hide what is
+        # left): more may have arrived already.
+        self.more = False
+
+    def settimeout(self, timeout: float | None) -> None:
+        self.timeout = timeout
+
+    def gettimeout(self) -> float | None:
+        return self.timeout
+
+    def getsockname(self):
+        return self.sock.getsockname()
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def shutdown(self, how: int) -> None:
+        self.sock.shutdown(how)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def recv(self, size: int) -> bytes:
+        until = None
+        while True:
+            try:
+                data = self.sock.recv(size)
+            except ssl.SSLWantWriteError:
+                until = self._wait(select.POLLOUT, until)
+            except (BlockingIOError, ssl.SSLWantReadError):
+                until = self._wait(select.POLLIN, until)
+            else:
+                self.more = self.tls or len(data) == size
+                return data
+
+    def sendall(self, data) -> None:
+        try:
+            sent = self.sock.send(data)  # the usual case: all of it at once
+        except _WOULD_BLOCK:
+            sent = 0
+        if sent == (data.nbytes if isinstance(data, memoryview) else len(data)):
+            return
+        until = None
+        with memoryview(data) as view, view.cast("B") as cast:
+            left = cast[sent:]
+            while left:
+                try:
+                    left = left[self.sock.send(left) :]
+                except ssl.SSLWantReadError:
+                    until = self._wait(select.POLLIN, until)
+                except (BlockingIOError, ssl.SSLWantWriteError):
+                    until = self._wait(select.POLLOUT, until)
+
+    def _wait(self, events: int, until: float | None) -> float:
+        """Wait for ``events`` until ``until`` (first call: None, from now on
+        the timeout); the deadline to pass to the next wait."""
+        if until is None:
+            timeout = self.timeout
+            until = math.inf if timeout is None else time.monotonic() + timeout
+        if until == math.inf:
+            millis = None
+        else:
+            millis = math.ceil((until - time.monotonic()) * 1000)
+            if millis <= 0:
+                raise TimeoutError("timed out")
+        poller = select.poll()
+        poller.register(self.sock, events)
+        if not poller.poll(millis):
+            raise TimeoutError("timed out")
+        return until
+
+
+class _Waiting:
+    """One connection, accept to close: its socket, TLS state and deadline.
+
+    ``parked``: armed in the epoll set, or read by the epoll thread; not
+    parked, a pool thread has it. ``deadline`` is when to close it parked;
+    the heap holds one live entry per connection, at ``at`` (None: none; a
+    later ``deadline`` is pushed again when that entry comes out). Once
+    closed (``seq`` -1) it holds neither socket nor connection: an entry
+    that outlives it keeps nothing alive. ``pipelining``: once its client
+    sent a request before the answer to the one before, a pool thread reads
+    what has arrived after each answer before it parks the connection.
     """
 
     __slots__ = (
         "conn",
         "sock",
+        "fd",
         "address",
         "handshaking",
         "deadline",
+        "at",
         "seq",
+        "parked",
+        "pipelining",
         "dropped",
     )
 
-    def __init__(self, sock, address, handshaking: bool, deadline: float) -> None:
+    def __init__(self, sock, address, handshaking: bool) -> None:
         self.sock = sock
+        self.fd = sock.fileno()
         self.address = address
         self.conn: Connection | None = None
         self.handshaking = handshaking
-        self.deadline = deadline
+        self.deadline = 0.0
+        self.at: float | None = None
         self.seq = 0
+        self.parked = False
+        self.pipelining = False  # its client sends a request before an answer
         self.dropped: int | None = None  # lingering: bytes dropped so far
 
 
 class Scheduler:
-    """Accepts on ``listener``; parks connections in a selector; serves on threads."""
+    """Accepts on ``listener``; parks connections in epoll; serves on threads."""
 
     multithread = True
 
@@ -150,14 +271,23 @@ class Scheduler:
         self.pool = pool
         self.max_connections = max_connections
         self._context: ssl.SSLContext | None = tls[1] if tls else None
-        self._selector = selectors.DefaultSelector()
+        self._epoll = select.epoll()
+        # By descriptor; a closed one's stays until its number is reused.
+        self._clients: dict[int, _Waiting] = {}
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)  # a full buffer wakes it all the same
         self._returned: collections.deque = collections.deque()
         self._woken = False
+        # The deadline heap is the epoll thread's alone: a pool thread that
+        # parks a connection with an earlier deadline than its entry's queues
+        # it here, and wakes the epoll thread only if that sleeps past it
+        # (``_sleep_until``; -inf while it is awake: it drains the queue
+        # before it sleeps again). No lock on the path of a request.
         self._deadlines: list = []
-        self._seq = itertools.count()
+        self._rescheduled: collections.deque = collections.deque()
+        self._seq = itertools.count(1)
+        self._sleep_until = -math.inf
         self._live = 0  # connections accepted and not closed
         self._live_lock = threading.Lock()
         self._listener = None
@@ -175,8 +305,8 @@ class Scheduler:
     def start(self, listener: socket.socket) -> None:
         listener.setblocking(False)
         self._listener = listener
-        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
-        self._selector.register(listener, selectors.EVENT_READ, listener)
+        self._epoll.register(self._wake_r, select.EPOLLIN)
+        self._epoll.register(listener, select.EPOLLIN)
         self._accepting = True
         self.pool.start(self._serve)
         self._thread = threading.Thread(
@@ -185,7 +315,7 @@ class Scheduler:
         self._thread.start()
 
     def stop_accepting(self) -> None:
-        """Stop accepting; returns once the selector no longer watches the
+        """Stop accepting; returns once the epoll thread no longer watches the
         listener (the caller closes it next)."""
         done = threading.Event()
         self._returned.append(("stop", done))
@@ -198,7 +328,7 @@ class Scheduler:
         self._wake()
 
     def wait(self) -> None:
-        """Until every connection is done and the selector thread ended."""
+        """Until every connection is done and the epoll thread ended."""
         if self._thread is not None:
             self._thread.join()
         self.pool.wait_idle()
@@ -208,16 +338,9 @@ class Scheduler:
         return self._live
 
     def connection_states(self) -> list[str]:
-        """One line per connection waiting in the selector, and the serving."""
-        try:
-            keys = list(self._selector.get_map().values())
-        except (RuntimeError, ValueError):  # changed meanwhile, or closed
-            keys = []
+        """One line per parked connection, and the serving."""
         lines = [f"  {self.pool.busy} being served"]
-        for key in keys:
-            waiting = key.data
-            if not isinstance(waiting, _Waiting) or waiting.seq == -1:
-                continue
+        for waiting in self._parked():
             conn = waiting.conn
             if waiting.handshaking or conn is None:
                 lines.append("  (TLS handshake)")
@@ -228,31 +351,108 @@ class Scheduler:
                 lines.append(f"  {conn.client_ip or 'unix'}: {state}")
         return lines
 
+    def _parked(self) -> list[_Waiting]:
+        return [w for w in list(self._clients.values()) if w.parked]
+
     # --- pool threads ----------------------------------------------------------------
 
-    def _serve(self, conn: Connection) -> None:
-        """Serve one request (a pool thread); then hand the connection on."""
-        try:
-            after = conn.serve()
-        except BaseException:  # SystemExit too: a pool thread outlives any app
-            LOG.exception("%s: error serving %s", self.name, conn.client_ip)
-            after = conn.end(linger=False)
-        if after is After.CLOSE:
+    def _serve(self, waiting: _Waiting) -> None:
+        """Serve requests (a pool thread); then hand the connection on."""
+        conn = waiting.conn
+        while True:
+            try:
+                after = conn.serve()
+            except BaseException:  # SystemExit too: a pool thread outlives any app
+                LOG.exception("%s: error serving %s", self.name, conn.client_ip)
+                after = conn.end(linger=False)
+            if after is After.LINGER:
+                waiting.dropped = 0
+                self._park(waiting, conn.linger_until)
+                return
+            if after is After.KEEP:
+                if conn.parser.begun:  # its next request came with this one
+                    waiting.pipelining = True
+                # A client that waits for each answer has sent nothing since
+                # a read that did not fill its buffer: no read in vain for it.
+                wanted = conn.sock.more or waiting.pipelining
+                ready = self._read_head(conn, waiting.sock, wanted)
+                if ready is False:
+                    self._park(waiting, conn.idle_deadline())
+                    return
+                if ready and self.pool.queued():
+                    self.pool.submit(waiting)  # to the end of the line
+                    return
+                if ready:
+                    continue  # nobody waits for a thread: serve it here
+            self._forget(waiting)
+            conn.close()
             self._closed()
             return
-        if after is After.KEEP and (
-            conn.parser.head_ready or conn.parser.error is not None
-        ):
-            self.pool.submit(conn)  # pipelined: to the end of the line
-            return
-        self._returned.append((after, conn))
-        self._wake()
+
+    def _read_head(self, conn: Connection, sock, wanted: bool = True) -> bool | None:
+        """Read what has arrived (if ``wanted``), without blocking: True when
+        the connection is ready to serve, False when it waits for more, None
+        when it ended (closed by the client, a read error, or answered)."""
+        parser = conn.parser
+        if parser.head_ready or parser.error is not None:
+            return True
+        wrapper = conn.sock
+        while wanted:
+            try:
+                data = sock.recv(RECV_SIZE)
+            except _WOULD_BLOCK:
+                break
+            except OSError:
+                return None
+            wanted = wrapper.more = wrapper.tls or len(data) == RECV_SIZE
+            ready = conn.receive(data)
+            if conn.closed:
+                return None
+            if ready:
+                return True
+        wrapper.more = False
+        return False
+
+    def _park(self, waiting: _Waiting, deadline: float) -> None:
+        """Arm ``waiting`` in the epoll set (any thread), to be closed at
+        ``deadline``.
+
+        In this order: the deadline, then ``parked``, then ``at`` is read.
+        The epoll thread, popping the entry at ``at`` meanwhile, either sees
+        it parked, with this deadline (and pushes it again), or sees it not
+        parked and drops the entry, setting ``at`` to None before this thread
+        reads it (and queues it). Either way one entry stays live.
+        """
+        waiting.deadline = deadline
+        waiting.parked = True
+        at = waiting.at
+        if at is None or deadline < at:
+            self._rescheduled.append(waiting)
+            if deadline < self._sleep_until:
+                self._wake()
+        try:
+            self._epoll.modify(waiting.fd, _ARM)
+        except (OSError, ValueError):  # the epoll thread ended
+            self._close_waiting(waiting)
+
+    def _push(self, waiting: _Waiting) -> None:
+        """A new heap entry at ``waiting.deadline`` (the epoll thread): the
+        one before goes stale."""
+        waiting.at = waiting.deadline
+        waiting.seq = next(self._seq)
+        heapq.heappush(self._deadlines, (waiting.at, waiting.seq, waiting))
+
+    def _forget(self, waiting: _Waiting) -> None:
+        """Closed: its heap entry, stale now, keeps nothing alive."""
+        waiting.seq = -1
+        waiting.parked = False
+        waiting.conn = waiting.sock = None
 
     def _closed(self) -> None:
-        """A connection is gone: the selector thread may wait for that (the
+        """A connection is gone: the epoll thread may wait for that (the
         last one, when stopping; room under ``max_connections``).
 
-        Called on pool threads too. No close is missed: the selector thread
+        Called on pool threads too. No close is missed: the epoll thread
         sets ``_capped`` before it counts again, in ``_accept_again``.
         """
         with self._live_lock:
@@ -264,8 +464,7 @@ class Scheduler:
             self._wake()
 
     def _wake(self) -> None:
-        """Wake the selector thread, once until it has drained the wake-ups:
-        under load many connections come back between two of its rounds."""
+        """Wake the epoll thread, once until it has drained the wake-ups."""
         if self._woken:
             return
         self._woken = True
@@ -274,22 +473,25 @@ class Scheduler:
         except (BlockingIOError, OSError):
             pass  # already woken (buffer full), or shutting down
 
-    # --- the selector thread ---------------------------------------------------
+    # --- the epoll thread ------------------------------------------------------
 
     def _loop(self) -> None:
-        selector = self._selector
+        epoll, clients = self._epoll, self._clients
+        wake_fd, listener_fd = self._wake_r.fileno(), self._listener.fileno()
         heartbeat = self.core.heartbeat
         try:
             while not (self._stopping and self._live == 0):
                 if heartbeat is not None:
                     heartbeat.beat()
-                for key, _ in selector.select(self._timeout()):
-                    if key.data is None:
+                events = epoll.poll(self._timeout())
+                self._sleep_until = -math.inf  # awake: nobody need wake it
+                for fd, _ in events:
+                    if fd == wake_fd:
                         self._drain_wakeups()
-                    elif key.data is self._listener:
+                    elif fd == listener_fd:
                         self._accept()
                     else:
-                        self._readable(key.data)
+                        self._readable(clients[fd])
                 self._handle_returned()
                 self._expire()
                 self._accept_again()
@@ -299,22 +501,35 @@ class Scheduler:
         finally:
             if heartbeat is not None:
                 heartbeat.release()
-            for key in list(selector.get_map().values()):
-                if isinstance(key.data, _Waiting):
-                    self._close_waiting(key.data)
-            selector.close()
+            epoll.close()  # a pool thread parking from now on closes
+            for waiting in self._parked():
+                self._close_waiting(waiting)
             self._wake_r.close()
             self._wake_w.close()
 
     def _timeout(self) -> float | None:
-        now = time.monotonic()
-        next_at = self._deadlines[0][0] if self._deadlines else None
+        """How long to sleep; from now on a pool thread parking a connection
+        with an earlier deadline wakes this thread."""
         heartbeat = self.core.heartbeat
-        beat_at = None if heartbeat is None else now + heartbeat.interval
-        for at in (self._close_idle_at, self._retry_accept_at or None, beat_at):
-            if at is not None and (next_at is None or at < next_at):
-                next_at = at
-        return None if next_at is None else max(0.0, next_at - now)
+        while True:
+            self._take_rescheduled()
+            next_at = self._deadlines[0][0] if self._deadlines else math.inf
+            beat_at = None
+            if (
+                heartbeat is not None
+            ):  # the watchdog's stamp: a turn at least this often
+                beat_at = time.monotonic() + heartbeat.interval
+            for at in (self._close_idle_at, self._retry_accept_at or None, beat_at):
+                if at is not None and at < next_at:
+                    next_at = at
+            self._sleep_until = next_at
+            # Queued before that line: taken here. After it: the pool thread
+            # saw the new _sleep_until, and woke this thread if it must.
+            if not self._rescheduled:
+                break
+        if next_at == math.inf:
+            return None
+        return max(0.0, next_at - time.monotonic())
 
     def _drain_wakeups(self) -> None:
         try:
@@ -330,15 +545,7 @@ class Scheduler:
         returned = self._returned
         while returned:
             what, arg = returned.popleft()
-            if what is After.KEEP:
-                arg.sock.setblocking(False)  # the core left it blocking
-                self._park(_Waiting(arg.sock, None, False, arg.idle_deadline()), arg)
-            elif what is After.LINGER:
-                arg.sock.setblocking(False)
-                waiting = _Waiting(arg.sock, None, False, arg.linger_until)
-                waiting.dropped = 0
-                self._park(waiting, arg)
-            elif what == "stop":
+            if what == "stop":
                 self._stopping = True
                 self._pause_accepting()
                 self._accepting = False
@@ -347,60 +554,52 @@ class Scheduler:
                 self._close_idle_at = arg
         if self._close_idle_at is not None and time.monotonic() >= self._close_idle_at:
             self._close_idle_at = None
-            for key in list(self._selector.get_map().values()):
-                waiting = key.data
-                if not isinstance(waiting, _Waiting) or waiting.seq == -1:
-                    continue
+            for waiting in self._parked():
                 if waiting.conn is not None and not waiting.handshaking:
                     # A request may be in the socket, its readiness not yet
                     # seen: read it first, or closing would reset it.
                     self._readable(waiting)
-                if waiting.seq != -1 and not (
+                if waiting.parked and not (
                     waiting.conn is not None and waiting.conn.parser.begun
                 ):
                     self._close_waiting(waiting)
 
-    def _park(self, waiting: _Waiting, conn: Connection | None) -> None:
-        waiting.conn = conn
-        self._set_deadline(waiting, waiting.deadline)
-        try:
-            self._selector.register(waiting.sock, selectors.EVENT_READ, waiting)
-        except (ValueError, OSError):  # closed meanwhile
-            self._close_waiting(waiting, registered=False)
-
-    def _set_deadline(self, waiting: _Waiting, deadline: float) -> None:
-        """Close ``waiting`` at ``deadline``: its earlier entry goes stale."""
-        waiting.deadline = deadline
-        waiting.seq = next(self._seq)
-        heapq.heappush(self._deadlines, (deadline, waiting.seq, waiting))
-
-    def _unpark(self, waiting: _Waiting, registered: bool = True) -> None:
-        """Out of the selector; its heap entry, stale now, keeps nothing alive."""
-        waiting.seq = -1
-        if registered:
-            try:
-                self._selector.unregister(waiting.sock)
-            except (KeyError, ValueError):
-                pass
-        waiting.conn = waiting.sock = None
+    def _take_rescheduled(self) -> None:
+        """Push the entries pool threads queued (earlier deadlines)."""
+        rescheduled = self._rescheduled
+        while rescheduled:
+            waiting = rescheduled.popleft()
+            if waiting.parked and waiting.seq != -1:
+                self._push(waiting)
 
     def _expire(self) -> None:
+        """Close the parked connections whose deadline passed."""
+        self._take_rescheduled()
         deadlines, now = self._deadlines, time.monotonic()
         while deadlines and deadlines[0][0] <= now:
             _, seq, waiting = heapq.heappop(deadlines)
-            if waiting.seq == seq:  # not unparked nor rescheduled since
+            if waiting.seq != seq:
+                continue  # stale: rescheduled, or closed
+            waiting.at = None
+            if not waiting.parked:
+                continue  # a pool thread has it: it parks it anew
+            if waiting.deadline > now:
+                self._push(waiting)  # its deadline moved on since
+            else:
                 self._close_waiting(waiting)
         # A stale entry would wait for its deadline to leave: once they
-        # outnumber the parked connections, sweep them out.
-        if len(deadlines) > 2 * len(self._selector.get_map()) + 64:
-            self._deadlines = [entry for entry in deadlines if entry[2].seq == entry[1]]
+        # outnumber the connections, sweep them out.
+        if len(deadlines) > 2 * self._live + 64:
+            self._deadlines = [e for e in deadlines if e[2].seq == e[1]]
             heapq.heapify(self._deadlines)
 
-    def _close_waiting(self, waiting: _Waiting, registered: bool = True) -> None:
+    def _close_waiting(self, waiting: _Waiting) -> None:
+        """Close a parked connection (the epoll thread), or one that could
+        not be parked."""
         if waiting.seq == -1:
             return
         conn, sock = waiting.conn, waiting.sock
-        self._unpark(waiting, registered)
+        self._forget(waiting)
         if conn is not None:
             conn.close()
         else:
@@ -415,16 +614,14 @@ class Scheduler:
     def _pause_accepting(self) -> None:
         if self._listener is not None:
             try:
-                self._selector.unregister(self._listener)
-            except (KeyError, ValueError):
+                self._epoll.unregister(self._listener)
+            except (OSError, ValueError):
                 pass
 
     def _resume_accepting(self) -> None:
         try:
-            self._selector.register(
-                self._listener, selectors.EVENT_READ, self._listener
-            )
-        except (KeyError, ValueError, OSError):
+            self._epoll.register(self._listener, select.EPOLLIN)
+        except (OSError, ValueError):
             pass
 
     def _accept(self) -> None:
@@ -509,16 +706,26 @@ class Scheduler:
                 client.close()
                 self._closed()
                 return
-            self._park(_Waiting(client, address, True, deadline), None)
-            return
-        self._park(
-            _Waiting(client, address, False, deadline),
-            Connection(self.core, client, address),
-        )
+            waiting = _Waiting(client, address, True)
+        else:
+            waiting = _Waiting(client, address, False)
+            waiting.conn = Connection(self.core, _Socket(client), address)
+        self._clients[waiting.fd] = waiting
+        waiting.deadline = deadline
+        waiting.parked = True
+        self._push(waiting)
+        try:
+            self._epoll.register(waiting.fd, _ARM)
+        except (OSError, ValueError):  # closed meanwhile
+            self._close_waiting(waiting)
 
     # --- reading heads ---------------------------------------------------------------
 
     def _readable(self, waiting: _Waiting) -> None:
+        """An event for a parked connection (disarmed now): read, then serve
+        it, close it, or arm it again."""
+        if waiting.seq == -1 or not waiting.parked:
+            return
         sock = waiting.sock
         if waiting.dropped is not None:
             self._drop(waiting)
@@ -527,6 +734,7 @@ class Scheduler:
             try:
                 sock.do_handshake()
             except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                self._park(waiting, waiting.deadline)
                 return
             except (OSError, ValueError) as exc:
                 LOG.debug(
@@ -538,35 +746,28 @@ class Scheduler:
                 self._close_waiting(waiting)
                 return
             waiting.handshaking = False
-            waiting.conn = Connection(self.core, sock, waiting.address)
+            waiting.conn = Connection(self.core, _Socket(sock), waiting.address)
         conn = waiting.conn
         began = conn.parser.begun
-        while True:
-            try:
-                data = sock.recv(RECV_SIZE)
-            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                return self._reschedule(waiting, began)
-            except OSError:
-                self._close_waiting(waiting)
-                return
-            ready = conn.receive(data)
-            if conn.closed:
-                waiting.conn = None  # receive() closed (and answered) it
-                self._close_waiting(waiting)
-                return
-            if ready:
-                break
-            if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
-                return self._reschedule(waiting, began)
-        self._unpark(waiting)
-        self.pool.submit(conn)
+        ready = self._read_head(conn, sock)
+        if ready is None:
+            self._close_waiting(waiting)  # receive() may have answered it
+        elif ready:
+            waiting.parked = False
+            self.pool.submit(waiting)
+        elif not began and conn.parser.begun and conn.deadline is not None:
+            # The first byte of a keep-alive request: the head's deadline.
+            self._park(waiting, conn.deadline)
+        else:
+            self._park(waiting, waiting.deadline)
 
     def _drop(self, waiting: _Waiting) -> None:
         """A lingering connection: drop what arrives; close at its end or limit."""
         while True:
             try:
                 data = waiting.sock.recv(RECV_SIZE)
-            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            except _WOULD_BLOCK:
+                self._park(waiting, waiting.deadline)
                 return
             except OSError:
                 data = b""
@@ -574,9 +775,3 @@ class Scheduler:
             if not data or waiting.dropped > DRAIN_LIMIT:
                 self._close_waiting(waiting)
                 return
-
-    def _reschedule(self, waiting: _Waiting, began: bool) -> None:
-        """The first byte of a keep-alive request moves the deadline to the head's."""
-        conn = waiting.conn
-        if not began and conn.parser.begun and conn.deadline is not None:
-            self._set_deadline(waiting, conn.deadline)
