@@ -565,11 +565,15 @@ class Scheduler:
                     self._close_waiting(waiting)
 
     def _take_rescheduled(self) -> None:
-        """Push the entries pool threads queued (earlier deadlines)."""
+        """Push the entries pool threads queued (earlier deadlines). One a
+        pool thread took back meanwhile (its next request came) is pushed
+        too: when it parks again, later, the entry is there and nothing need
+        wake this thread; at the entry's time it is pushed anew, or dropped if
+        a pool thread still has it (see _park and _expire)."""
         rescheduled = self._rescheduled
         while rescheduled:
             waiting = rescheduled.popleft()
-            if waiting.parked and waiting.seq != -1:
+            if waiting.seq != -1:  # not closed
                 self._push(waiting)
 
     def _expire(self) -> None:
