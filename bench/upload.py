@@ -1,8 +1,9 @@
 """Server CPU of an upload: the same data with Content-Length and chunked.
 
-    .venv/bin/python -m bench.upload [--mib 256] [--crlf-mib MIB] [--one-byte-mib 4]
+    .venv/bin/python -m bench.upload [--mib 256] [--crlf-mib MIB] [--one-byte-mib 2]
+        [--requests-mib 0.25]
         [--servers wsgisvc-eventlet,wsgisvc-threads,gunicorn-gthread]
-        [--kinds cl,random,crlf,1-byte]
+        [--kinds cl,random,crlf,1-byte,requests]
 
 Each server runs in its own session on 127.0.0.1 with one worker process,
 serving :func:`app` (this module), which reads ``wsgi.input`` to its end in
@@ -15,7 +16,10 @@ reads of 64 KiB and answers the count of bytes it read. Each upload is one
   chunks (issue 24: a parser that cuts at every ``CRLF CRLF`` cuts inside
   these chunks);
 - ``1-byte``: ``--one-byte-mib`` MiB of random data, one byte per chunk (six
-  bytes on the wire per byte of data).
+  bytes on the wire per byte of data);
+- ``requests``: ``--requests-mib`` MiB of the shortest GET, pipelined on one
+  connection: no data at all, the yardstick for what a client can make a
+  worker spend per byte it sends.
 
 The server's CPU is utime + stime of every process in its process group, from
 ``/proc/PID/stat``, before and after each upload (after one unmeasured upload
@@ -35,6 +39,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,7 +50,8 @@ MIB = 1 << 20
 CHUNK = 65536
 BLOCK = MIB  # data per sendall: the client costs little beside the server
 TICKS = os.sysconf("SC_CLK_TCK")
-KINDS = ("cl", "random", "crlf", "1-byte")
+KINDS = ("cl", "random", "crlf", "1-byte", "requests")
+TINY = b"GET / HTTP/1.1\r\nHost: b\r\n\r\n"  # the shortest request, pipelined
 SERVERS = {
     "wsgisvc-eventlet": (
         ["wsgisvc-serve", "--app", "bench.upload:app", "--name", "upload"],
@@ -90,7 +96,12 @@ def chunked(data: bytes, size: int) -> bytes:
 
 
 def upload(kind: str, mib: float) -> tuple[bytes, int, Iterator[bytes]]:
-    """The head, the data's length and the body's blocks of one upload."""
+    """The head, the data's length and the body's blocks of one upload (of
+    ``requests``: no head, no data, the requests in blocks)."""
+    if kind == "requests":
+        count = max(1, int(mib * MIB) // len(TINY))
+        last = TINY.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+        return b"", 0, iter([TINY * (count - 1) + last])
     length = min(BLOCK, max(2, int(mib * MIB) // 2 * 2))
     blocks = max(1, int(mib * MIB) // length)
     head = b"POST /upload HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n"
@@ -110,20 +121,30 @@ def upload(kind: str, mib: float) -> tuple[bytes, int, Iterator[bytes]]:
 
 
 def send(port: int, head: bytes, size: int, blocks: Iterator[bytes]) -> int:
-    """Send one upload; the bytes sent. The server must have read all data."""
-    sent = len(head)
+    """Send one upload; the bytes sent. Every answer must be a 200 that says
+    the server read all data. Answers are read meanwhile, on a thread of
+    their own (pipelined requests are answered while they are sent)."""
+    sent, pieces = len(head), []
     with socket.create_connection(("127.0.0.1", port), timeout=600) as sock:
+        reader = threading.Thread(target=_read_all, args=(sock, pieces))
+        reader.start()
         sock.sendall(head)
         for block in blocks:
             sock.sendall(block)
             sent += len(block)
-        answer = b""
-        while piece := sock.recv(65536):
-            answer += piece
-    status, _, body = answer.partition(b"\r\n")
-    if not status.startswith(b"HTTP/1.1 200") or not body.endswith(b"\r\n%d" % size):
-        raise RuntimeError(f"unexpected answer: {answer[:200]!r}")
+        reader.join()
+    answers = b"".join(pieces).split(b"HTTP/1.1 ")[1:]
+    expected = b"200 OK\r\n"
+    if not answers or not all(
+        a.startswith(expected) and a.endswith(b"\r\n%d" % size) for a in answers
+    ):
+        raise RuntimeError(f"unexpected answer: {b''.join(pieces)[:200]!r}")
     return sent
+
+
+def _read_all(sock: socket.socket, pieces: list[bytes]) -> None:
+    while piece := sock.recv(65536):
+        pieces.append(piece)
 
 
 # --- the server and its CPU ---------------------------------------------------
@@ -196,23 +217,24 @@ def measure(name: str, kinds: list[str], sizes: dict[str, float]) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    """A Markdown table; ``x cl`` is CPU per GiB of data over the cl row's."""
+    """A Markdown table; ``x cl`` is CPU per GiB of data over the cl row's
+    (``-`` where either is unknown: no data, or too little CPU to tell)."""
     lines = [
         "| server | upload | data MiB | wire MiB | wire MiB/s | CPU s"
         " | CPU s/GiB wire | CPU s/GiB data | x cl |",
         "|---|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
-    per_data = {}
+    cl = {r["server"]: r["cpu"] / r["data"] for r in rows if r["kind"] == "cl"}
     for row in rows:
-        gib_wire, gib_data = row["wire"] / (1 << 30), row["data"] / (1 << 30)
-        per_data[row["server"], row["kind"]] = row["cpu"] / gib_data
-        base = per_data.get((row["server"], "cl"))
-        ratio = f"{row['cpu'] / gib_data / base:.2f}" if base else "-"
+        per_data = row["cpu"] / row["data"] if row["data"] else None
+        base = cl.get(row["server"])
+        ratio = f"{per_data / base:.2f}" if per_data is not None and base else "-"
+        data = f"{per_data * (1 << 30):.1f}" if per_data is not None else "-"
         lines.append(
             f"| {row['server']} | {row['kind']} | {row['data'] / MIB:g}"
-            f" | {row['wire'] / MIB:.0f} | {row['wire'] / MIB / row['seconds']:.1f}"
-            f" | {row['cpu']:.2f} | {row['cpu'] / gib_wire:.1f}"
-            f" | {row['cpu'] / gib_data:.1f} | {ratio} |"
+            f" | {row['wire'] / MIB:.1f} | {row['wire'] / MIB / row['seconds']:.1f}"
+            f" | {row['cpu']:.2f} | {row['cpu'] / row['wire'] * (1 << 30):.1f}"
+            f" | {data} | {ratio} |"
         )
     return "\n".join(lines)
 
@@ -221,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=float, default=256, help="data of cl, random")
     parser.add_argument("--crlf-mib", type=float, help="data of crlf (--mib)")
-    parser.add_argument("--one-byte-mib", type=float, default=4, help="data of 1-byte")
+    parser.add_argument("--one-byte-mib", type=float, default=2, help="data of 1-byte")
+    parser.add_argument("--requests-mib", type=float, default=0.25, help="requests")
     parser.add_argument("--servers", default=",".join(SERVERS))
     parser.add_argument("--kinds", default=",".join(KINDS))
     args = parser.parse_args(argv)
@@ -234,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         "random": args.mib,
         "crlf": args.mib if args.crlf_mib is None else args.crlf_mib,
         "1-byte": args.one_byte_mib,
+        "requests": args.requests_mib,
     }
     rows = [row for name in names for row in measure(name, kinds, sizes)]
     print(table(rows))
