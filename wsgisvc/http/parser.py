@@ -77,7 +77,7 @@ FRAMING_LIMIT = 4 * RECV_SIZE
 REQUEST_LINE_ROOM = len(b"UNSUBSCRIBE  HTTP/1.1")
 _HEAD_END = b"\r\n\r\n"
 # Chunk extensions: llhttp checks them; here they only run to the line's CRLF.
-_EXTENSIONS = rb"(?:;[^\r\n]*)?"
+_EXTENSIONS = rb"(?:;[^\r\n]*+)?+"
 # A chunk-size line, whole: its size (llhttp's 64 bits), extensions, CRLF.
 _CHUNK_LINE = re.compile(rb"0*([0-9A-Fa-f]{1,16})" + _EXTENSIONS + rb"\r\n")
 # Of a chunk-size line that ends in a later read, what is kept (_line_so_far):
@@ -95,7 +95,7 @@ def _small_chunks() -> re.Pattern[bytes]:
         if size > 9:
             digit = b"[%s%s]" % (digit, digit.upper())
         sizes.append(b"%s%s\r\n.{%d}\r\n" % (digit, _EXTENSIONS, size))
-    return re.compile(b"(?:0*(?:%s))*" % b"|".join(sizes), re.DOTALL)
+    return re.compile(b"(?:0*+(?:%s))*+" % b"|".join(sizes), re.DOTALL)
 
 
 _SMALL_CHUNKS = _small_chunks()
