@@ -229,11 +229,11 @@ def table(rows: list[dict]) -> str:
         per_data = row["cpu"] / row["data"] if row["data"] else None
         base = cl.get(row["server"])
         ratio = f"{per_data / base:.2f}" if per_data is not None and base else "-"
-        data = f"{per_data * (1 << 30):.1f}" if per_data is not None else "-"
+        data = f"{per_data * (1 << 30):.2f}" if per_data is not None else "-"
         lines.append(
             f"| {row['server']} | {row['kind']} | {row['data'] / MIB:g}"
             f" | {row['wire'] / MIB:.1f} | {row['wire'] / MIB / row['seconds']:.1f}"
-            f" | {row['cpu']:.2f} | {row['cpu'] / row['wire'] * (1 << 30):.1f}"
+            f" | {row['cpu']:.2f} | {row['cpu'] / row['wire'] * (1 << 30):.2f}"
             f" | {data} | {ratio} |"
         )
     return "\n".join(lines)
