@@ -163,8 +163,9 @@ class RequestParser:
         # of a chunk-size line that began in an earlier read (_line_so_far).
         self._chunk_left: int | None = 0
         self._chunk_line = b""
-        # llhttp's body pieces of one feed, joined when it returns: the
-        # callback is list.append, no Python frame per piece (per chunk).
+        # llhttp's body pieces of one feed, taken when it returns
+        # (_body_parsed): the callback is list.append, no Python frame per
+        # piece, that is per chunk.
         self._pieces: list[bytes] = []
         self.on_body = self._pieces.append
         self._dead = False
