@@ -11,6 +11,7 @@ import contextlib
 import gc
 import itertools
 import logging
+import re
 import socket
 import struct
 import threading
@@ -277,6 +278,20 @@ def test_a_request_llhttp_begins_inside_a_body_segment_is_refused(monkeypatch):
         b"HTTP/1.1 400 Bad Request",
     ]
     assert len(app.calls) == 1
+
+
+def test_a_chunk_size_line_read_otherwise_than_llhttp_is_refused(monkeypatch):
+    """A guard on issue 24's fix, with a fault planted: chunk-size lines with
+    extensions are not taken here (llhttp takes them), so where the chunk
+    data ends is not known here: the request is refused (400), not framed by
+    a guess."""
+    monkeypatch.setattr(http_parser, "_CHUNK_LINE", re.compile(rb"([0-9a-f]+)\r\n"))
+    app = RecordingApp()
+    wire = chunked_post(chunked(b"hello" * 4, 64, b"%x;e=1")) + GET_CLOSE
+    with running(make_conf(), app) as server:
+        answers = split_responses(raw(server, wire))
+    assert [status for status, _, _ in answers] == [b"HTTP/1.1 400 Bad Request"]
+    assert app.calls == []
 
 
 # --- refusals: no slot held, logged like any request ----------------------------
