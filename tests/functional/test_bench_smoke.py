@@ -216,3 +216,23 @@ def test_slow_client_workload_on_the_neutral_pipeline(tmp_path):
     assert "eventlet-wsgi" in result["medians"]["SC"]
     labels = [t["target"] for t in result["targets"]]
     assert "SC wsgisvc-api: 0 errors, p99 < 100 ms" in labels
+
+
+@pytest.mark.timeout(120)
+def test_upload_bench_measures_every_kind_on_every_server():
+    """bench/upload.py (issue 24) end to end, tiny: each server starts the way
+    it starts them, takes each kind of upload whole (an answer short of the
+    data fails the run), and its CPU lands in the table."""
+    status, output = run_in_session(
+        [sys.executable, "-m", "bench.upload", "--mib", "0.25"]
+        + ["--one-byte-mib", "0.01", "--requests-mib", "0.01"],
+        100,
+        cwd=REPO,
+    )
+    assert status == 0, output
+    rows = [line.split(" | ") for line in output.splitlines() if line.startswith("| ")]
+    kinds = ["cl", "random", "crlf", "1-byte", "requests"]
+    servers_run = ["wsgisvc-eventlet", "wsgisvc-threads", "gunicorn-gthread"]
+    assert [(r[0], r[1]) for r in rows[1:]] == [
+        ("| " + server, kind) for server in servers_run for kind in kinds
+    ], output

@@ -21,12 +21,24 @@ _CORE_VECTORS = [
     b"GET http://h:8/p?q HTTP/1.1\r\nHost: other\r\n\r\n" * 2,
 ]
 
+# Issue 24: chunk data that looks like framing (CRLF CRLF, a last chunk and a
+# request), chunks of 1 byte, sizes with leading zeros and upper-case digits;
+# each followed by a pipelined request.
+_NEXT = b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n"
+_CHUNKED_VECTORS = [
+    CHUNKED_HEAD + b"8\r\n\r\n\r\n\r\n\r\n\r\n0\r\n\r\n" + _NEXT,
+    CHUNKED_HEAD + b"a\r\n0\r\n\r\nGET /\r\n0\r\n\r\n" + _NEXT,
+    CHUNKED_HEAD + b"1\r\n\r\r\n1\r\n\n\r\n" * 3 + b"0\r\n\r\n" + _NEXT,
+    CHUNKED_HEAD + b"000B;x=y\r\n\r\n\r\n\r\n\r\n\r\nz\r\n0\r\nT: 1\r\n\r\n" + _NEXT,
+    CHUNKED_HEAD + b"11\r\n" + b"\r\n" * 8 + b"z\r\n0\r\n\r\n" + _NEXT,
+]
+
 
 def wire_vectors() -> list[bytes]:
     vectors = [payload for payload, _ in _http_cases.BAD_REQUESTS.values()]
     vectors += [CHUNKED_HEAD + body for body in _http_cases.BAD_BODIES.values()]
     vectors += [case.data for case in _http_corpus.VALID + _http_corpus.INVALID]
-    return vectors + _CORE_VECTORS
+    return vectors + _CORE_VECTORS + _CHUNKED_VECTORS
 
 
 def seeds() -> list[bytes]:

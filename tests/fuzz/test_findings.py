@@ -250,14 +250,15 @@ def test_harness_catches_a_request_framed_two_ways(monkeypatch):
     later read): the split ways see another body than the whole one."""
     from wsgisvc.http import parser
 
-    on_body = parser.RequestParser.on_body
+    body_parsed = parser.RequestParser._body_parsed
 
-    def dropping(self, body):
+    def dropping(self):
         if self._current.received:
+            self._pieces.clear()
             return
-        on_body(self, body)
+        body_parsed(self)
 
-    monkeypatch.setattr(parser.RequestParser, "on_body", dropping)
+    monkeypatch.setattr(parser.RequestParser, "_body_parsed", dropping)
     wire = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nabcd"
     with pytest.raises(harness.Finding, match="framed two ways"):
         harness.check(b"\x00\x00\x00\x00\x01" + wire)

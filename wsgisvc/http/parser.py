@@ -4,11 +4,17 @@ One :class:`RequestParser` per connection keeps llhttp's state across
 keep-alive requests, so pipelined requests are framed by the parser and never
 by a guess. Bytes are fed only when the request being served needs them (its
 head is incomplete, or the application reads its body), and llhttp is fed one
-*segment* at a time: up to the end of a head (``CRLF CRLF``, which also ends a
-chunked body) or of a ``Content-Length`` body. So every request starts at a
-segment's first byte, where its request line is checked, and at most
-``PIPELINE_DEPTH`` requests are parsed ahead of the one served; the rest of
-the read waits, unparsed. What a connection holds is bounded by one read, that
+*segment* at a time: up to the end of a head (``CRLF CRLF``), of a
+``Content-Length`` body, or of a chunked body's trailer section (``CRLF
+CRLF`` too). A chunked body's chunk-size lines are read here as well, so that
+its chunk data is skipped by its size and never searched: a ``CRLF CRLF``
+inside the data cuts nothing, and a body is fed in pieces as large as the
+reads, whatever its content. So every request starts at a segment's first
+byte, where its request line is checked, and at most ``PIPELINE_DEPTH``
+requests are parsed ahead of the one served; the rest of the read waits,
+unparsed. A request that llhttp begins inside a body's segment (its framing
+read otherwise than here) ends the parse with a 400 before any of its bytes
+is taken. What a connection holds is bounded by one read, that
 many parsed heads, and the limits below, whatever the client sends:
 
 - a head line is measured as sent, without its CRLF: a header line may be
@@ -29,7 +35,10 @@ many parsed heads, and the limits below, whatever the client sends:
   past ``FRAMING_LIMIT`` without llhttp getting on (a 400): more than one
   feed ever carries, so that it is judged the same however the bytes arrive;
 - a request line is ``method SP target SP version`` with single spaces (RFC
-  9112 section 3; llhttp accepts runs of them): a 400.
+  9112 section 3; llhttp accepts runs of them): a 400;
+- a chunk-size line is what llhttp takes (hex digits, extensions after a
+  ``;``, CRLF) with at most 16 hex digits after leading zeros (llhttp's own
+  bound): a 400 otherwise.
 
 :meth:`RequestParser.feed` never raises. An error ends the parse: it is kept in
 :attr:`RequestParser.error`, and on the request it belongs to when that
@@ -67,6 +76,29 @@ FRAMING_LIMIT = 4 * RECV_SIZE
 # serves, two spaces and the version.
 REQUEST_LINE_ROOM = len(b"UNSUBSCRIBE  HTTP/1.1")
 _HEAD_END = b"\r\n\r\n"
+# Chunk extensions: llhttp checks them; here they only run to the line's CRLF.
+_EXTENSIONS = rb"(?:;[^\r\n]*+)?+"
+# A chunk-size line, whole: its size (llhttp's 64 bits), extensions, CRLF.
+_CHUNK_LINE = re.compile(rb"0*([0-9A-Fa-f]{1,16})" + _EXTENSIONS + rb"\r\n")
+# Of a chunk-size line that ends in a later read, what is kept (_line_so_far):
+# a leading zero, 16 digits, one byte more, and its last byte.
+_LINE_KEPT = 19
+
+
+def _small_chunks() -> re.Pattern[bytes]:
+    """Chunks of 1 to 15 bytes, whole, any number of them: skipped by the
+    regular expression engine, not one by one in Python, since a body sent a
+    few bytes at a time has a chunk-size line every few bytes."""
+    sizes = []
+    for size in range(1, 16):
+        digit = b"%x" % size
+        if size > 9:
+            digit = b"[%s%s]" % (digit, digit.upper())
+        sizes.append(b"%s%s\r\n.{%d}\r\n" % (digit, _EXTENSIONS, size))
+    return re.compile(b"(?:0*+(?:%s))*+" % b"|".join(sizes), re.DOTALL)
+
+
+_SMALL_CHUNKS = _small_chunks()
 _EMPTY_LINE = (b"\r", b"\n")  # llhttp skips these bytes before a request
 # A header name so far (RFC 9110 token characters, exactly what llhttp takes).
 _NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -116,7 +148,6 @@ class RequestParser:
         self._request_room = max(max_line, max_url + REQUEST_LINE_ROOM) + 1
         self.messages: deque[Message] = deque()
         self.error: BadRequest | None = None
-        self._llhttp = httptools.HttpRequestParser(self)
         self._current: Message | None = None
         self._moved = False  # llhttp completed a body unit during the last feed
         self._stalled = 0  # body bytes fed since llhttp last completed a unit
@@ -126,7 +157,19 @@ class RequestParser:
         self._tail = b""  # the last 3 bytes fed: a head end may straddle reads
         self._pending = b""  # read, not yet parsed: PIPELINE_DEPTH is reached
         self._reframing = False  # llhttp is fed a synthetic head (upgrade)
+        self._in_body = False  # llhttp is fed a body's segment
+        # A chunked body being fed: bytes of chunk data and its CRLF before the
+        # next chunk-size line (None: in the trailer section), and the part
+        # of a chunk-size line that began in an earlier read (_line_so_far).
+        self._chunk_left: int | None = 0
+        self._chunk_line = b""
+        # llhttp's body pieces of one feed, taken when it returns
+        # (_body_parsed): the callback is list.append, no Python frame per
+        # piece, that is per chunk.
+        self._pieces: list[bytes] = []
+        self.on_body = self._pieces.append
         self._dead = False
+        self._llhttp = httptools.HttpRequestParser(self)  # after on_body
 
     # --- state -----------------------------------------------------------------
 
@@ -172,25 +215,24 @@ class RequestParser:
                 if between and len(self.messages) >= PIPELINE_DEPTH:
                     self._pending = data[pos:]
                     return
-                end = self._segment_end(data, pos, current, between)
                 if between or not current.head_done:
+                    end = self._head_end(data, pos, between)
                     self._feed_head(data, pos, end, between or bool(self._line))
                 else:
+                    self._in_body = True
+                    end = self._body_end(data, pos, current)
                     segment = data if pos == 0 and end == size else data[pos:end]
                     self._execute(segment)
+                    self._in_body = False
                     self._check_progress(segment)
                 pos = end
         except BadRequest as exc:
             self._failed(exc)
         self._tail = (self._tail + data[-3:])[-3:]  # reads may be shorter
 
-    def _segment_end(
-        self, data: bytes, pos: int, current: Message | None, between: bool
-    ) -> int:
-        """Where the unit that starts at ``pos`` ends: a head (or chunked
-        body, or trailer section) at ``CRLF CRLF``, a sized body at its length."""
-        if not between and current.head_done and current.body_left is not None:
-            return min(len(data), pos + current.body_left)
+    def _head_end(self, data: bytes, pos: int, between: bool) -> int:
+        """Where the head (or trailer section) that goes on at ``pos`` ends: at
+        ``CRLF CRLF``, which may have begun in the last read."""
         if pos == 0 and self._tail and not between:
             joined = self._tail + data[:3]
             at = joined.find(_HEAD_END)
@@ -198,6 +240,53 @@ class RequestParser:
                 return at + 4 - len(self._tail)
         at = data.find(_HEAD_END, pos)
         return len(data) if at < 0 else at + 4
+
+    def _body_end(self, data: bytes, pos: int, message: Message) -> int:
+        """Where the body's segment that starts at ``pos`` ends: at a sized
+        body's length, at the end of a chunked body's trailer section, else
+        at the end of ``data``."""
+        if message.body_left is not None:
+            return min(len(data), pos + message.body_left)
+        if self._chunk_left is None:
+            return self._head_end(data, pos, False)
+        size = len(data)
+        at = pos + self._chunk_left
+        while at < size:
+            if not self._chunk_line:
+                at = _SMALL_CHUNKS.match(data, at).end()
+                if at == size:
+                    break
+            sized = self._chunk_size(data, pos, at)
+            if sized is None:  # the line goes on in the next read
+                self._chunk_left = 0
+                return size
+            chunk, at = sized
+            if not chunk:  # the last chunk: the trailer section follows
+                self._chunk_left = None
+                if data.startswith(b"\r\n", at):
+                    return at + 2
+                end = data.find(_HEAD_END, at)
+                return size if end < 0 else end + 4
+            at += chunk + 2
+        self._chunk_left = at - size
+        return size
+
+    def _chunk_size(self, data: bytes, pos: int, at: int) -> tuple[int, int] | None:
+        """The size of the chunk whose size line starts at ``at`` (or began in
+        an earlier read) and where the line ends; None if it ends later."""
+        newline = data.find(b"\n", at)
+        if newline < 0:
+            self._chunk_line = _line_so_far(self._chunk_line + data[at:])
+            return None
+        end = newline + 1
+        if self._chunk_line:
+            line, self._chunk_line = self._chunk_line + data[at:end], b""
+            match = _CHUNK_LINE.fullmatch(line)
+        else:
+            match = _CHUNK_LINE.fullmatch(data, at, end)
+        if match is None:
+            self._refuse_at(data, pos, end, bad("malformed chunk-size line"))
+        return int(match[1], 16), end
 
     def _feed_head(self, data: bytes, pos: int, end: int, request_line: bool) -> None:
         """Feed llhttp head bytes, refusing a line at its first byte too many."""
@@ -296,6 +385,26 @@ class RequestParser:
             self._llhttp_feed(segment)
         except httptools.HttpParserUpgrade as exc:
             self._upgraded(segment[exc.args[0] :])
+        finally:
+            if self._pieces:
+                self._body_parsed()
+
+    def _body_parsed(self) -> None:
+        """The body pieces llhttp gave in one feed, onto the body: as they
+        are when they are few (a read across a chunk's end), else joined, so
+        that reading them costs no Python loop per chunk."""
+        pieces = self._pieces
+        message = self._current
+        if len(pieces) > 2:
+            pieces[:] = [b"".join(pieces)]
+        message.body.extend(pieces)
+        size = sum(map(len, pieces))
+        pieces.clear()
+        message.body_bytes += size
+        message.received += size
+        if message.body_left is not None:
+            message.body_left -= size
+        self._moved = True
 
     def _llhttp_feed(self, data: bytes) -> None:
         """Feed llhttp; its errors (and our callbacks') become a BadRequest."""
@@ -363,6 +472,8 @@ class RequestParser:
     def on_message_begin(self) -> None:
         if self._reframing:
             return
+        if self._in_body:  # the body ended before its segment: framed two ways
+            raise bad("request inside a body's framing")
         self._current = message = Message()
         self.messages.append(message)
 
@@ -392,6 +503,7 @@ class RequestParser:
         message.version = version = llhttp.get_http_version()
         message.head_done = True
         message.ready_at = time.monotonic()
+        self._chunk_left, self._chunk_line = 0, b""  # a chunked body's start
         if version[0] != "1":
             if version[0] == "0":
                 raise bad("malformed request line")
@@ -402,21 +514,21 @@ class RequestParser:
             if len(name) == 14 and name.lower() == b"content-length":
                 message.body_left = int(value)
 
-    def on_body(self, body: bytes) -> None:
-        message = self._current
-        message.body.append(body)
-        size = len(body)
-        message.body_bytes += size
-        message.received += size
-        if message.body_left is not None:
-            message.body_left -= size
-        self._moved = True
-
-    def on_chunk_header(self) -> None:
-        self._moved = True
-
     def on_message_complete(self) -> None:
         self._moved = True
         if self._llhttp.should_upgrade() and not self._reframing:
             return  # the upgrade pause follows: _upgraded() frames the body
         self._current.complete = True
+
+
+def _line_so_far(line: bytes) -> bytes:
+    """What decides a chunk-size line that ends in a later read: its digits,
+    with one of their leading zeros, and its last byte (a CR before the LF to
+    come). The bytes between are llhttp's to check; so a line trickled in a
+    byte at a time costs no more than one sent whole."""
+    digits = line.lstrip(b"0")
+    if len(digits) < len(line):
+        digits = b"0" + digits
+    if len(digits) <= _LINE_KEPT:
+        return digits
+    return digits[: _LINE_KEPT - 1] + digits[-1:]
