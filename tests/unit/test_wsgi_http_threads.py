@@ -19,6 +19,7 @@ from tests.helpers import wait_for
 from tests.unit._http_cases import HOST, request_bytes, split_responses
 from tests.unit._wsgi_inproc import connect, make_conf, read_response, running
 from wsgisvc import backend
+from wsgisvc.http import listeners
 
 GET = request_bytes(b"GET / HTTP/1.1", HOST)
 
@@ -174,3 +175,30 @@ def test_a_client_that_reads_no_answer_frees_its_thread_at_the_socket_timeout():
         assert time.monotonic() - began > 0.5
         wait_for(lambda: srv._scheduler.connections == 0, timeout=5, what="closed")
         sock.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_stop_while_accepting_is_deferred_does_not_spin(monkeypatch):
+    """Defect: a stop while the epoll thread deferred accepting (every slot
+    busy, a connection waiting: left to a sibling for ``ACCEPT_DEFER``) left
+    the deferral's time armed, so the epoll thread woke at once, again and
+    again, until the last request in flight ended."""
+    monkeypatch.setattr(listeners, "ACCEPT_DEFER", 1.0)  # time to stop during it
+    entered, release = threading.Event(), threading.Event()
+    conf = make_conf(wsgi_default_pool_size=1)
+    with running(conf, path_app(entered, release)) as srv:
+        scheduler = srv._scheduler
+        busy = connect(srv)
+        busy.sendall(request_bytes(b"GET /hold HTTP/1.1", HOST))
+        assert entered.wait(10)
+        waiting = connect(srv)  # the pool is full: accepting is deferred
+        retry_at = wait_for(lambda: scheduler._retry_accept_at, timeout=5)
+        srv.stop()
+        time.sleep(max(0.0, retry_at - time.monotonic()) + 0.1)  # it has passed
+        turns = counted(monkeypatch, scheduler, "_timeout")
+        time.sleep(0.5)  # the request still in flight: how often does it turn?
+        assert len(turns) <= 5, f"{len(turns)} turns in 0.5 s while stopping"
+        release.set()
+        assert read_responses(busy, 1) == [b"/hold"]
+        busy.close()
+        waiting.close()

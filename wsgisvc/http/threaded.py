@@ -547,8 +547,7 @@ class Scheduler:
             what, arg = returned.popleft()
             if what == "stop":
                 self._stopping = True
-                self._pause_accepting()
-                self._accepting = False
+                self._end_accepting()
                 arg.set()
             elif what == "close_idle":
                 self._close_idle_at = arg
@@ -685,6 +684,13 @@ class Scheduler:
                 self._retry_accept_at = 0.0
                 self._resume_accepting()
 
+    def _end_accepting(self) -> None:
+        """Never watch the listener again; a deferral pending ends too (its
+        time, past, would make every turn's timeout zero)."""
+        self._pause_accepting()
+        self._accepting = False
+        self._retry_accept_at = 0.0
+
     def _defer_accepting(self, at: float) -> None:
         """Stop watching the listener until ``at``, or it stays ready."""
         self._pause_accepting()
@@ -694,8 +700,7 @@ class Scheduler:
         """The listener broke: stop watching it, serve what is open, and let
         the process go (``Server.accept_failed``)."""
         LOG.error("%s: accept() failed: %r", self.name, exc)
-        self._pause_accepting()
-        self._accepting = False
+        self._end_accepting()
         self.core.server.accept_failed(exc)
 
     def _admit(self, client: socket.socket, address) -> None:
