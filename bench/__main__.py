@@ -56,10 +56,29 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--app", default="osapi", help="paste app name; default osapi")
     parser.add_argument("--wrk-threads", type=int, default=2)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=servers.WORKERS,
+        help="worker processes of every server but waitress; default %(default)s",
+    )
+    parser.add_argument(
+        "--python",
+        type=Path,
+        help="the python of another venv with wsgisvc installed (a free-threaded "
+        "build's): the wsgisvc-api servers run from its bin/; default this one's",
+    )
     parser.add_argument("--out", type=Path, help="JSON file; default bench/results/")
     args = parser.parse_args(argv)
     args.servers = _pick(args.servers, servers.SERVERS, "server")
     args.workloads = _pick(args.workloads, workloads.ALL, "workload")
+    if args.workers < 1:
+        raise SystemExit(f"--workers {args.workers}: must be at least 1")
+    if args.python is not None and not (args.python.parent / "wsgisvc-api").exists():
+        raise SystemExit(
+            f"--python {args.python}: no wsgisvc-api beside it "
+            "(make a venv with that python and pip install -e . into it)"
+        )
     return args
 
 
@@ -143,8 +162,13 @@ def _summary(sample: dict) -> str:
     )
 
 
-def _versions() -> dict:
+def _versions(python: Path | None) -> dict:
     out = {"python": platform.python_version()}
+    if python is not None:  # the wsgisvc servers': build, and the GIL's state
+        probe = [python, "-c", "import sys; print(sys.version, sys.abiflags)"]
+        out["wsgisvc_python"] = subprocess.run(
+            probe, capture_output=True, text=True
+        ).stdout.strip()
     for module in ("eventlet", "gunicorn", "waitress", "uwsgi"):
         try:
             from importlib.metadata import version
@@ -193,7 +217,13 @@ def main(argv: list[str] | None = None) -> int:
         wrk_threads=args.wrk_threads,
         body_file=workloads.write_echo_body(workdir / "echo-16k.json"),
     )
-    ctx = servers.Context(paste=args.paste.resolve(), app=args.app, workdir=workdir)
+    ctx = servers.Context(
+        paste=args.paste.resolve(),
+        app=args.app,
+        workdir=workdir,
+        workers=args.workers,
+        wsgisvc_bin=args.python.parent if args.python else servers.VENV_BIN,
+    )
     groups = plan(args.workloads)
     log(f"bench: {len(chosen)} servers x {groups} x {args.rounds} rounds")
     log(f"bench: server logs in {workdir}")
@@ -242,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         "git": _git_head(),
         "cpus": os.cpu_count(),
         "loadavg_end": os.getloadavg(),
-        "versions": _versions(),
+        "versions": _versions(args.python),
+        "workers": args.workers,
         "argv": sys.argv,
         "servers": names,
         "workloads": args.workloads,

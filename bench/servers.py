@@ -2,9 +2,12 @@
 
 Every server runs in its own session (so its process group holds the master and
 all its workers), on 127.0.0.1, serving the same paste app with 2 worker processes
-(waitress: one process, 8 threads, as a reference). A server that can report the
-port the kernel chose (port 0) is asked to; for the others the bench reserves a
-free port by binding port 0 and closing it just before the exec.
+(``--workers``; waitress: one process, 8 threads, as a reference). The
+``wsgisvc-api*`` servers run from the bench's own venv, or from the ``bin/`` of
+another interpreter's venv (``--python``: a free-threaded build's). A server
+that can report the port the kernel chose (port 0) is asked to; for the others
+the bench reserves a free port by binding port 0 and closing it just before the
+exec.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ class Context:
     app: str
     workdir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
+    workers: int = WORKERS
+    wsgisvc_bin: Path = VENV_BIN  # where wsgisvc-api is: --python's venv
 
 
 @dataclass
@@ -77,7 +82,7 @@ def _wsgisvc_conf(ctx: Context, extra: str = "") -> Path:
         f"state_path = {state}\n"
         "osapi_listen = 127.0.0.1\n"
         "osapi_listen_port = 0\n"
-        f"osapi_workers = {WORKERS}\n"
+        f"osapi_workers = {ctx.workers}\n"
         f"api_paste_config = {ctx.paste}\n"
         "graceful_shutdown_timeout = 30\n" + extra
     )
@@ -87,7 +92,7 @@ def _wsgisvc_conf(ctx: Context, extra: str = "") -> Path:
 def _wsgisvc_api_with(extra: str = ""):
     def argv(ctx: Context, port: int) -> list[str]:
         conf = _wsgisvc_conf(ctx, extra)
-        return [str(VENV_BIN / "wsgisvc-api"), "--config-file", str(conf)]
+        return [str(ctx.wsgisvc_bin / "wsgisvc-api"), "--config-file", str(conf)]
 
     return argv
 
@@ -112,7 +117,7 @@ def _gunicorn(worker_class: str, *extra: str):
             "--paste",
             f"{ctx.paste}#{ctx.app}",
             "-w",
-            str(WORKERS),
+            str(ctx.workers),
             "-k",
             worker_class,
             "-b",
@@ -136,7 +141,7 @@ def _uwsgi(threads: int):
             str(VENV_BIN / "uwsgi"),
             "--master",
             "--processes",
-            str(WORKERS),
+            str(ctx.workers),
             "--threads",
             str(threads),
             "--enable-threads",
@@ -187,7 +192,7 @@ def _granian(ctx: Context, port: int) -> list[str]:
         "--interface",
         "wsgi",
         "--workers",
-        str(WORKERS),
+        str(ctx.workers),
         "--host",
         "127.0.0.1",
         "--port",
@@ -206,7 +211,7 @@ def _eventlet_wsgi(ctx: Context, port: int) -> list[str]:
         "--app",
         ctx.app,
         "--workers",
-        str(WORKERS),
+        str(ctx.workers),
     ]
 
 
@@ -219,7 +224,9 @@ http {{ access_log off; server {{ listen 127.0.0.1:{port};
 
 def _nginx(ctx: Context, port: int) -> list[str]:
     conf = ctx.workdir / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(workers=WORKERS, workdir=ctx.workdir, port=port))
+    conf.write_text(
+        NGINX_CONF.format(workers=ctx.workers, workdir=ctx.workdir, port=port)
+    )
     return [shutil.which("nginx") or "nginx", "-c", str(conf), "-p", str(ctx.workdir)]
 
 

@@ -107,6 +107,58 @@ def test_bench_serves_the_neutral_pipeline_through_uwsgi(tmp_path):
 
 
 @needs_wrk
+@pytest.mark.timeout(90)
+def test_bench_runs_wsgisvc_from_the_python_given_with_the_workers_given(tmp_path):
+    """``--python`` picks the bin/ the wsgisvc-api servers run from (a wrapper
+    there says it ran), and ``--workers 1`` sets ``osapi_workers = 1``: one
+    process serving, no parent."""
+    other_bin = tmp_path / "other-venv" / "bin"
+    other_bin.mkdir(parents=True)
+    (other_bin / "python").symlink_to(sys.executable)
+    ran = tmp_path / "ran"
+    wrapper = other_bin / "wsgisvc-api"
+    wrapper.write_text(
+        f'#!/bin/sh\necho "$0" > {ran}\nexec {servers.VENV_BIN / "wsgisvc-api"} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    status, result = _run_bench(
+        tmp_path,
+        "--servers",
+        "wsgisvc-api-threads",
+        "--workloads",
+        "W1,M",
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+        "--workers",
+        "1",
+        "--python",
+        str(other_bin / "python"),
+    )
+    assert status == 0, result["failures"]
+    assert ran.read_text().strip() == str(wrapper)
+    assert result["medians"]["M"]["wsgisvc-api-threads"]["processes"] == 1
+    assert result["meta"]["workers"] == 1
+    assert result["meta"]["versions"]["wsgisvc_python"]
+
+
+@pytest.mark.parametrize(
+    "flags, line",
+    [
+        (["--workers", "0"], "--workers 0: must be at least 1"),
+        (["--python", "/nowhere/python"], "--python /nowhere/python: no wsgisvc-api"),
+    ],
+)
+def test_bench_refuses_a_bad_workers_or_python_in_one_line(flags, line):
+    status, output = run_in_session(
+        [sys.executable, "-m", "bench", *flags], timeout=30, cwd=REPO
+    )
+    assert status == 1
+    assert output.startswith(line) and output.count("\n") == 1, output
+
+
+@needs_wrk
 @pytest.mark.timeout(60)
 def test_bench_exits_nonzero_and_reports_a_server_that_cannot_start(tmp_path):
     broken = tmp_path / "broken-paste.ini"
