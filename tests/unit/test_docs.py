@@ -631,6 +631,8 @@ CONSOLE = [
 #: Programs a test cannot run as the docs show them, and why.
 NOT_RUN = {
     "python3": "makes the virtualenv the other commands run from",
+    "python3.13t": "a free-threaded build made by hand (bench/README.md); "
+    "makes the virtualenv the other commands run from",
     "pip": "installs packages: .ci/run does, on a clean clone",
     "pytest": "the whole suite: .ci/run runs it",
     "sphinx-build": "the documentation build: .ci/run runs it",
