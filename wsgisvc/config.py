@@ -36,8 +36,9 @@ __all__ = ["CONF", "parse_args", "check_values", "register_opts", "workers"]
 #: ``config.CONF`` when it is used: it is rebound once.
 CONF: cfg.ConfigOpts = cfg.CONF
 LOG = logging.getLogger(__name__)
-# oslo.config's project: its files are found as /etc/wsgisvc/wsgisvc.conf,
-# ~/.wsgisvc/... (the package's name, not the distribution's).
+# The oslo.config project of wsgisvc's own binaries (project_of): their files
+# are found as /etc/wsgisvc/wsgisvc.conf, ~/.wsgisvc/... (the package's name,
+# not the distribution's).
 PROJECT = "wsgisvc"
 # oslo.log's, and: oslo.service says which backend it loaded in three INFO
 # lines; each launcher says which backend it runs on in one.
@@ -82,21 +83,22 @@ def parse_args(
     ``CONF`` unless given.
     """
     conf = CONF if conf is None else conf
+    project = project_of(argv[0])
     defines_state_path = "state_path" not in conf  # not the service's own
     register_opts(conf)
     if defines_state_path:
-        conf.set_default("state_path", opts.state_home(project_of(argv[0])))
+        conf.set_default("state_path", opts.state_home(project))
     logging.register_options(conf)
     logging.set_defaults(default_log_levels=DEFAULT_LOG_LEVELS)
     conf(
         argv[1:],
-        project=PROJECT,
+        project=project,
         version=metadata.version(DISTRIBUTION),
         default_config_files=default_config_files,
         default_config_dirs=default_config_dirs,
     )
     try:
-        logging.setup(conf, PROJECT)
+        logging.setup(conf, project)
     except cfg.ConfigSourceValueError:
         pass  # a logging option's value: check_values() names it, on stderr
     check_values(conf)
@@ -106,9 +108,11 @@ def parse_args(
 def project_of(program: str) -> str:
     """The project a binary belongs to, as OpenStack names its binaries: the
     name up to its first ``-`` (nova-api and nova-compute: nova; wsgisvc-api:
-    wsgisvc; myproj-api: myproj). Its state goes under that name, so a
-    project's binaries share one services table (an API lists its workers'
-    rows) and one project's rows are never another's."""
+    wsgisvc; myproj-api: myproj). Its files are found under that name, as
+    nova's under /etc/nova (``/etc/myproj/myproj.conf``, ``~/.myproj/``), and
+    its state goes under it, so a project's binaries share one services table
+    (an API lists its workers' rows) and one project's rows are never
+    another's."""
     name = os.path.splitext(os.path.basename(program))[0].partition("-")[0]
     return name or PROJECT
 

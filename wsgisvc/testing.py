@@ -33,6 +33,7 @@ import contextlib
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -180,6 +181,7 @@ def start(
     """
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend {backend!r}: one of {', '.join(BACKENDS)}")
+    command = [_find(command[0]), *command[1:]]
     child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     if backend is not None:
         child_env["WSGISVC_BACKEND"] = backend
@@ -213,6 +215,23 @@ def start(
         service = RunningService(process, Path(output), url, remove_output=temporary)
         _wait_ready(service, notify, timeout)
     return service  # the socket is the binary's now: ours is closed
+
+
+def _find(program: str) -> str:
+    """``program`` as given when it is a path; else the one beside this
+    interpreter (a test run as ``.venv/bin/pytest``, the venv not activated,
+    finds the venv's console scripts), else the one on ``PATH``."""
+    if os.sep in program:
+        return program
+    beside = os.path.join(os.path.dirname(sys.executable), program)
+    if os.access(beside, os.X_OK):
+        return beside
+    found = shutil.which(program)
+    if found is None:
+        raise FileNotFoundError(
+            f"{program}: neither beside {sys.executable} nor on PATH"
+        )
+    return found
 
 
 def _wait_ready(service: RunningService, notify: socket.socket, timeout: float) -> None:

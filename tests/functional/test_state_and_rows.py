@@ -1,4 +1,5 @@
-"""Where a binary's state goes, and how the services table keys its rows.
+"""Where a binary's files and state are found, and how the services table
+keys its rows.
 
 A binary's default ``state_path`` is its project's, ``~/.local/state/<the
 name up to the first '-'>``: myproj-api's SQLite table is myproj's, not the
@@ -16,11 +17,12 @@ import pytest
 from tests.functional._wsgi_util import (
     BINARY,
     LISTENING,
+    ROOT,
     api_server,
     start_api,
     write_config,
 )
-from tests.helpers import BIN, kill_group, run_in_session, wait_for
+from tests.helpers import BIN, kill_group, run_in_session, spawn, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -64,6 +66,31 @@ def test_a_binarys_state_goes_under_its_projects_name(tmp_path):
     state = home / ".local" / "state"
     assert (state / "myproj" / "wsgisvc.sqlite").exists()
     assert not (state / "wsgisvc").exists()
+
+
+def test_a_binarys_files_are_found_under_its_projects_name(tmp_path):
+    """myproj-api with no --config-file reads ~/.myproj/myproj.conf, as
+    nova-api reads /etc/nova/nova.conf, not wsgisvc's ~/.wsgisvc/wsgisvc.conf."""
+    home, bin_dir = tmp_path / "home", tmp_path / "bin"
+    (home / ".myproj").mkdir(parents=True)
+    (home / ".wsgisvc").mkdir()
+    bin_dir.mkdir()
+    (bin_dir / "myproj-api").symlink_to(BINARY)
+    conf = write_config(tmp_path, workers=1)
+    (home / ".myproj" / "myproj.conf").write_text(conf.read_text())
+    (home / ".wsgisvc" / "wsgisvc.conf").write_text("[DEFAULT]\nosapi_workers = 0\n")
+    log_path = tmp_path / "api.log"
+    proc = spawn(
+        [str(bin_dir / "myproj-api")],
+        log_path,
+        env={"HOME": str(home), "PYTHONPATH": str(ROOT)},
+        cwd=tmp_path,
+    )
+    try:
+        wait_for(lambda: LISTENING.search(log_path.read_text()), timeout=30)
+    finally:
+        kill_group(proc)
+    assert "osapi_workers" not in log_path.read_text()  # wsgisvc's file unread
 
 
 def instance(tmp_path, name: str, shared, host: str):

@@ -55,6 +55,22 @@ def test_a_binary_that_cannot_start_raises_with_its_status_and_line(tmp_path):
     assert "cannot start: osapi_workers must be at least 1" in str(raised.value)
 
 
+@pytest.mark.timeout(90)
+def test_a_bare_program_name_is_found_beside_the_interpreter(tmp_path, monkeypatch):
+    """A test run as ``.venv/bin/pytest``, the venv not activated, starts the
+    venv's console script by its bare name; a name found nowhere says so."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing there
+    conf = write_config(tmp_path, workers=1)
+    with testing.serve(
+        ["wsgisvc-api", "--config-file", str(conf)],
+        name="osapi",
+        env={"PYTHONPATH": str(ROOT)},
+    ) as api:
+        assert api.stop() == 0
+    with pytest.raises(FileNotFoundError, match="^no-such-api: neither beside "):
+        testing.start(["no-such-api"], name="x")
+
+
 @pytest.mark.timeout(60)
 def test_a_binary_that_never_serves_is_killed_after_the_timeout(tmp_path):
     with pytest.raises(testing.NotServing, match="not serving after 1 s") as raised:
