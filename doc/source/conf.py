@@ -57,6 +57,7 @@ PUBLIC_MODULES = [
     "wsgisvc.gunicorn",
     "wsgisvc.errors",
     "wsgisvc.urlmap",
+    "wsgisvc.healthcheck",
     "wsgisvc.testing",
 ]
 

@@ -8,6 +8,7 @@ import pathlib
 
 import pytest
 import webob
+from paste import deploy
 
 from tests.unit._wsgi_inproc import (  # noqa: F401
     connect,
@@ -132,6 +133,33 @@ def test_healthcheck_is_200_while_serving_and_503_once_stopping():
         busy.sendall(b"Host: x\r\n\r\n")  # ...and finished after stop()
         assert read_response(busy).startswith(b"HTTP/1.1 503")
         busy.close()
+
+
+@pytest.mark.parametrize(
+    "factory",
+    [
+        "wsgisvc.healthcheck:stopping_filter_factory",
+        "wsgisvc.sample.health:filter_factory",
+    ],
+)
+def test_the_stopping_gate_loads_by_its_name_and_its_old_one(tmp_path, factory):
+    """``wsgisvc.healthcheck`` has the gate; paste files naming it where it
+    was (under sample/) keep working."""
+    paste = tmp_path / "paste.ini"
+    paste.write_text(
+        "[pipeline:main]\npipeline = stopping ok\n"
+        f"[filter:stopping]\npaste.filter_factory = {factory}\n"
+        "[app:ok]\npaste.app_factory = tests.unit.test_wsgi_sample_api:ok_factory\n"
+    )
+    app = deploy.loadapp(f"config:{paste}")
+    stopping = type("Server", (), {"stopping": True})()
+    request = webob.Request.blank("/", environ={"wsgisvc.server": stopping})
+    assert request.get_response(app).status_int == 503
+    assert webob.Request.blank("/").get_response(app).status_int == 200
+
+
+def ok_factory(global_conf, **local_conf):
+    return webob.Response("ok")
 
 
 def _boom(environ, start_response):

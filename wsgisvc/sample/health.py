@@ -1,34 +1,9 @@
-"""The healthcheck's stopping gate: 503 from the moment the server stops.
+"""The healthcheck's stopping gate under its name before it was public:
+:mod:`wsgisvc.healthcheck` has it (``stopping_filter_factory``); paste files
+that name ``wsgisvc.sample.health:filter_factory`` keep working."""
 
-oslo.middleware's healthcheck backends only see the port, and are found through
-entry points; the server's state is per process. So a filter in front of the
-healthcheck app reads the ``wsgisvc.server`` the wsgisvc server puts in every
-environ and answers 503 once that server is stopping (a request read after
-``stop()`` on a connection that was busy). Outside wsgisvc's server (e.g.
-gunicorn) there is no such key and the healthcheck answers on its own.
-"""
+from wsgisvc.healthcheck import StoppingGate, stopping_filter_factory
 
-STOPPING_BODY = b"server is stopping\n"
+filter_factory = stopping_filter_factory
 
-
-class StoppingGate:
-    def __init__(self, application) -> None:
-        self.application = application
-
-    def __call__(self, environ, start_response):
-        server = environ.get("wsgisvc.server")
-        if server is not None and server.stopping:
-            start_response(
-                "503 Service Unavailable",
-                [
-                    ("Content-Type", "text/plain"),
-                    ("Content-Length", str(len(STOPPING_BODY))),
-                ],
-            )
-            return [STOPPING_BODY]
-        return self.application(environ, start_response)
-
-
-def filter_factory(global_conf, **local_conf):
-    """paste.filter_factory for ``[filter:stopping]``."""
-    return StoppingGate
+__all__ = ["StoppingGate", "filter_factory"]
