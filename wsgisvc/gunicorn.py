@@ -269,7 +269,7 @@ class Worker(AsyncWorker):
     """gunicorn worker: an eventlet greenpool of ``worker_connections`` per process.
 
     Use it as ``gunicorn -k wsgisvc.gunicorn.Worker`` or, through the
-    ``gunicorn.workers`` entry point, ``gunicorn -k egg:wsgisvc#eventlet``.
+    ``gunicorn.workers`` entry point, ``gunicorn -k egg:wsgisvc-server#eventlet``.
     """
 
     _ssl_context = None

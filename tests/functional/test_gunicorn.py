@@ -131,10 +131,10 @@ def test_preload_app_is_refused_with_a_clear_error(tmp_path):
 
 @pytest.mark.timeout(60)
 def test_short_name_through_entry_point(tmp_path):
-    worker = "egg:wsgisvc#eventlet"
+    worker = "egg:wsgisvc-server#eventlet"
     with gunicorn_master(tmp_path, "-w", "1", worker=worker) as master:
         assert master.get("/patched")[1]["socket"] is True
-        assert "Using worker: egg:wsgisvc#eventlet" in master.log()
+        assert "Using worker: egg:wsgisvc-server#eventlet" in master.log()
 
 
 @pytest.mark.timeout(60)

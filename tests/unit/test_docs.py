@@ -733,7 +733,7 @@ def test_version_commands_print_what_they_show():
         result = subprocess.run(
             command, cwd=ROOT, capture_output=True, text=True, timeout=50
         )
-        assert result.stdout.strip() == output == metadata.version("wsgisvc")
+        assert result.stdout.strip() == output == metadata.version(wsgisvc.DISTRIBUTION)
 
 
 @pytest.mark.timeout(60)
