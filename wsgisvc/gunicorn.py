@@ -25,6 +25,11 @@ Process model, and why each piece sits where it does:
   requests within ``graceful_timeout``; INT/QUIT exit at once; USR1 reopens logs.
   ``max_requests`` (+ jitter) is counted by the base class, which marks the worker
   not alive after the current request; the acceptors then stop and it drains.
+* accept() errors and TLS are handled as in wsgisvc's own schedulers, by the
+  same code (``wsgisvc.http.listeners.AcceptErrors``, ``sslutils.wrap`` and
+  ``sslutils.handshake_failed``): an operator reads the same lines whichever
+  runtime serves. A listener that breaks stops the worker, which the arbiter
+  replaces, as a process that cannot accept stops under ``wsgisvc-api``.
 * gunicorn cuts a body at the application's Content-Length, but keeps the
   connection after one that ended short of it (the client reads the next
   response into it) and sends every Content-Length header it is given.
