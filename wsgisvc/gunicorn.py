@@ -427,12 +427,12 @@ class Worker(AsyncWorker):
         way; a failure is logged as on every runtime (``handshake_failed``).
         """
         if self._ssl_context is not None:
-            client = sslutils.wrap(
-                client,
-                self._ssl_context,
-                suppress_ragged_eofs=self.cfg.suppress_ragged_eofs,
-            )
             try:
+                client = sslutils.wrap(
+                    client,
+                    self._ssl_context,
+                    suppress_ragged_eofs=self.cfg.suppress_ragged_eofs,
+                )
                 client.do_handshake()
             except OSError as exc:  # ssl.SSLError, a reset
                 sslutils.handshake_failed(self.log, self._app_label, addr, exc)
