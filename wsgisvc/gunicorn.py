@@ -25,6 +25,11 @@ Process model, and why each piece sits where it does:
   requests within ``graceful_timeout``; INT/QUIT exit at once; USR1 reopens logs.
   ``max_requests`` (+ jitter) is counted by the base class, which marks the worker
   not alive after the current request; the acceptors then stop and it drains.
+* accept() errors and TLS are handled as in wsgisvc's own schedulers, by the
+  same code (``wsgisvc.http.listeners.AcceptErrors``, ``sslutils.wrap`` and
+  ``sslutils.handshake_failed``): an operator reads the same lines whichever
+  runtime serves. A listener that breaks stops the worker, which the arbiter
+  replaces, as a process that cannot accept stops under ``wsgisvc-api``.
 * gunicorn cuts a body at the application's Content-Length, but keeps the
   connection after one that ended short of it (the client reads the next
   response into it) and sends every Content-Length header it is given.
@@ -54,16 +59,8 @@ from eventlet.greenio import GreenSocket
 from gunicorn import sock as gunicorn_sock
 from gunicorn.workers.base_async import AsyncWorker
 
-from wsgisvc import metrics
-
-#: accept() errors that concern one failed connection, not the listener.
-_ACCEPT_TRANSIENT_ERRNOS = frozenset(
-    {errno.EAGAIN, errno.EWOULDBLOCK, errno.ECONNABORTED, errno.EPROTO, errno.EINTR}
-)
-
-#: accept() errors that mean "out of file descriptors for now": back off briefly
-#: instead of spinning, and let in-flight connections close theirs.
-_ACCEPT_EXHAUSTED_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS})
+from wsgisvc import metrics, sslutils
+from wsgisvc.http import listeners
 
 #: Linux's TCP_CORK (None elsewhere: responses then go out uncorked).
 _TCP_CORK = getattr(socket, "TCP_CORK", None)
@@ -74,7 +71,8 @@ _TCP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 #: whole burst serves it alone; yielding after every accept spreads them evenly
 #: but, when a burst meets busy workers, admits one connection per hub round and
 #: the tail latency soars. A small batch avoids both (doc/source/gunicorn.rst,
-#: "Performance", has the measurements).
+#: "Performance", has the measurements; ``wsgisvc.http.scheduling`` why the
+#: schedulers yield otherwise).
 ACCEPT_BATCH = 4
 
 #: How often the main greenthread heartbeats the arbiter; gunicorn's smallest
@@ -379,10 +377,11 @@ class Worker(AsyncWorker):
         # A duplicate descriptor of our own: closing it when this greenthread ends
         # must not close gunicorn's listener object, which handle() still reads.
         server = _GreenConnection(listener.dup())
+        errors = listeners.AcceptErrors(self.log, f"{self._app_label} on {listener}")
         accepted_in_a_row = 0
         try:
             while self.alive:
-                accepted = self._accept(server, listener)
+                accepted = self._accept(server, errors)
                 if accepted is None:
                     continue
                 pool.spawn_n(self.handle, listener, *accepted)
@@ -390,34 +389,53 @@ class Worker(AsyncWorker):
                 if accepted_in_a_row >= ACCEPT_BATCH:
                     accepted_in_a_row = 0
                     eventlet.sleep(0)
+        except Exception as exc:  # the listener broke: let the arbiter replace us
+            self.log.exception(
+                "%s cannot accept connections on %s: %r; stopping this worker",
+                self._app_label,
+                listener,
+                exc,
+            )
+            self.alive = False
+            if not self._winding_down.ready():
+                self._winding_down.send()
         finally:
             server.close()
 
-    def _accept(self, server: _GreenConnection, listener):
-        """One green accept(); None when it failed for this connection only."""
+    @staticmethod
+    def _accept(server: _GreenConnection, errors: listeners.AcceptErrors):
+        """One green accept() under the shared accept policy
+        (``wsgisvc.http.listeners.AcceptErrors``); None when none came."""
         try:
-            return server.accept()
+            accepted = server.accept()
         except OSError as exc:
-            if exc.errno in _ACCEPT_TRANSIENT_ERRNOS:
-                return None
-            if exc.errno in _ACCEPT_EXHAUSTED_ERRNOS:
-                self.log.warning("accept() on %s failed: %s; retrying", listener, exc)
-                eventlet.sleep(0.1)
-                return None
-            raise
+            backoff = errors.failed(exc)
+            if backoff is None:
+                raise
+            if backoff:
+                eventlet.sleep(backoff)
+            return None
+        errors.accepted()
+        return accepted
 
     def handle(self, listener, client, addr) -> None:
-        """Serve one connection through gunicorn's parser and request path."""
+        """Serve one connection through gunicorn's parser and request path.
+
+        TLS is wrapped as the schedulers wrap it (``sslutils.wrap``) and
+        handshaken here, in the connection's greenthread, before gunicorn
+        reads: where gunicorn's ``do_handshake_on_connect`` puts it either
+        way; a failure is logged as on every runtime (``handshake_failed``).
+        """
         if self._ssl_context is not None:
             try:
-                client = self._ssl_context.wrap_socket(
+                client = sslutils.wrap(
                     client,
-                    server_side=True,
+                    self._ssl_context,
                     suppress_ragged_eofs=self.cfg.suppress_ragged_eofs,
-                    do_handshake_on_connect=self.cfg.do_handshake_on_connect,
                 )
-            except OSError as exc:
-                self.log.debug("TLS handshake with %s failed: %s", addr, exc)
+                client.do_handshake()
+            except OSError as exc:  # ssl.SSLError, a reset
+                sslutils.handshake_failed(self.log, self._app_label, addr, exc)
                 client.close()
                 return
         super().handle(listener, client, addr)

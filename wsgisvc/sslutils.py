@@ -1,4 +1,5 @@
-"""TLS for the WSGI server: the ``[ssl]`` options, checked at start, and wrapping.
+"""TLS for the WSGI server: the ``[ssl]`` options, checked at start; wrapping an
+accepted socket, and the log line of a failed handshake, for every runtime.
 
 The files are checked when the server is built (before any fork), so a missing
 or unreadable certificate or key is one clear start-up error instead of a
@@ -73,21 +74,46 @@ def make_context(conf: cfg.ConfigOpts) -> ssl.SSLContext:
     return context
 
 
-def wrap(conf: cfg.ConfigOpts, sock, context: ssl.SSLContext | None = None):
-    """Wrap an accepted socket (green, on eventlet) as the server side of a TLS
-    connection.
+def wrap(sock, context: ssl.SSLContext, suppress_ragged_eofs: bool = True):
+    """An accepted socket wrapped as the server side of a TLS connection, not
+    yet handshaken: every runtime (green, threads, the gunicorn worker) wraps
+    here, and drives the handshake its own way (a blocking ``do_handshake``
+    in the connection's greenthread, a non-blocking one in the epoll thread),
+    so a slow or hostile client never holds up the accept loop.
 
-    The handshake runs on first I/O, in the connection's own greenthread or
-    thread, so a slow or hostile client never holds up the accept loop.
+    On eventlet, ``sock`` is green and so is what wraps it, whether or not
+    ``context`` was built before ``ssl`` was patched.
     """
-    if context is None:
-        context = make_context(conf)
     if backend.NAME == "threading":
         return context.wrap_socket(
-            sock, server_side=True, do_handshake_on_connect=False
+            sock,
+            server_side=True,
+            do_handshake_on_connect=False,
+            suppress_ragged_eofs=suppress_ragged_eofs,
         )
     from eventlet.green import ssl as green_ssl
 
     return green_ssl.GreenSSLSocket(
-        sock, server_side=True, do_handshake_on_connect=False, _context=context
+        sock,
+        server_side=True,
+        do_handshake_on_connect=False,
+        suppress_ragged_eofs=suppress_ragged_eofs,
+        _context=context,
     )
+
+
+def handshake_failed(log, name: str, peer, exc: BaseException) -> None:
+    """Log a failed handshake, the same on every runtime: at debug, as the
+    client's failure (a scanner, plain HTTP on the TLS port, a certificate
+    refused, a timeout), not the server's; the worker serves on.
+
+    ``log`` is stdlib's or gunicorn's; ``peer`` the address ``accept()`` gave.
+    """
+    log.debug("%s: TLS handshake with %s failed: %s", name, _peer(peer), exc)
+
+
+def _peer(address) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[:2]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return "a unix socket client"

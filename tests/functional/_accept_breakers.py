@@ -25,7 +25,12 @@ _kept: list = []  # the listening socket's duplicate and its stand-in
 
 
 def _break_listener(server) -> None:
-    address = server.socket.getsockname()
+    break_listening(server.socket.getsockname())
+
+
+def break_listening(address) -> None:
+    """Point this process's descriptors of the socket listening on ``address``
+    at one that does not listen (the gunicorn test app's /break-listener too)."""
     for fd in _listening_descriptors(address):  # the accept loop's own included
         _kept.append(os.dup(fd))
         stand_in = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -12,6 +12,10 @@ Each route shows one property of the worker from the inside:
 * ``/echo``              the request body's length (reads ``wsgi.input``)
 * ``/error``             an app exception, for gunicorn's error log
 * ``/patched``           what eventlet monkey patched in this process
+* ``/break-listener``    this worker's listening descriptor pointed at a socket
+                         that does not listen (``_accept_breakers``)
+* ``/exhaust?s=N``       this worker out of descriptors for N seconds: every
+                         accept() meanwhile fails with EMFILE
 * ``/file?path=P``       file P (default: this module) through
                          ``wsgi.file_wrapper``; gunicorn sends it with sendfile()
                          (``&length=N``: a Content-Length of N, true or not)
@@ -28,10 +32,13 @@ green; under an unpatched worker ``/gather`` would block the only thread and fai
 import itertools
 import json
 import os
+import resource
 import threading
 import time
 from urllib.parse import parse_qs
 
+import _accept_breakers  # beside this module, on gunicorn's --pythonpath
+import eventlet
 import eventlet.patcher
 
 GATHER_TIMEOUT = 30.0
@@ -80,10 +87,38 @@ def _route(path: str, query: dict, environ) -> tuple[str, object]:
         return "200 OK", "unblocked"
     if path == "/error":
         raise RuntimeError("boom from the gunicorn test app")
+    if path == "/break-listener":
+        port = int(environ["SERVER_PORT"])
+        _accept_breakers.break_listening((environ["SERVER_NAME"], port))
+        return "200 OK", os.getpid()
+    if path == "/exhaust":
+        return "200 OK", _exhaust(float(arg["s"]))
     if path == "/patched":
         mods = ("socket", "thread", "time", "select")
         return "200 OK", {m: eventlet.patcher.is_monkey_patched(m) for m in mods}
     return "404 Not Found", "no such route"
+
+
+def _exhaust(seconds: float) -> int:
+    """Take every descriptor this process may open (its soft limit lowered to
+    the highest open one) for ``seconds``; how many were taken."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    highest = max(int(fd) for fd in os.listdir("/proc/self/fd"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (highest + 1, hard))
+    taken = []
+    while True:
+        try:
+            taken.append(os.open(os.devnull, os.O_RDONLY))
+        except OSError:
+            break
+
+    def give_back() -> None:
+        for fd in taken:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    eventlet.spawn_after(seconds, give_back)
+    return len(taken)
 
 
 def _lie(query: dict, start_response):

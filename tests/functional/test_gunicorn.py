@@ -6,6 +6,7 @@ Every test starts ``python -m gunicorn`` as a subprocess in its own session on
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -470,3 +471,88 @@ def test_request_metrics_from_every_worker_under_prometheus_multiproc_dir(tmp_pa
     for pid in answers:
         assert read_directory(directory, f"counter_{pid}.db").total(name) > 0
     assert samples.pids("wsgisvc_pool_size") >= {str(pid) for pid in answers}
+
+
+# -- the accept policy and TLS wrap the three runtimes share ------------------
+
+
+def _get_closing(port: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(b"GET /pid HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
+
+
+@pytest.mark.timeout(60)
+def test_out_of_descriptors_is_logged_once_and_every_client_served(tmp_path):
+    """The shared policy (``listeners.AcceptErrors``): one line when accept()
+    runs out of descriptors, one when it can again; no client is lost."""
+    with gunicorn_master(tmp_path, "-w", "1", "--keep-alive", "60") as master:
+        # Kept open until the end: its descriptor, freed, would end the streak.
+        held = http.client.HTTPConnection("127.0.0.1", master.port, timeout=30)
+        try:
+            held.request("GET", "/exhaust?s=2")
+            assert json.loads(held.getresponse().read()) > 0
+            answers = [_get_closing(master.port) for _ in range(3)]
+        finally:
+            held.close()
+        log = master.log()
+    assert all(a.startswith(b"HTTP/1.1 200") for a in answers), answers
+    cannot = re.findall(r"\[ERROR\] gunicorn on http://\S+ cannot accept: .*", log)
+    assert len(cannot) == 1, log
+    assert (
+        "[Errno 24] Too many open files; retrying every 0.5 s until it can"
+        in (cannot[0])
+    )
+    assert len(re.findall(r"\[WARNING\] .* accepting connections again", log)) == 1
+
+
+@pytest.mark.timeout(90)
+def test_a_worker_whose_listener_broke_says_why_and_is_replaced(tmp_path):
+    with gunicorn_master(tmp_path, "-w", "2") as master:
+        first = wait_for(lambda: len(master.workers()) == 2 and master.workers())
+        status, broken = master.get("/break-listener")
+        assert status == 200 and broken in first
+
+        def replaced():
+            master.get("/pid")  # a connection for the broken worker to wake on
+            workers = master.workers()
+            return len(workers) == 2 and broken not in workers and workers
+
+        wait_for(replaced, timeout=30, what=f"worker {broken} replaced")
+        log = master.log()
+    assert re.search(
+        r"gunicorn cannot accept connections on http://\S+: "
+        r"OSError\(22, 'Invalid argument'\); stopping this worker",
+        log,
+    ), log
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl command")
+def test_a_failed_tls_handshake_is_logged_as_by_the_schedulers(tmp_path):
+    """The line of ``sslutils.handshake_failed`` (tests/unit/test_wsgi_sslutils
+    pins it for the schedulers); the worker serves on."""
+    cert, key = self_signed_cert(tmp_path, "cert", cn="127.0.0.1")
+    tls = ("--certfile", str(cert), "--keyfile", str(key), "--log-level", "debug")
+    with gunicorn_master(tmp_path, "-w", "1", *tls, plain_http=False) as master:
+        with socket.create_connection(("127.0.0.1", master.port), 30) as garbage:
+            peer = f"127.0.0.1:{garbage.getsockname()[1]}"
+            garbage.sendall(b"\x16\x03\x01\x00\x04junk and more junk\r\n\r\n")
+            with contextlib.suppress(ConnectionResetError):  # closed unread
+                while garbage.recv(65536):
+                    pass
+        context = ssl.create_default_context(cafile=str(cert))
+        context.check_hostname = False
+        conn = http.client.HTTPSConnection(
+            "127.0.0.1", master.port, context=context, timeout=30
+        )
+        try:
+            conn.request("GET", "/pid")
+            assert conn.getresponse().status == 200
+        finally:
+            conn.close()
+        line = f"[DEBUG] gunicorn: TLS handshake with {peer} failed: "
+        wait_for(lambda: line in master.log(), what="the handshake's line")

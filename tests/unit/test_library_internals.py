@@ -6,7 +6,8 @@ futurist's in ``wsgisvc/rpc.py`` (their connection and executor internals are
 also exercised by tests/functional/test_rpc_stop.py::
 test_reaches_the_internals_it_relies_on), prometheus_client's in
 ``wsgisvc/metrics.py``, the standard library's atexit's in
-``wsgisvc/process_launcher.py``, oslo.config's in ``wsgisvc/config.py``; no
+``wsgisvc/process_launcher.py``, oslo.config's in ``wsgisvc/config.py``,
+eventlet's green TLS socket's in ``wsgisvc/sslutils.py``; no
 other module of wsgisvc reaches into a library's
 private names.
 """
@@ -32,6 +33,7 @@ PRIVATE_TOUCHES = {
     r"\b_multiprocess\b": "metrics.py",
     r"\batexit\._\w+": "process_launcher.py",
     r"\bconf\._(?:args|use_env|all_opt_infos)\b": "config.py",
+    r"\b_context=": "sslutils.py",
 }
 
 
@@ -81,6 +83,27 @@ def test_prometheus_client_still_says_which_value_class_is_multiprocess(
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
     monkeypatch.delenv("prometheus_multiproc_dir", raising=False)
     assert values.get_value_class()._multiprocess is False
+
+
+def test_eventlet_still_wraps_with_the_context_it_is_given():
+    """sslutils.wrap hands its SSLContext to ``GreenSSLSocket`` as
+    ``_context`` (as eventlet's own ``GreenSSLContext.wrap_socket`` does): the
+    context, built before or after ``ssl`` was patched, is the one used."""
+    import ssl
+
+    from eventlet.green import socket as green_socket
+    from eventlet.green import ssl as green_ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ours, theirs = green_socket.socketpair()
+    wrapped = green_ssl.GreenSSLSocket(
+        ours, server_side=True, do_handshake_on_connect=False, _context=context
+    )
+    try:
+        assert wrapped.context is context
+    finally:
+        wrapped.close()
+        theirs.close()
 
 
 @pytest.mark.parametrize("pattern", sorted(PRIVATE_TOUCHES))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import ssl
 
 import pytest
@@ -155,3 +157,25 @@ def test_version_sets_the_minimum(certs):
 def test_is_enabled(certs):
     assert sslutils.is_enabled(_tls_conf(certs))
     assert not sslutils.is_enabled(make_conf())
+
+
+@pytest.mark.timeout(60)
+def test_a_failed_handshake_is_one_debug_line_naming_the_peer(certs, caplog):
+    """The line every runtime logs (``sslutils.handshake_failed``; the gunicorn
+    worker's: tests/functional/test_gunicorn.py); the server serves on."""
+    caplog.set_level(logging.DEBUG, logger="wsgisvc")
+    with running(_tls_conf(certs), RecordingApp(), use_ssl=True) as server:
+        garbage = green_socket.create_connection(("127.0.0.1", server.port), 5)
+        peer = f"127.0.0.1:{garbage.getsockname()[1]}"
+        garbage.sendall(b"\x16\x03\x01\x00\x04junk and more junk\r\n\r\n")
+        garbage.settimeout(5)
+        with contextlib.suppress(ConnectionResetError):  # closed unread
+            while garbage.recv(65536):
+                pass
+        garbage.close()
+        answer = _tls_request(server, _client_context(certs, with_cert=False))
+    assert answer.startswith(b"HTTP/1.1 200")
+    failed = [r for r in caplog.records if "TLS handshake with" in r.getMessage()]
+    assert [(r.levelno, r.getMessage().split(" failed: ")[0]) for r in failed] == [
+        (logging.DEBUG, f"{server.name}: TLS handshake with {peer}")
+    ]

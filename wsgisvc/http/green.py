@@ -163,13 +163,12 @@ class Scheduler:
         except BlockingIOError:
             return False
         except OSError as exc:
-            if exc.errno in listeners.CLIENT_ACCEPT_ERRORS:
-                return False
-            if exc.errno in listeners.RESOURCE_ACCEPT_ERRORS:
-                self._errors.resource_error(exc)
-                eventlet.sleep(listeners.RESOURCE_BACKOFF)
-                return False
-            raise
+            backoff = self._errors.failed(exc)
+            if backoff is None:
+                raise  # the listener broke: _accept_loop reports it
+            if backoff:
+                eventlet.sleep(backoff)
+            return False
         self._errors.accepted()
         if not isinstance(client, green_socket.socket):  # a non-blocking accept
             client = green_socket.socket(client)
@@ -184,10 +183,9 @@ class Scheduler:
         conn = None
         try:
             if self._tls is not None:
-                conf, context = self._tls
-                client = sslutils.wrap(conf, client, context)
-                client.settimeout(self.core.header_timeout)
-                client.do_handshake()
+                client = sslutils.wrap(client, self._tls[1])
+                if not self._handshake(client, address):
+                    return  # logged; closed below
             conn = self._connections[key] = Connection(self.core, client, address)
             self._serve(conn)
         except OSError as exc:  # includes ssl.SSLError and timeouts
@@ -208,6 +206,17 @@ class Scheduler:
             room, self._room = self._room, None
             if room is not None:
                 room.send()
+
+    def _handshake(self, client, address) -> bool:
+        """The TLS handshake, blocking this greenthread within the head's
+        timeout; False when it failed (logged)."""
+        client.settimeout(self.core.header_timeout)
+        try:
+            client.do_handshake()
+        except OSError as exc:  # ssl.SSLError, a reset, the timeout
+            sslutils.handshake_failed(LOG, self.name, address, exc)
+            return False
+        return True
 
     def _serve(self, conn: Connection) -> None:
         slots = self.slots

@@ -14,7 +14,8 @@ import socket
 import stat
 import time
 
-# Errors from accept() that concern one client, not the listener: go on.
+# Errors from accept() that concern one client, not the listener: go on
+# (EAGAIN is EWOULDBLOCK on Linux: another process took the connection).
 CLIENT_ACCEPT_ERRORS = frozenset(
     {errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.EINTR, errno.EAGAIN}
 )
@@ -181,14 +182,30 @@ def _unix_socket_alive(path: str) -> bool:
 
 
 class AcceptErrors:
-    """Logs running out of a resource in accept() once per streak, not per retry."""
+    """The accept policy every runtime follows (green, threads, the gunicorn
+    worker): what an error from ``accept()`` means, and its log lines.
+
+    A client's error (it reset before we took it, a firewall refused it) is
+    no news: go on. Running out of a resource (descriptors, buffers) is logged
+    once per streak, not per retry, and again when accepting works once more:
+    a worker at its descriptor limit would otherwise log twice a second.
+    Anything else, the listener is broken: the runtime stops accepting and
+    reports it, so that the process is replaced.
+    """
 
     def __init__(self, log, name: str) -> None:
-        self._log = log
+        self._log = log  # stdlib's or gunicorn's: error() and warning()
         self._name = name
         self._failing = False
 
-    def resource_error(self, exc: OSError) -> None:
+    def failed(self, exc: OSError) -> float | None:
+        """How long to wait before the next ``accept()`` after ``exc`` (0: a
+        client's error; ``RESOURCE_BACKOFF``: out of a resource), or None:
+        the listener is broken."""
+        if exc.errno in CLIENT_ACCEPT_ERRORS:
+            return 0.0
+        if exc.errno not in RESOURCE_ACCEPT_ERRORS:
+            return None
         if not self._failing:
             self._failing = True
             self._log.error(
@@ -197,8 +214,10 @@ class AcceptErrors:
                 exc,
                 RESOURCE_BACKOFF,
             )
+        return RESOURCE_BACKOFF
 
     def accepted(self) -> None:
+        """A connection was accepted: a resource streak, if any, is over."""
         if self._failing:
             self._failing = False
             self._log.warning("%s accepting connections again", self._name)

@@ -10,8 +10,10 @@ thread or greenthread may exist until ``Scheduler.start``), and a new
 ``Scheduler(core, name, pool, max_connections, tls)`` each time it starts.
 
 What a scheduler must do with each connection it accepts (``tls``, when not
-None, is ``(conf, ssl.SSLContext)``: handshake first, within
-``core.header_timeout``):
+None, is ``(conf, ssl.SSLContext)``: wrap the socket with ``sslutils.wrap``
+and handshake first, within ``core.header_timeout``, without blocking the
+accept loop; a failure goes to ``sslutils.handshake_failed`` and ends that
+connection only):
 
 1. Build ``Connection(core, sock, address)``, then get its next head without
    holding a pool slot: either block in ``Connection.read_head()`` (False: the
@@ -33,13 +35,14 @@ None, is ``(conf, ssl.SSLContext)``: handshake first, within
    may be the process's own SIGINT, when no launcher handles it: it ends the
    connection and goes on up (eventlet's hub raises it in the main greenlet),
    or Ctrl-C would end one connection instead of the process.
-5. An ``accept()`` error: ``listeners.CLIENT_ACCEPT_ERRORS``, go on;
-   ``listeners.RESOURCE_ACCEPT_ERRORS``, ``listeners.AcceptErrors`` logs it
-   once, retry after ``listeners.RESOURCE_BACKOFF``; anything else, stop
-   accepting and call ``core.server.accept_failed(exc)``, which stops the
-   process so that it is restarted. So does any exception that ends the
-   accept loop (or the thread that accepts): a process that no longer
-   accepts must not stay up.
+5. An ``accept()`` error goes to ``listeners.AcceptErrors.failed``, which
+   logs what an operator must see: a number of seconds, go on after that
+   many (0: a client's error; ``RESOURCE_BACKOFF``: out of a resource); None,
+   the listener broke: stop accepting and call
+   ``core.server.accept_failed(exc)``, which stops the process so that it is
+   restarted. So does any exception that ends the accept loop (or the thread
+   that accepts): a process that no longer accepts must not stay up. Call
+   ``AcceptErrors.accepted()`` after each accept that succeeded.
 6. Accept only while fewer than ``max_connections`` are open; at the cap,
    wait for a connection to close, not for a timer (the listener stays
    readable while new ones wait in the backlog). With no slot free, leave
@@ -54,6 +57,22 @@ None, is ``(conf, ssl.SSLContext)``: handshake first, within
    selector's turns, its timeout capped), and ``release()`` once that loop
    has ended. A loop that stops beating is taken for stuck, and its process
    killed, after the service's ``worker_timeout``.
+
+The gunicorn worker (``wsgisvc.gunicorn``) is no scheduler (gunicorn's base
+class owns the connection), but it shares 5 (its broken listener stops the
+worker, and the arbiter starts a new one) and the TLS wrap. It differs in how
+it yields while accepting, because its unit of work differs: a connection
+holds one of its ``worker_connections`` greenthreads from accept to close,
+so there is no free slot to defer on (6): at the cap it stops accepting
+(``GreenPool.spawn_n`` waits: an event) and siblings take the backlog, and
+it yields after ``ACCEPT_BATCH`` accepts, so that a burst neither lands on
+one worker whole nor is admitted one connection per hub round. Here, a
+connection costs no slot until its head is whole, and with none free the
+deferral of 6 hands a burst to siblings; so eventlet yields after every
+accept (the new greenthread reads first; an idle sibling comes back to
+``accept()`` sooner) and threads accept one connection per turn of the
+selector (it turns again at once while more wait; meanwhile a sibling takes
+its share).
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ import ssl
 import threading
 import time
 
+from wsgisvc import sslutils
 from wsgisvc.http import listeners
 from wsgisvc.http.body import DRAIN_LIMIT
 from wsgisvc.http.core import RECV_SIZE, After, Connection, Core
@@ -656,13 +657,11 @@ class Scheduler:
             self._full_since = None  # none left waiting: the next one is deferred
             return
         except OSError as exc:
-            if exc.errno in listeners.CLIENT_ACCEPT_ERRORS:
-                return
-            if exc.errno in listeners.RESOURCE_ACCEPT_ERRORS:
-                self._errors.resource_error(exc)
-                self._defer_accepting(time.monotonic() + listeners.RESOURCE_BACKOFF)
-                return
-            self._accept_failed(exc)
+            backoff = self._errors.failed(exc)
+            if backoff is None:
+                self._accept_failed(exc)
+            elif backoff:
+                self._defer_accepting(time.monotonic() + backoff)
             return
         except Exception as exc:
             self._accept_failed(exc)
@@ -708,9 +707,7 @@ class Scheduler:
         deadline = time.monotonic() + self.core.header_timeout
         if self._context is not None:
             try:
-                client = self._context.wrap_socket(
-                    client, server_side=True, do_handshake_on_connect=False
-                )
+                client = sslutils.wrap(client, self._context)
             except (OSError, ValueError):
                 client.close()
                 self._closed()
@@ -746,12 +743,7 @@ class Scheduler:
                 self._park(waiting, waiting.deadline)
                 return
             except (OSError, ValueError) as exc:
-                LOG.debug(
-                    "%s: TLS handshake with %s failed: %s",
-                    self.name,
-                    waiting.address,
-                    exc,
-                )
+                sslutils.handshake_failed(LOG, self.name, waiting.address, exc)
                 self._close_waiting(waiting)
                 return
             waiting.handshaking = False
