@@ -31,10 +31,12 @@ needs_uwsgi = pytest.mark.skipif(
 
 
 def _run_bench(tmp_path: Path, *args: str, timeout: float = 60) -> tuple[int, dict]:
+    """One round of one second, no warm-up, of what ``args`` name."""
     out = tmp_path / "bench.json"
+    quick = ["--rounds", "1", "--duration", "1", "--warmup", "0"]
     # On a timeout, SIGTERM lets the bench stop the servers it started.
     status, output = run_in_session(
-        [sys.executable, "-m", "bench", "--rounds", "1", "--out", str(out), *args],
+        [sys.executable, "-m", "bench", *quick, "--out", str(out), *args],
         timeout,
         cwd=REPO,
     )
@@ -51,10 +53,6 @@ def test_bench_measures_wsgisvc_api_and_a_peer(tmp_path):
         "wsgisvc-api,gunicorn-gthread",
         "--workloads",
         "W1,S,M",
-        "--duration",
-        "1",
-        "--warmup",
-        "0",
     )
     assert status == 0, result["failures"]
     medians = result["medians"]
@@ -92,10 +90,6 @@ def test_bench_serves_the_neutral_pipeline_through_uwsgi(tmp_path):
         "uwsgi,wsgisvc-api-threads",
         "--workloads",
         "W1,M",
-        "--duration",
-        "1",
-        "--warmup",
-        "0",
     )
     assert status == 0, result["failures"]
     row = result["medians"]["W1"]["uwsgi"]
@@ -127,10 +121,6 @@ def test_bench_runs_wsgisvc_from_the_python_given_with_the_workers_given(tmp_pat
         "wsgisvc-api-threads",
         "--workloads",
         "W1,M",
-        "--duration",
-        "1",
-        "--warmup",
-        "0",
         "--workers",
         "1",
         "--python",
@@ -169,10 +159,6 @@ def test_bench_exits_nonzero_and_reports_a_server_that_cannot_start(tmp_path):
         "gunicorn-sync",
         "--workloads",
         "W1",
-        "--duration",
-        "1",
-        "--warmup",
-        "0",
         "--paste",
         str(broken),
     )
@@ -254,10 +240,6 @@ def test_slow_client_workload_on_the_neutral_pipeline(tmp_path):
         "wsgisvc-api,wsgisvc-api-threads,eventlet-wsgi",
         "--workloads",
         "SC",
-        "--duration",
-        "1",
-        "--warmup",
-        "0",
         timeout=110,
     )
     assert status == 0, result["failures"]
