@@ -44,6 +44,7 @@ from wsgisvc.errors import (  # noqa: F401  (re-exported: wsgi.StartupError ...)
 )
 from wsgisvc.http import accesslog, listeners
 from wsgisvc.http.core import Core
+from wsgisvc.http.limits import Limits
 
 LOG = logging.getLogger(__name__)
 
@@ -330,15 +331,18 @@ class Server:
 
     def _make_core(self) -> Core:
         conf = self.conf
-        return Core(
-            self.app,
-            self,
+        limits = Limits(
             max_line=conf.max_header_line,
             max_url=self._max_url_len or conf.max_header_line,
             header_timeout=conf.wsgi_header_timeout,
             keepalive_timeout=conf.wsgi_keepalive_timeout,
             socket_timeout=conf.client_socket_timeout or None,
             keep_alive=conf.wsgi_keep_alive,
+        )
+        return Core(
+            self.app,
+            self,
+            limits,
             log_format=conf.wsgi_log_format,
             debug=conf.wsgi_server_debug,
             url_scheme=self.scheme,

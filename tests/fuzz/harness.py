@@ -1,14 +1,16 @@
 """One fuzz input through the HTTP core's request path, and the properties it
 must keep.
 
-The bytes go through :class:`wsgisvc.http.core.Connection` (parser, guard,
-body framing, response) on a :class:`FakeSocket` that hands them out in
-pieces, serving an application that reads the whole body. :func:`check`
+The bytes go into a :class:`wsgisvc.http.protocol.Protocol` (parser, guard,
+framing both ways, keep-alive) in pieces, as a runtime would give them, with
+no socket: requests are served by the WSGI adapter
+(:class:`wsgisvc.http.core.Connection`) over a :class:`FakeTransport`,
+serving an application that reads the whole body. :func:`check`
 serves the same bytes three ways (in one piece, split where the input says,
 split at every byte) and fails (:class:`Finding`) when
 
-- an exception other than the ones the schedulers expect (``OSError``)
-  escapes the core, or the body reader raises one the core does not frame;
+- an exception other than the ones the runtimes expect (``OSError``)
+  escapes the protocol or the adapter, or the body reader raises one the core does not frame;
 - the three ways differ in what the application saw (method, target,
   version, headers, body, in order) or in the statuses answered: a request
   framed two ways;
@@ -28,8 +30,10 @@ import re
 from dataclasses import dataclass, field
 
 from wsgisvc.http.body import ClientGone
-from wsgisvc.http.core import After, Connection, Core
+from wsgisvc.http.core import Connection, Core
 from wsgisvc.http.guard import BadRequest
+from wsgisvc.http.limits import RECV_SIZE, Limits
+from wsgisvc.http.protocol import After
 
 CONTROL = 5  # read style (1 byte), split seed (4 bytes)
 MAX_LINE = 256  # small, so the fuzzer reaches every limit
@@ -57,14 +61,16 @@ def _known(text: bytes) -> str | None:
     return None
 
 
-class FakeSocket:
-    """The socket calls the core makes, over bytes handed out in ``pieces``."""
+class FakeTransport:
+    """The client's side of one connection: bytes handed out in ``pieces``
+    (to the runtime loop of :func:`serve` and to ``wsgi.input`` alike), and
+    what the adapter sent."""
 
     def __init__(self, pieces: list[bytes]) -> None:
         self._pieces = list(reversed(pieces))
         self.sent = bytearray()
 
-    def recv(self, size: int) -> bytes:
+    def recv(self, size: int, timeout: float | None = None) -> bytes:
         if not self._pieces:
             return b""
         piece = self._pieces.pop()
@@ -73,20 +79,8 @@ class FakeSocket:
             piece = piece[:size]
         return piece
 
-    def sendall(self, data: bytes) -> None:
+    def send(self, data: bytes, timeout: float | None = None) -> None:
         self.sent += data
-
-    def getsockname(self):
-        return ("127.0.0.1", 8080)
-
-    def settimeout(self, timeout) -> None:
-        pass
-
-    def shutdown(self, how) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 @dataclass
@@ -145,28 +139,34 @@ class _Server:
 def serve(pieces: list[bytes], style: str) -> Outcome:
     """Serve what ``pieces`` carry on one connection, as a scheduler would."""
     outcome = Outcome()
-    core = Core(
-        _App(style, outcome),
-        _Server(),
+    limits = Limits(
         max_line=MAX_LINE,
         max_url=MAX_LINE,
         header_timeout=60.0,
         keepalive_timeout=60.0,
         socket_timeout=None,
         keep_alive=True,
+    )
+    core = Core(
+        _App(style, outcome),
+        _Server(),
+        limits,
         log_format="%(status_code)s",
         debug=False,
         url_scheme="http",
         multithread=False,
     )
-    sock = FakeSocket(pieces)
-    conn = Connection(core, sock, ("127.0.0.1", 40000))
+    transport = FakeTransport(pieces)
+    conn = Connection(core, transport, ("127.0.0.1", 40000), ("127.0.0.1", 8080), 0.0)
+    protocol = conn.protocol
     try:
-        while conn.read_head():
-            if conn.serve() is not After.KEEP:
+        while True:  # a runtime's loop, on a clock that stands still
+            while not protocol.ready and not protocol.closed:
+                protocol.receive(transport.recv(RECV_SIZE), 0.0)
+            if not protocol.ready or conn.serve() is not After.KEEP:
                 break
     except OSError:
-        pass  # the schedulers end the connection on these (green.py, threaded.py)
+        pass  # the runtimes end the connection on these (green.py, threaded.py)
     except Finding:
         raise
     except Exception as exc:
@@ -174,7 +174,7 @@ def serve(pieces: list[bytes], style: str) -> Outcome:
         if known:
             raise Known(known) from exc
         raise Finding(f"the core raised {exc!r}") from exc
-    outcome.sent = bytes(sock.sent)
+    outcome.sent = bytes(transport.sent)
     return outcome
 
 

@@ -31,7 +31,7 @@ from tests.unit._wsgi_inproc import (  # noqa: F401  (scheduler: a fixture)
     running,
     scheduler,
 )
-from wsgisvc.http import body
+from wsgisvc.http import limits
 
 
 def rss_kib() -> int:
@@ -400,7 +400,7 @@ def _highest_fd() -> int:
 
 
 def test_drain_and_linger_limits_are_bounded():
-    assert body.DRAIN_LIMIT <= 1 << 20 and body.LINGER_SECONDS <= 5
+    assert limits.DRAIN_LIMIT <= 1 << 20 and limits.LINGER_SECONDS <= 5
 
 
 @pytest.mark.timeout(60)

@@ -35,7 +35,7 @@ from tests.unit._wsgi_inproc import (  # noqa: F401  (scheduler: a fixture)
     running,
     scheduler,
 )
-from wsgisvc.http import core, threaded
+from wsgisvc.http import protocol, threaded
 from wsgisvc.http import parser as http_parser
 from wsgisvc.http.core import Connection
 
@@ -112,12 +112,12 @@ def test_a_read_of_tiny_pipelined_requests_parses_only_a_bounded_number():
     tiny = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
     data = tiny * (65536 // len(tiny))
     parser = http_parser.RequestParser(8190, 8190)
-    parser.feed(data)
+    parser.feed(data, 0.0)
     assert len(parser.messages) <= http_parser.PIPELINE_DEPTH
     served = 0
     while parser.head_ready:
         assert len(parser.messages) <= http_parser.PIPELINE_DEPTH
-        parser.pop()
+        parser.pop(0.0)
         served += 1
     assert served == len(data) // len(tiny) and parser.error is None
 
@@ -128,19 +128,19 @@ def test_thousands_of_pipelined_requests_are_all_answered_in_order(monkeypatch):
     queued requests); now the connection's parser holds at most
     PIPELINE_DEPTH of them at any time while they are served, and every one
     is answered, in order. The depth is read from each connection's parser
-    after each feed (a subclass the core builds instead)."""
+    after each feed (a subclass the protocol builds instead)."""
     deepest = [0]
 
     class DepthRecordingParser(http_parser.RequestParser):
-        def feed(self, data: bytes) -> None:
-            super().feed(data)
+        def feed(self, data: bytes, now: float) -> None:
+            super().feed(data, now)
             deepest[0] = max(deepest[0], len(self.messages))
 
-        def pop(self) -> None:
-            super().pop()  # parses what waited for room
+        def pop(self, now: float) -> None:
+            super().pop(now)  # parses what waited for room
             deepest[0] = max(deepest[0], len(self.messages))
 
-    monkeypatch.setattr(core, "RequestParser", DepthRecordingParser)
+    monkeypatch.setattr(protocol, "RequestParser", DepthRecordingParser)
 
     def slow_first_app(environ, start_response):
         if environ["PATH_INFO"] == "/0":  # meanwhile every request arrives
@@ -186,20 +186,20 @@ def test_a_chunked_body_of_crlf_is_fed_to_llhttp_a_read_at_a_time(monkeypatch):
     CRLF, inside chunk data too, so a body of CRLFs took a feed of llhttp
     (and the whole parse path) per 4 bytes: 4 MiB/s and about 220 s of CPU
     per GiB. Now llhttp is fed a body's read at once. Counted on each
-    connection's parser (a subclass the core builds instead): llhttp's
+    connection's parser (a subclass the protocol builds instead): llhttp's
     feeds against the reads."""
     counts = {"reads": 0, "llhttp": 0}
 
     class CountingParser(http_parser.RequestParser):
-        def feed(self, data: bytes) -> None:
+        def feed(self, data: bytes, now: float) -> None:
             counts["reads"] += 1
-            super().feed(data)
+            super().feed(data, now)
 
         def _llhttp_feed(self, data: bytes) -> None:
             counts["llhttp"] += 1
             super()._llhttp_feed(data)
 
-    monkeypatch.setattr(core, "RequestParser", CountingParser)
+    monkeypatch.setattr(protocol, "RequestParser", CountingParser)
     data = b"\r\n" * 131072
     wire = chunked_post(chunked(data, 65536)) + GET_CLOSE
     with running(make_conf(), RecordingApp()) as server:
@@ -599,7 +599,7 @@ def escape_on_boom(monkeypatch, exception: BaseException) -> None:
     serve = Connection.serve
 
     def serve_or_raise(conn):
-        parser = conn.parser
+        parser = conn.protocol.parser
         if parser.head_ready and parser.messages[0].target == b"/boom":
             raise exception
         return serve(conn)

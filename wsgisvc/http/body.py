@@ -1,28 +1,17 @@
-"""``wsgi.input``: a request body as the parser frames it, read on demand, and
-the bounds on reading and dropping bodies.
-"""
+"""``wsgi.input``: a request body as the protocol frames it, read on demand."""
 
 from __future__ import annotations
 
 import sys
+import time
 from typing import TYPE_CHECKING
 
 from wsgisvc.http.guard import BadRequest
+from wsgisvc.http.limits import RECV_SIZE
 
 if TYPE_CHECKING:
-    from wsgisvc.http.core import Connection
-    from wsgisvc.http.parser import Message
-
-RECV_SIZE = 65536
-# After an early answer (the application did not read the whole body), this
-# much of the rest is read and dropped so the connection can be kept; a longer
-# rest closes the connection.
-DRAIN_LIMIT = 65536
-# After a refusal, the connection is shut for writing and reads are dropped
-# for at most this long (and DRAIN_LIMIT bytes): closing with unread data
-# would reset the connection and lose the answer on the way.
-LINGER_SECONDS = 1.0
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+    from wsgisvc.http.protocol import Protocol
+    from wsgisvc.http.scheduling import Transport
 
 
 class ClientGone(ConnectionError):
@@ -30,7 +19,7 @@ class ClientGone(ConnectionError):
 
 
 class Input:
-    """``wsgi.input``: the body as the parser frames it, read on demand.
+    """``wsgi.input``: the body as the protocol frames it, read on demand.
 
     ``100 Continue`` is sent on the first read, and only to HTTP/1.1 clients
     that asked for it. A malformed body raises :class:`BadRequest`, and so
@@ -41,30 +30,28 @@ class Input:
     not a server error.
     """
 
-    def __init__(self, conn: Connection, message: Message, expect: bool) -> None:
-        self._conn = conn
-        self._message = message
-        self._expect = expect
+    def __init__(self, protocol: Protocol, transport: Transport) -> None:
+        self._protocol = protocol
+        self._transport = transport
+        self._message = protocol.request.message
         self.error: BadRequest | None = None
         self.client_gone = False
-
-    @property
-    def awaiting_continue(self) -> bool:
-        """True while a client that asked for ``100 Continue`` did not get it."""
-        return self._expect
 
     def _fill(self) -> bool:
         """Wait until body bytes are buffered; False at the body's end."""
         message = self._message
         if message.body:
             return True
-        conn = self._conn
-        if self._expect and not message.complete:
-            self._expect = False
-            conn.sock.sendall(_CONTINUE)
+        if message.complete:
+            return False
+        protocol = self._protocol
+        timeout = protocol.shared.limits.socket_timeout
         try:
+            going = protocol.continue_bytes()
+            if going:
+                self._transport.send(going, timeout)
             while not message.body and not message.complete:
-                conn.read_more(message)
+                self._read_more(timeout)
         except BadRequest as exc:
             self.error = exc
             raise
@@ -72,6 +59,27 @@ class Input:
             self.client_gone = True
             raise
         return bool(message.body)
+
+    def _read_more(self, timeout: float | None) -> None:
+        """Receive more of the body (blocking, within ``timeout``)."""
+        message, protocol = self._message, self._protocol
+        if message.error is None:
+            try:
+                data = self._transport.recv(RECV_SIZE, timeout)
+            except TimeoutError:  # the client is there but its body stalled
+                protocol.stalled()
+            except OSError as exc:  # a reset or a TLS error: gone all the same
+                raise ClientGone(
+                    f"client connection failed inside the request body: {exc}"
+                ) from exc
+            else:
+                if not data:
+                    raise ClientGone(
+                        "client closed the connection inside the request body"
+                    )
+                protocol.receive(data, time.monotonic())
+        if message.error is not None:
+            raise message.error
 
     def read(self, size: int | None = -1) -> bytes:
         if size is not None and size >= 0:

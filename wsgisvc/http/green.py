@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 
 import eventlet
 import greenlet
@@ -21,7 +22,9 @@ from eventlet.green import socket as green_socket
 
 from wsgisvc import sslutils
 from wsgisvc.http import listeners
-from wsgisvc.http.core import After, Connection, Core
+from wsgisvc.http.core import Connection, Core
+from wsgisvc.http.limits import RECV_SIZE
+from wsgisvc.http.protocol import After, Protocol
 from wsgisvc.http.slots import Slots
 
 LOG = logging.getLogger(__name__)
@@ -29,6 +32,24 @@ LOG = logging.getLogger(__name__)
 
 def make_slots(size: int) -> Slots:
     return Slots(size)
+
+
+class _Transport:
+    """A green socket as the adapter's transport: its timeout set per call
+    (an attribute of eventlet's socket, no system call)."""
+
+    __slots__ = ("sock",)
+
+    def __init__(self, sock) -> None:
+        self.sock = sock
+
+    def recv(self, size: int, timeout: float | None) -> bytes:
+        self.sock.settimeout(timeout)
+        return self.sock.recv(size)
+
+    def send(self, data: bytes, timeout: float | None) -> None:
+        self.sock.settimeout(timeout)
+        self.sock.sendall(data)
 
 
 class Scheduler:
@@ -44,7 +65,8 @@ class Scheduler:
         self.slots = slots
         self.max_connections = max_connections
         self._tls = tls  # (conf, SSLContext) or None
-        self._connections: dict[int, Connection | None] = {}
+        # By id of the client socket: its Connection (None: a TLS handshake).
+        self._connections: dict[int, tuple[Connection | None, socket.socket]] = {}
         self._room: green_event.Event | None = None  # set while the loop waits
         self._acceptor = None
         self._ticker = None  # stamps core.heartbeat while the hub turns
@@ -74,10 +96,10 @@ class Scheduler:
         eventlet.spawn_after(grace, self._close_idle)
 
     def _close_idle(self) -> None:
-        for conn in list(self._connections.values()):
-            if conn is not None and not conn.parser.begun:
+        for conn, client in list(self._connections.values()):
+            if conn is not None and not conn.protocol.begun:
                 try:
-                    conn.sock.shutdown(socket.SHUT_RDWR)
+                    client.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
 
@@ -111,8 +133,8 @@ class Scheduler:
             "  (TLS handshake)"
             if conn is None
             else f"  {conn.client_ip or 'unix'}: "
-            + ("request" if conn.parser.begun else "idle")
-            for conn in list(self._connections.values())
+            + ("request" if conn.protocol.begun else "idle")
+            for conn, _ in list(self._connections.values())
         ]
 
     # --- accepting ---------------------------------------------------------------
@@ -179,15 +201,22 @@ class Scheduler:
 
     def _run(self, client, address) -> None:
         key = id(client)
-        self._connections[key] = None
-        conn = None
+        self._connections[key] = (None, client)
         try:
             if self._tls is not None:
                 client = sslutils.wrap(client, self._tls[1])
+                self._connections[key] = (None, client)
                 if not self._handshake(client, address):
                     return  # logged; closed below
-            conn = self._connections[key] = Connection(self.core, client, address)
-            self._serve(conn)
+            try:
+                sockname = client.getsockname()
+            except OSError:
+                sockname = None
+            conn = Connection(
+                self.core, _Transport(client), address, sockname, time.monotonic()
+            )
+            self._connections[key] = (conn, client)
+            self._serve(conn, client)
         except OSError as exc:  # includes ssl.SSLError and timeouts
             LOG.debug("%s: connection from %s ended: %s", self.name, address, exc)
         except (greenlet.GreenletExit, KeyboardInterrupt):
@@ -199,10 +228,10 @@ class Scheduler:
             LOG.exception("%s: error serving connection from %s", self.name, address)
         finally:
             del self._connections[key]
-            if conn is not None:
-                conn.close()
-            else:
+            try:
                 client.close()
+            except OSError:
+                pass
             room, self._room = self._room, None
             if room is not None:
                 room.send()
@@ -210,7 +239,7 @@ class Scheduler:
     def _handshake(self, client, address) -> bool:
         """The TLS handshake, blocking this greenthread within the head's
         timeout; False when it failed (logged)."""
-        client.settimeout(self.core.header_timeout)
+        client.settimeout(self.core.limits.header_timeout)
         try:
             client.do_handshake()
         except OSError as exc:  # ssl.SSLError, a reset, the timeout
@@ -218,9 +247,9 @@ class Scheduler:
             return False
         return True
 
-    def _serve(self, conn: Connection) -> None:
-        slots = self.slots
-        while conn.read_head():  # no slot held while the head arrives
+    def _serve(self, conn: Connection, client) -> None:
+        slots, protocol = self.slots, conn.protocol
+        while _read_head(protocol, client):  # no slot held while it arrives
             slots.acquire()
             try:
                 after = conn.serve()
@@ -228,8 +257,47 @@ class Scheduler:
                 slots.release()
             if after is not After.KEEP:
                 if after is After.LINGER:
-                    conn.linger()  # without the slot
+                    _linger(protocol, client)  # without the slot
                 return
             # Fairness: let every other ready connection run before this one
             # serves its next (possibly already buffered) request.
             eventlet.sleep(0)
+
+
+def _read_head(protocol: Protocol, sock) -> bool:
+    """Receive until a request is ready (True), or the connection ended:
+    the client's close, a read error, the deadline (False)."""
+    if protocol.ready:
+        return True
+    until = protocol.wait_deadline(time.monotonic())
+    while True:
+        remaining = until - time.monotonic()
+        if remaining <= 0:
+            return False
+        try:
+            sock.settimeout(remaining)
+            data = sock.recv(RECV_SIZE)
+        except OSError:  # a timeout, a reset, a TLS error
+            return False
+        protocol.receive(data, time.monotonic())
+        if protocol.ready:
+            return True
+        if protocol.closed:
+            return False
+        until = protocol.deadline
+
+
+def _linger(protocol: Protocol, sock) -> None:
+    """Shut for writing, then drop what the client still sends until the
+    protocol says to close (the caller closes)."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        while True:
+            remaining = protocol.deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            sock.settimeout(remaining)
+            if not protocol.drop(sock.recv(RECV_SIZE), time.monotonic()):
+                return
+    except (OSError, ValueError):
+        pass

@@ -56,14 +56,13 @@ fed a head that frames the same body, and the connection goes on as HTTP/1.1.
 from __future__ import annotations
 
 import re
-import time
 from collections import deque
 from typing import NoReturn
 
 import httptools
 
-from wsgisvc.http.body import RECV_SIZE
 from wsgisvc.http.guard import MAX_HEADERS, BadRequest, bad
+from wsgisvc.http.limits import RECV_SIZE
 
 # Requests parsed ahead of the one being served, at most (pipelining).
 PIPELINE_DEPTH = 8
@@ -128,7 +127,7 @@ class Message:
         self.method = ""
         self.version = ""
         self.head_done = False
-        self.ready_at = 0.0  # monotonic time the head became whole
+        self.ready_at = 0.0  # when the head became whole (the feed's ``now``)
         self.complete = False
         self.body: deque[bytes] = deque()
         self.body_bytes = 0  # buffered, not yet read by the application
@@ -169,6 +168,7 @@ class RequestParser:
         self._pieces: list[bytes] = []
         self.on_body = self._pieces.append
         self._dead = False
+        self._now = 0.0  # the time given to the feed under way
         self._llhttp = httptools.HttpRequestParser(self)  # after on_body
 
     # --- state -----------------------------------------------------------------
@@ -188,17 +188,22 @@ class RequestParser:
         """True when no request can follow the parsed ones (error or CONNECT)."""
         return self._dead
 
-    def pop(self) -> None:
-        """The oldest request was served: forget it, parse what waited."""
+    def pop(self, now: float) -> None:
+        """The oldest request was served (at ``now``): forget it, parse what
+        waited."""
         self.messages.popleft()
         if self._pending:
+            self._now = now
             data, self._pending = self._pending, b""
             self._feed_from(data, 0)
 
     # --- feeding -------------------------------------------------------------
 
-    def feed(self, data: bytes) -> None:
-        """Parse ``data``, segment by segment; an error lands in :attr:`error`."""
+    def feed(self, data: bytes, now: float) -> None:
+        """Parse ``data``, received at ``now`` (the time a head that becomes
+        whole is stamped with), segment by segment; an error lands in
+        :attr:`error`."""
+        self._now = now
         if self._dead:
             return
         if self._pending:  # the scheduler reads no more while requests wait
@@ -502,7 +507,7 @@ class RequestParser:
         message.method = llhttp.get_method().decode("ascii")
         message.version = version = llhttp.get_http_version()
         message.head_done = True
-        message.ready_at = time.monotonic()
+        message.ready_at = self._now
         self._chunk_left, self._chunk_line = 0, b""  # a chunked body's start
         if version[0] != "1":
             if version[0] == "0":

@@ -8,8 +8,8 @@ the connection's parser), runs the TLS handshakes, and closes connections
 whose head deadline or keep-alive timeout passed. A connection whose head is
 whole is queued for the pool.
 
-Sockets stay non-blocking from accept to close: the core reads and writes
-through :class:`_Socket`, which waits in ``poll`` only when a call would
+Sockets stay non-blocking from accept to close: the adapter reads and writes
+through :class:`_Transport`, which waits in ``poll`` only when a call would
 block. After a response the pool thread serves the next request itself when
 it is parsed already, or has arrived (it reads first when the client
 pipelines, or when the last read filled its buffer), and no other connection
@@ -40,8 +40,9 @@ import time
 
 from wsgisvc import sslutils
 from wsgisvc.http import listeners
-from wsgisvc.http.body import DRAIN_LIMIT
-from wsgisvc.http.core import RECV_SIZE, After, Connection, Core
+from wsgisvc.http.core import Connection, Core
+from wsgisvc.http.limits import RECV_SIZE
+from wsgisvc.http.protocol import After
 
 LOG = logging.getLogger(__name__)
 
@@ -130,80 +131,60 @@ _ARM = select.EPOLLIN | select.EPOLLONESHOT  # one event, then disarmed
 _WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
-class _Socket:
-    """A connection's non-blocking socket as the core sees it: a blocking one.
+class _Transport:
+    """A connection's non-blocking socket as the adapter's transport.
 
-    ``settimeout`` only records the timeout: the descriptor is never switched
-    to blocking (each switch is a system call, and the epoll thread reads it
-    without blocking). A call that would block waits in ``poll`` for what it
-    needs, within the timeout (``recv``: per call; ``sendall``: for the whole
-    data, as CPython's sockets); past it, ``TimeoutError``.
+    The descriptor is never switched to blocking (each switch is a system
+    call, and the epoll thread reads it without blocking). A call that would
+    block waits in ``poll`` for what it needs, within its timeout (``recv``:
+    per call; ``send``: for the whole data, as CPython's ``sendall``); past
+    it, ``TimeoutError``.
     """
 
-    __slots__ = ("sock", "timeout", "tls", "more")
+    __slots__ = ("sock", "tls", "more")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.timeout: float | None = None
         self.tls = isinstance(sock, ssl.SSLSocket)
         # The last read filled its buffer (or TLS, whose records hide what is
         # left): more may have arrived already.
         self.more = False
 
-    def settimeout(self, timeout: float | None) -> None:
-        self.timeout = timeout
-
-    def gettimeout(self) -> float | None:
-        return self.timeout
-
-    def getsockname(self):
-        return self.sock.getsockname()
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def shutdown(self, how: int) -> None:
-        self.sock.shutdown(how)
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def recv(self, size: int) -> bytes:
+    def recv(self, size: int, timeout: float | None) -> bytes:
         until = None
         while True:
             try:
                 data = self.sock.recv(size)
             except ssl.SSLWantWriteError:
-                until = self._wait(select.POLLOUT, until)
+                until = self._wait(select.POLLOUT, until, timeout)
             except (BlockingIOError, ssl.SSLWantReadError):
-                until = self._wait(select.POLLIN, until)
+                until = self._wait(select.POLLIN, until, timeout)
             else:
                 self.more = self.tls or len(data) == size
                 return data
 
-    def sendall(self, data) -> None:
+    def send(self, data: bytes, timeout: float | None) -> None:
         try:
             sent = self.sock.send(data)  # the usual case: all of it at once
         except _WOULD_BLOCK:
             sent = 0
-        if sent == (data.nbytes if isinstance(data, memoryview) else len(data)):
+        if sent == len(data):
             return
         until = None
-        with memoryview(data) as view, view.cast("B") as cast:
-            left = cast[sent:]
+        with memoryview(data) as view:
+            left = view[sent:]
             while left:
                 try:
                     left = left[self.sock.send(left) :]
                 except ssl.SSLWantReadError:
-                    until = self._wait(select.POLLIN, until)
+                    until = self._wait(select.POLLIN, until, timeout)
                 except (BlockingIOError, ssl.SSLWantWriteError):
-                    until = self._wait(select.POLLOUT, until)
+                    until = self._wait(select.POLLOUT, until, timeout)
 
-    def _wait(self, events: int, until: float | None) -> float:
+    def _wait(self, events: int, until: float | None, timeout: float | None) -> float:
         """Wait for ``events`` until ``until`` (first call: None, from now on
-        the timeout); the deadline to pass to the next wait."""
+        ``timeout``); the deadline to pass to the next wait."""
         if until is None:
-            timeout = self.timeout
             until = math.inf if timeout is None else time.monotonic() + timeout
         if until == math.inf:
             millis = None
@@ -229,6 +210,7 @@ class _Waiting:
     that outlives it keeps nothing alive. ``pipelining``: once its client
     sent a request before the answer to the one before, a pool thread reads
     what has arrived after each answer before it parks the connection.
+    ``lingering``: shut for writing, what comes is dropped (``Protocol.drop``).
     """
 
     __slots__ = (
@@ -242,7 +224,7 @@ class _Waiting:
         "seq",
         "parked",
         "pipelining",
-        "dropped",
+        "lingering",
     )
 
     def __init__(self, sock, address, handshaking: bool) -> None:
@@ -256,7 +238,7 @@ class _Waiting:
         self.seq = 0
         self.parked = False
         self.pipelining = False  # its client sends a request before an answer
-        self.dropped: int | None = None  # lingering: bytes dropped so far
+        self.lingering = False
 
 
 class Scheduler:
@@ -345,10 +327,10 @@ class Scheduler:
             conn = waiting.conn
             if waiting.handshaking or conn is None:
                 lines.append("  (TLS handshake)")
-            elif waiting.dropped is not None:
+            elif waiting.lingering:
                 lines.append(f"  {conn.client_ip or 'unix'}: lingering")
             else:
-                state = "request" if conn.parser.begun else "idle"
+                state = "request" if conn.protocol.begun else "idle"
                 lines.append(f"  {conn.client_ip or 'unix'}: {state}")
         return lines
 
@@ -360,44 +342,61 @@ class Scheduler:
     def _serve(self, waiting: _Waiting) -> None:
         """Serve requests (a pool thread); then hand the connection on."""
         conn = waiting.conn
+        protocol = conn.protocol
         while True:
             try:
                 after = conn.serve()
             except BaseException:  # SystemExit too: a pool thread outlives any app
                 LOG.exception("%s: error serving %s", self.name, conn.client_ip)
-                after = conn.end(linger=False)
-            if after is After.LINGER:
-                waiting.dropped = 0
-                self._park(waiting, conn.linger_until)
+                after = After.CLOSE
+            if after is After.LINGER and self._shut_for_writing(waiting):
+                waiting.lingering = True
+                self._park(waiting, protocol.deadline)
                 return
             if after is After.KEEP:
-                if conn.parser.begun:  # its next request came with this one
+                if protocol.begun:  # its next request came with this one
                     waiting.pipelining = True
                 # A client that waits for each answer has sent nothing since
                 # a read that did not fill its buffer: no read in vain for it.
-                wanted = conn.sock.more or waiting.pipelining
+                wanted = conn.transport.more or waiting.pipelining
                 ready = self._read_head(conn, waiting.sock, wanted)
                 if ready is False:
-                    self._park(waiting, conn.idle_deadline())
+                    self._park(waiting, protocol.wait_deadline(time.monotonic()))
                     return
                 if ready and self.pool.queued():
                     self.pool.submit(waiting)  # to the end of the line
                     return
                 if ready:
                     continue  # nobody waits for a thread: serve it here
-            self._forget(waiting)
-            conn.close()
-            self._closed()
+            self._close_served(waiting)
             return
+
+    @staticmethod
+    def _shut_for_writing(waiting: _Waiting) -> bool:
+        try:
+            waiting.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            return False
+        return True
+
+    def _close_served(self, waiting: _Waiting) -> None:
+        """Close a connection a pool thread has (not parked)."""
+        sock = waiting.sock
+        self._forget(waiting)
+        try:
+            sock.close()
+        except OSError:
+            pass
+        self._closed()
 
     def _read_head(self, conn: Connection, sock, wanted: bool = True) -> bool | None:
         """Read what has arrived (if ``wanted``), without blocking: True when
         the connection is ready to serve, False when it waits for more, None
-        when it ended (closed by the client, a read error, or answered)."""
-        parser = conn.parser
-        if parser.head_ready or parser.error is not None:
+        when it ended (closed by the client, or a read error)."""
+        protocol = conn.protocol
+        if protocol.ready:
             return True
-        wrapper = conn.sock
+        transport = conn.transport
         while wanted:
             try:
                 data = sock.recv(RECV_SIZE)
@@ -405,13 +404,13 @@ class Scheduler:
                 break
             except OSError:
                 return None
-            wanted = wrapper.more = wrapper.tls or len(data) == RECV_SIZE
-            ready = conn.receive(data)
-            if conn.closed:
+            wanted = transport.more = transport.tls or len(data) == RECV_SIZE
+            protocol.receive(data, time.monotonic())
+            if protocol.closed:
                 return None
-            if ready:
+            if protocol.ready:
                 return True
-        wrapper.more = False
+        transport.more = False
         return False
 
     def _park(self, waiting: _Waiting, deadline: float) -> None:
@@ -560,7 +559,7 @@ class Scheduler:
                     # seen: read it first, or closing would reset it.
                     self._readable(waiting)
                 if waiting.parked and not (
-                    waiting.conn is not None and waiting.conn.parser.begun
+                    waiting.conn is not None and waiting.conn.protocol.begun
                 ):
                     self._close_waiting(waiting)
 
@@ -602,15 +601,12 @@ class Scheduler:
         not be parked."""
         if waiting.seq == -1:
             return
-        conn, sock = waiting.conn, waiting.sock
+        sock = waiting.sock
         self._forget(waiting)
-        if conn is not None:
-            conn.close()
-        else:
-            try:
-                sock.close()
-            except OSError:
-                pass
+        try:
+            sock.close()
+        except OSError:
+            pass
         self._closed()
 
     # --- accepting --------------------------------------------------------------------
@@ -704,7 +700,8 @@ class Scheduler:
 
     def _admit(self, client: socket.socket, address) -> None:
         client.setblocking(False)
-        deadline = time.monotonic() + self.core.header_timeout
+        now = time.monotonic()
+        deadline = now + self.core.limits.header_timeout
         if self._context is not None:
             try:
                 client = sslutils.wrap(client, self._context)
@@ -715,7 +712,7 @@ class Scheduler:
             waiting = _Waiting(client, address, True)
         else:
             waiting = _Waiting(client, address, False)
-            waiting.conn = Connection(self.core, _Socket(client), address)
+            waiting.conn = self._connection(client, address, now)
         self._clients[waiting.fd] = waiting
         waiting.deadline = deadline
         waiting.parked = True
@@ -733,7 +730,7 @@ class Scheduler:
         if waiting.seq == -1 or not waiting.parked:
             return
         sock = waiting.sock
-        if waiting.dropped is not None:
+        if waiting.lingering:
             self._drop(waiting)
             return
         if waiting.handshaking:
@@ -747,23 +744,22 @@ class Scheduler:
                 self._close_waiting(waiting)
                 return
             waiting.handshaking = False
-            waiting.conn = Connection(self.core, _Socket(sock), waiting.address)
+            waiting.conn = self._connection(sock, waiting.address, time.monotonic())
+            waiting.deadline = waiting.conn.protocol.deadline
         conn = waiting.conn
-        began = conn.parser.begun
         ready = self._read_head(conn, sock)
         if ready is None:
-            self._close_waiting(waiting)  # receive() may have answered it
+            self._close_waiting(waiting)
         elif ready:
             waiting.parked = False
             self.pool.submit(waiting)
-        elif not began and conn.parser.begun and conn.deadline is not None:
-            # The first byte of a keep-alive request: the head's deadline.
-            self._park(waiting, conn.deadline)
-        else:
-            self._park(waiting, waiting.deadline)
+        else:  # the first byte of a keep-alive request started the head's clock
+            self._park(waiting, conn.protocol.deadline or waiting.deadline)
 
     def _drop(self, waiting: _Waiting) -> None:
-        """A lingering connection: drop what arrives; close at its end or limit."""
+        """A lingering connection: drop what arrives; close when the protocol
+        says (the client's close, the drop limit, the deadline)."""
+        protocol = waiting.conn.protocol
         while True:
             try:
                 data = waiting.sock.recv(RECV_SIZE)
@@ -772,7 +768,13 @@ class Scheduler:
                 return
             except OSError:
                 data = b""
-            waiting.dropped += len(data)
-            if not data or waiting.dropped > DRAIN_LIMIT:
+            if not protocol.drop(data, time.monotonic()):
                 self._close_waiting(waiting)
                 return
+
+    def _connection(self, sock, address, now: float) -> Connection:
+        try:
+            sockname = sock.getsockname()
+        except OSError:
+            sockname = None
+        return Connection(self.core, _Transport(sock), address, sockname, now)
