@@ -10,7 +10,8 @@ serves the same bytes three ways (in one piece, split where the input says,
 split at every byte) and fails (:class:`Finding`) when
 
 - an exception other than the ones the runtimes expect (``OSError``)
-  escapes the protocol or the adapter, or the body reader raises one the core does not frame;
+  escapes the protocol or the adapter, or the body reader raises one the
+  core does not frame;
 - the three ways differ in what the application saw (method, target,
   version, headers, body, in order) or in the statuses answered: a request
   framed two ways;

@@ -35,8 +35,8 @@ from tests.unit._wsgi_inproc import (  # noqa: F401  (scheduler: a fixture)
     running,
     scheduler,
 )
-from wsgisvc.http import protocol, threaded
 from wsgisvc.http import parser as http_parser
+from wsgisvc.http import protocol, threaded
 from wsgisvc.http.core import Connection
 
 GET = request_bytes(b"GET / HTTP/1.1", HOST)
