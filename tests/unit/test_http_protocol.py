@@ -787,6 +787,15 @@ def test_continue_bytes_only_once_only_for_http11_expect(data, sent):
     assert protocol.continue_bytes() == b""
 
 
+def test_no_continue_after_the_final_head():
+    """100 Continue is an interim response: once the final response's head
+    went out (the application answered, then read the body), none follows,
+    or it would land inside that response's body."""
+    protocol, _ = serving(post(5, b"", "Expect: 100-continue"))
+    protocol.head("200 OK", [], b"", None, DATE)
+    assert protocol.continue_bytes() == b""
+
+
 # --- pipelining ---------------------------------------------------------------------
 
 
