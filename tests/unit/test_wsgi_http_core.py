@@ -440,6 +440,33 @@ def test_early_answer_to_an_expect_continue_closes_at_once():
     assert time.monotonic() - started < 0.5
 
 
+def answer_then_read_app(environ, start_response):
+    """Sends the response's head and a first piece, then reads the body."""
+    start_response("200 OK", [])
+    yield b"first;"
+    yield environ["wsgi.input"].read()
+
+
+@pytest.mark.timeout(30)
+def test_no_100_continue_inside_a_response_already_begun():
+    """An application that answers before it reads an Expect: 100-continue
+    request's body: no 100 Continue follows the response's head (it would
+    land inside its body); the client sends its body when it sees the answer."""
+    with running(make_conf(), answer_then_read_app) as server:
+        sock = connect(server)
+        sock.sendall(
+            request_bytes(POST11, HOST, b"Content-Length: 5", b"Expect: 100-continue")
+        )
+        answer = b""
+        while b"first;" not in answer:
+            answer += sock.recv(65536)
+        sock.sendall(b"hello")
+        answer += read_until_closed(sock)
+        sock.close()
+    assert b"100 Continue" not in answer
+    assert answer.endswith(b"\r\n\r\n6\r\nfirst;\r\n5\r\nhello\r\n0\r\n\r\n")
+
+
 @pytest.mark.timeout(30)
 def test_a_refusal_lingering_does_not_hold_up_other_clients(server):
     """A refused client that keeps its connection open makes the server drop

@@ -322,11 +322,12 @@ class Protocol:
     def continue_bytes(self) -> bytes:
         """What to send before the body is first read: ``100 Continue``,
         once, to an HTTP/1.1 client that asked for it and whose body did not
-        come whole already; else nothing."""
+        come whole already, before the response's head; else nothing."""
         request = self.request
         if (
             request.expect_continue
             and not self.continued
+            and not self.head_sent
             and not request.message.complete
         ):
             self.continued = True
