@@ -375,13 +375,6 @@ def test_absolute_form_authority_replaces_host(data, authority):
     assert event.path.startswith("/")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="absolute-form target: Protocol._check replaces the Host lines by the "
-    "target's authority before guard.check_framing, so their count and value "
-    "are never checked (RFC 9112 3.2: a 400 for any request with no, two or an "
-    "invalid Host in HTTP/1.1)",
-)
 @pytest.mark.parametrize(
     "lines",
     [
@@ -706,13 +699,6 @@ def test_unread_rest_past_drain_limit_closes(length, received, keep):
     assert protocol.response_ended(1.0) is (After.DRAIN if keep else After.LINGER)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the drain counts the bytes buffered before the response ended "
-    "(Protocol._drop_body adds message.body_bytes) against DRAIN_LIMIT, while "
-    "the head's decision (_rest_is_small) counted only the rest to come: a "
-    "head that said keep-alive is followed by a linger and a close",
-)
 def test_bytes_buffered_before_the_drain_do_not_count_against_it():
     """The head says keep-alive when the rest still to come is no more than
     DRAIN_LIMIT; the body already received (read by the runtime, left by the
@@ -843,12 +829,6 @@ def test_pipelined_bad_request_is_refused_after_the_good_one():
     assert isinstance(refusal, Refusal) and refusal.error.status.startswith("505")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Protocol._unread looks at the request answered only: a response "
-    "that closes while the client pipelined the next request gives CLOSE, and "
-    "what the client still sends resets the connection (RFC 9112 9.6)",
-)
 @pytest.mark.parametrize("why", ["stop", "failed", "app_close"])
 def test_close_after_a_pipelined_request_lingers(why):
     """A response that closes the connection while the client has begun the
@@ -864,3 +844,29 @@ def test_close_after_a_pipelined_request_lingers(why):
     wire = respond(protocol, headers=tuple(headers), failed=why == "failed")
     assert b"\r\nConnection: close\r\n" in head_of(wire)
     assert protocol.response_ended(1.0) is After.LINGER
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.0"])
+def test_a_head_answer_makes_up_no_content_length(version):
+    """A HEAD answer keeps the application's Content-Length (the one a GET
+    would have) and makes none up from a list body, which may be the GET's
+    or empty; it has no body to frame, so the connection is kept."""
+    protocol, _ = serving(
+        request(f"HEAD / HTTP/{version}", HOST, "Connection: keep-alive")
+    )
+    wire = respond(protocol, headers=(), body=b"", total=0)
+    assert b"Content-Length" not in wire and b"Transfer-Encoding" not in wire
+    assert b"Connection: close" not in wire
+    protocol, _ = serving(request("HEAD / HTTP/1.1", HOST))
+    wire = respond(protocol, headers=(("Content-Length", "5"),), body=b"")
+    assert b"\r\nContent-Length: 5\r\n" in wire and wire.endswith(b"\r\n\r\n")
+
+
+@pytest.mark.parametrize("status", ["204 No Content", "101 Hm"])
+def test_no_content_length_on_a_204_or_1xx(status):
+    """RFC 9110 section 8.6: no Content-Length in a 1xx or 204 answer; one
+    from the application is not sent."""
+    protocol, _ = serving(request())
+    wire = respond(protocol, status, headers=(("Content-Length", "0"),), body=b"")
+    assert b"Content-Length" not in wire
+    assert protocol.response_ended(1.0) is After.KEEP

@@ -40,7 +40,6 @@ from wsgisvc.http.guard import BadRequest
 from wsgisvc.http.limits import DRAIN_LIMIT, LINGER_SECONDS, Limits
 from wsgisvc.http.parser import Message, RequestParser
 
-_NO_BODY_STATUS = ("1", "204", "304")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _STATUS = re.compile(r"[1-9][0-9]{2} [^\x00-\x08\x0a-\x1f\x7f]*")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -307,8 +306,8 @@ class Protocol:
         tokens = guard.tokens(connection) if connection else ()
         keep = ("close" not in tokens) and (http11 or "keep-alive" in tokens)
         request = Request(message, target, keep)
-        if request.authority is not None:
-            hosts = [request.authority]  # RFC 9112 3.2.2: the target wins
+        # The Host lines are checked as sent, absolute-form or not (RFC 9112
+        # 3.2); then the target's authority is the request's host (3.2.2).
         guard.check_framing(lengths, codings, hosts, http11)
         if message.method == "CONNECT":
             raise guard.bad("CONNECT is not served")
@@ -378,10 +377,13 @@ class Protocol:
         lines = [f"HTTP/1.1 {status}\r\n"]
         length = request_id = None
         app_says_close = False
+        # 1xx and 204 have no Content-Length (RFC 9110 8.6): one from the
+        # application is not sent.
+        no_length = status[0] == "1" or status[:3] == "204"
         for name, value in headers:
             lower = name.lower()
             if lower == "content-length":
-                if length is not None:
+                if length is not None or no_length:
                     continue  # the same length again (check_head): say it once
                 length = int(value)
             elif lower == "x-openstack-request-id":
@@ -390,8 +392,7 @@ class Protocol:
                 app_says_close = "close" in guard.tokens(value)
                 continue
             lines.append(f"{name}: {value}\r\n")
-        no_body_status = status[:3] in _NO_BODY_STATUS or status[0] == "1"
-        no_body = no_body_status or message.method == "HEAD"
+        no_body = no_length or status[:3] == "304" or message.method == "HEAD"
         if length is not None and not no_body:
             if total is not None and total != length:
                 raise ValueError(f"Content-Length {length} for a body of {total} bytes")
@@ -401,15 +402,17 @@ class Protocol:
                 )
         chunked = False
         framed = True
-        if length is not None or no_body_status:
-            pass  # the application's own Content-Length frames the body
+        if length is not None or no_body:
+            # The application's own Content-Length frames the body; with no
+            # body, HEAD's and 304's is the one a GET would have, and none is
+            # made up: a HEAD's list body may be the GET's or empty.
+            pass
         elif total is not None:
             length = total
             lines.append(f"Content-Length: {length}\r\n")
         elif message.version != "1.0":
-            if message.method != "HEAD":
-                chunked = True
-                lines.append("Transfer-Encoding: chunked\r\n")
+            chunked = True
+            lines.append("Transfer-Encoding: chunked\r\n")
         else:
             framed = False
         keep = self._keep_alive(app_says_close, framed, failed)
@@ -504,9 +507,10 @@ class Protocol:
         if not message.complete:
             if self.deadline is None:  # the first call: the drain's bounds
                 self.deadline = now + LINGER_SECONDS
+                self._dropped = 0  # what came already cost no read to drop
+                message.body.clear()
+                message.body_bytes = 0
             self._drop_body(message)
-            if message.complete:
-                return self._next(now)
             if (
                 message.error is not None
                 or self._dropped > DRAIN_LIMIT
@@ -524,11 +528,12 @@ class Protocol:
         message.body_bytes = 0
 
     def _unread(self) -> bool:
-        """Bytes of the request may still come: closing would reset them."""
+        """Bytes of the request, or of one the client pipelined after it, may
+        still come: closing would reset them, and the answer with them."""
         request = self.request
         if request is None:
             return True  # a refusal: what follows it is unread
-        return not request.message.complete
+        return not request.message.complete or len(self.parser.messages) > 1
 
     def _next(self, now: float) -> After:
         """Kept alive: the next request's head is waited for."""
