@@ -368,7 +368,7 @@ class Scheduler:
                     return
                 if ready:
                     continue  # nobody waits for a thread: serve it here
-            self._close_served(waiting)
+            self._close_waiting(waiting)
             return
 
     @staticmethod
@@ -378,16 +378,6 @@ class Scheduler:
         except OSError:
             return False
         return True
-
-    def _close_served(self, waiting: _Waiting) -> None:
-        """Close a connection a pool thread has (not parked)."""
-        sock = waiting.sock
-        self._forget(waiting)
-        try:
-            sock.close()
-        except OSError:
-            pass
-        self._closed()
 
     def _read_head(self, conn: Connection, sock, wanted: bool = True) -> bool | None:
         """Read what has arrived (if ``wanted``), without blocking: True when
@@ -597,8 +587,8 @@ class Scheduler:
             heapq.heapify(self._deadlines)
 
     def _close_waiting(self, waiting: _Waiting) -> None:
-        """Close a parked connection (the epoll thread), or one that could
-        not be parked."""
+        """Close a connection, once: parked (the epoll thread), served (its
+        pool thread), or one that could not be parked."""
         if waiting.seq == -1:
             return
         sock = waiting.sock
