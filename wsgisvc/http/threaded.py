@@ -168,11 +168,11 @@ class _Transport:
             sent = self.sock.send(data)  # the usual case: all of it at once
         except _WOULD_BLOCK:
             sent = 0
-        if sent == len(data):
+        if sent == (data.nbytes if isinstance(data, memoryview) else len(data)):
             return
         until = None
-        with memoryview(data) as view:
-            left = view[sent:]
+        with memoryview(data) as view, view.cast("B") as cast:
+            left = cast[sent:]
             while left:
                 try:
                     left = left[self.sock.send(left) :]
