@@ -94,7 +94,7 @@ class _Batches:
     def full(self) -> bool:
         return len(self._items) >= self.maxsize
 
-    def put(self, item, block: bool = True, timeout: float | None = None) -> None:
+    def put(self, item, timeout: float | None = None) -> None:
         """Queue ``item``, waiting up to ``timeout`` for room (then
         ``queue.Full``)."""
         with self._room:
@@ -113,7 +113,8 @@ class _Batches:
 
     def get(self, block: bool = True):
         """The next item: at once while some are queued; else the first to
-        come, once the batch behind it is in."""
+        come, once the batch behind it is in (QueueListener passes ``block``,
+        always true)."""
         with self._readable:
             if not self._items:
                 self._reader_waits = True
