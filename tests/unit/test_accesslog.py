@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import pytest
 from oslo_context import context as oslo_context
@@ -83,6 +84,36 @@ def test_lines_from_many_threads_are_all_written_in_order_by_one_thread(recorder
     for i in range(4):
         mine = [line for _, line in recorder.lines if line.startswith(f"c{i} ")]
         assert mine == [f"c{i} GET /{n} HTTP/1.1 200" for n in range(500)]
+
+
+@pytest.mark.timeout(30)
+def test_the_writer_wakes_for_a_batch_of_lines_and_at_once_for_a_flush(
+    recorder, monkeypatch
+):
+    """The first line after the queue ran empty wakes the writer, which
+    waits for the batch behind it: the line is written once the batch is in
+    (here before the much longer linger ends); a flush ends the wait at
+    once."""
+    monkeypatch.setattr(accesslog, "WRITER_LINGER", 20.0)
+    monkeypatch.setattr(accesslog, "WRITER_BATCH", 3)
+    writer = accesslog.Writer()
+    log = accesslog.AccessLog(FORMAT, writer)
+    write(log, "c", 0)
+    assert writer.flush(5)  # the writer started, and wrote all
+    queue = writer._handler.queue
+    wait_for(lambda: queue._reader_waits, timeout=5, what="the writer asleep")
+    write(log, "c", 1)
+    write(log, "c", 2)
+    time.sleep(0.3)
+    assert len(recorder.lines) == 1  # lingering for the batch
+    write(log, "c", 3)  # the batch is in
+    wait_for(lambda: len(recorder.lines) == 4, timeout=5, what="the batch written")
+    wait_for(lambda: queue._reader_waits, timeout=5, what="the writer asleep")
+    write(log, "c", 4)
+    assert writer.flush(5)  # not the 20 s linger
+    assert [line for _, line in recorder.lines] == [
+        f"c GET /{n} HTTP/1.1 200" for n in range(5)
+    ]
 
 
 @pytest.mark.timeout(30)

@@ -202,3 +202,34 @@ def test_a_stop_while_accepting_is_deferred_does_not_spin(monkeypatch):
         assert read_responses(busy, 1) == [b"/hold"]
         busy.close()
         waiting.close()
+
+
+@pytest.mark.timeout(30)
+def test_requests_that_block_get_every_thread_of_the_pool():
+    """Sleeping pool threads are woken one at a time, and a thread that takes
+    a connection wakes the next while more wait: requests that arrive
+    together, and block until all of them are in the application, are
+    served together; none waits in the queue behind a blocked one."""
+    count = 8
+    together = threading.Barrier(count, timeout=5)
+
+    def app(environ, start_response):
+        try:
+            together.wait()
+            status = "200 OK"
+        except threading.BrokenBarrierError:
+            status = "503 Service Unavailable"
+        start_response(status, [("Content-Length", "0")])
+        return []
+
+    with running(make_conf(wsgi_default_pool_size=count), app) as srv:
+        socks = [connect(srv) for _ in range(count)]
+        wait_for(
+            lambda: srv._scheduler.connections == count, timeout=5, what="accepted"
+        )
+        for sock in socks:
+            sock.sendall(GET)
+        answers = [read_response(sock, timeout=10) for sock in socks]
+        assert [a.split(b"\r\n")[0] for a in answers] == [b"HTTP/1.1 200 OK"] * count
+        for sock in socks:
+            sock.close()

@@ -20,13 +20,15 @@ records on to the old name as well would either deliver them twice or make
 
 On the threads scheduler the records are queued (``logging.handlers``'
 QueueHandler) and handed to the handlers by one thread (QueueListener; see
-:class:`Writer` for why), in the order the requests ended. What is queued is
-written before the process exits (:func:`flush_at_exit`).
+:class:`Writer` for why), in the order the requests ended, in batches (a
+line is up to :data:`WRITER_LINGER` late). What is queued is written before
+the process exits (:func:`flush_at_exit`).
 """
 
 from __future__ import annotations
 
 import atexit
+import collections
 import logging
 import logging.handlers
 import os
@@ -45,6 +47,11 @@ LOG = logging.getLogger(__name__)
 # that blocks (a full pipe) holds requests back, as it does without the
 # writer, instead of growing the queue without bound.
 WRITER_BACKLOG = 10000
+# The writer, woken by a record after it had written all, waits this long
+# (or for this many records, or a flush) before it writes them: one wake-up
+# for many lines. A line is that much later in the log at most.
+WRITER_LINGER = 0.01
+WRITER_BATCH = 64
 # How long an exit waits for the queued lines: a working sink writes a whole
 # backlog in well under that; a stuck one must not keep the process alive.
 EXIT_FLUSH_TIMEOUT = 5.0
@@ -60,6 +67,67 @@ def _old_name_allows_info() -> bool:
             return logger.level <= logging.INFO
         logger = logger.parent
     return True
+
+
+class _Batches:
+    """The writer's queue: bounded, and it wakes the writer once per batch.
+
+    Woken for each record, the writer thread would sleep and wake once per
+    request and take the GIL from the pool threads for each line. Here the
+    first record after the queue ran empty wakes it, and it lingers for more
+    (:data:`WRITER_LINGER`, :data:`WRITER_BATCH`; a flush or a full queue
+    ends that at once) before it takes them one after the other.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._items: collections.deque = collections.deque()
+        lock = threading.Lock()
+        self._readable = threading.Condition(lock)
+        self._room = threading.Condition(lock)
+        self._reader_waits = False
+        self._urgent = False  # a flush or a full queue: no lingering
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def full(self) -> bool:
+        return len(self._items) >= self.maxsize
+
+    def put(self, item, timeout: float | None = None) -> None:
+        """Queue ``item``, waiting up to ``timeout`` for room (then
+        ``queue.Full``)."""
+        with self._room:
+            if self.full():
+                self._urgent = True
+                self._readable.notify()
+                if not self._room.wait_for(lambda: not self.full(), timeout):
+                    raise queue.Full
+            self._items.append(item)
+            if not self._reader_waits:
+                return
+            if not isinstance(item, logging.LogRecord):
+                self._urgent = True
+            if len(self._items) in (1, WRITER_BATCH) or self._urgent:
+                self._readable.notify()
+
+    def get(self, block: bool = True):
+        """The next item: at once while some are queued; else the first to
+        come, once the batch behind it is in (QueueListener passes ``block``,
+        always true)."""
+        with self._readable:
+            if not self._items:
+                self._reader_waits = True
+                self._urgent = False
+                self._readable.wait_for(lambda: self._items)
+                self._readable.wait_for(
+                    lambda: self._urgent or len(self._items) >= WRITER_BATCH,
+                    WRITER_LINGER,
+                )
+                self._reader_waits = False
+            item = self._items.popleft()
+            self._room.notify()
+            return item
 
 
 class _Enqueue(logging.handlers.QueueHandler):
@@ -129,7 +197,7 @@ class Writer:
     def _start(self) -> logging.handlers.QueueHandler:
         with self._lock:
             if self._handler is None:
-                records: queue.Queue = queue.Queue(self.backlog)
+                records = _Batches(self.backlog)
                 listener = logging.handlers.QueueListener(records, _Deliver())
                 listener.start()
                 self._handler = _Enqueue(records)

@@ -31,7 +31,6 @@ import heapq
 import itertools
 import logging
 import math
-import queue
 import select
 import socket
 import ssl
@@ -46,11 +45,21 @@ from wsgisvc.http.protocol import After
 
 LOG = logging.getLogger(__name__)
 
-_RETIRE = object()  # queued to make one pool thread exit
-
 
 class ThreadPool:
-    """Real threads taking connections from one queue; resizable.
+    """Real threads taking connections from one FIFO queue; resizable.
+
+    Sleeping threads are woken one at a time: a connection queued while a
+    woken thread has not run yet (it waits for the GIL, which the serving
+    threads keep busy) wakes nobody, and a thread that takes a connection
+    wakes the next one only while more wait. Woken all at once, each thread
+    would wait for the GIL, and take it at every system call that releases
+    it (a send, a re-arm): the more threads waiting, the more wake-ups a
+    request costs. So under load as many threads serve as take turns with
+    the GIL, and they take the next connection without sleeping. A request
+    that blocks (out of the GIL) lets a woken thread run at once, which
+    wakes another while connections wait: blocking requests still get every
+    thread.
 
     No thread exists before :meth:`start` (the pool is built before the
     launcher forks, and threads do not survive a fork).
@@ -61,7 +70,10 @@ class ThreadPool:
         self.busy = 0
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
-        self._work: queue.SimpleQueue = queue.SimpleQueue()
+        self._work: collections.deque = collections.deque()
+        # Each sleeping thread's own lock, held: released, it wakes that one.
+        self._sleepers: list[threading.Lock] = []
+        self._waking = 0  # woken, not yet back under the lock
         self._threads: set[threading.Thread] = set()
         self._retiring = 0
         self._serve = None
@@ -71,7 +83,8 @@ class ThreadPool:
         self.resize(self.size)
 
     def resize(self, size: int) -> None:
-        """Start or retire threads until ``size`` run (once started)."""
+        """Start or retire threads until ``size`` run (once started); a
+        retiring thread serves what is queued first."""
         with self._lock:
             self.size = size
             if self._serve is None:
@@ -83,44 +96,74 @@ class ThreadPool:
                 )
                 self._threads.add(thread)
                 thread.start()
-            for _ in range(running - size):
-                self._retiring += 1
-                self._work.put(_RETIRE)
+            self._retiring += max(0, running - size)
+            while self._sleepers and self._retiring > self._waking:
+                self._wake_one()
 
     def free(self) -> int:
         """Threads neither serving nor owed a queued connection."""
-        return self.size - self.busy - self._work.qsize()
+        return self.size - self.busy - len(self._work)
 
     def submit(self, conn) -> None:
-        self._work.put(conn)
+        with self._lock:
+            self._work.append(conn)
+            if not self._waking:
+                self._wake_one()
 
     def queued(self) -> bool:
         """Whether a connection waits for a thread."""
-        return not self._work.empty()
+        return bool(self._work)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         with self._idle:
             return self._idle.wait_for(lambda: self.busy == 0, timeout)
 
+    def _wake_one(self) -> None:
+        """Wake the thread that slept last, if one sleeps (under the lock)."""
+        if self._sleepers:
+            self._waking += 1
+            self._sleepers.pop().release()
+
     def _run(self) -> None:
-        work = self._work
+        lock, work = self._lock, self._work
+        wakeup = threading.Lock()
+        wakeup.acquire()
+        woken = served = False
         while True:
-            conn = work.get()
-            if conn is _RETIRE:
-                with self._lock:
-                    self._retiring -= 1
-                    self._threads.discard(threading.current_thread())
-                return
-            with self._lock:
-                self.busy += 1
-            try:
-                self._serve(conn)  # handles its own errors; this thread lives on
-            finally:
-                del conn  # an idle thread must not keep its last connection alive
-                with self._lock:
+            with lock:  # one round trip: the request served, the next taken
+                if woken:
+                    self._waking -= 1
+                if served:
                     self.busy -= 1
                     if not self.busy:
                         self._idle.notify_all()
+                woken = served = False
+                if work:
+                    conn = work.popleft()
+                    self.busy += 1
+                    if work and not self._waking:
+                        self._wake_one()
+                elif self._retiring:
+                    self._retiring -= 1
+                    self._threads.discard(threading.current_thread())
+                    return
+                else:
+                    self._sleepers.append(wakeup)
+                    conn = None
+            if conn is None:
+                wakeup.acquire()
+                woken = True
+                continue
+            try:
+                self._serve(conn)  # handles its own errors; this thread lives on
+            except BaseException:
+                with lock:
+                    self.busy -= 1
+                    if not self.busy:
+                        self._idle.notify_all()
+                raise
+            served = True
+            del conn  # a sleeping thread must not keep its last connection alive
 
 
 def make_slots(size: int) -> ThreadPool:
