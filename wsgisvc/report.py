@@ -81,7 +81,10 @@ def build(conf: cfg.ConfigOpts, frame: FrameType | None = None) -> str:
 
 def loaded_modules() -> str:
     """The top-level modules in ``sys.modules``, sorted, comma-separated."""
-    names = sorted({name.partition(".")[0] for name, m in sys.modules.items() if m})
+    # A copy (one C call, under the dict's lock without the GIL): another
+    # thread importing meanwhile would end the iteration with a RuntimeError.
+    modules = list(sys.modules.items())
+    names = sorted({name.partition(".")[0] for name, m in modules if m})
     return textwrap.fill(", ".join(names), width=79, break_on_hyphens=False)
 
 

@@ -2,7 +2,10 @@
 
 import gc
 import logging
+import sys
 import threading
+import time
+import types
 
 import eventlet
 import pytest
@@ -85,3 +88,28 @@ def test_written_as_one_warning_record(conf, caplog):
     (record,) = caplog.records
     assert record.levelno == logging.WARNING
     assert "wsgisvc report: pid" in record.getMessage()
+
+
+def test_the_modules_section_while_another_thread_imports():
+    """A pool thread may import while a report is built (a SIGUSR2 to a
+    threads worker serving): the section must not fail on ``sys.modules``
+    changing size under it, which ends the process. Under the GIL a switch
+    interval of a microsecond and a switch point in each import let that
+    happen too."""
+
+    def importing() -> None:
+        for _ in range(5000):
+            sys.modules["_wsgisvc_report_probe"] = types.ModuleType("probe")
+            time.sleep(0)  # the GIL's switch point: the report runs on
+            sys.modules.pop("_wsgisvc_report_probe")
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    thread = threading.Thread(target=importing)
+    thread.start()
+    try:
+        while thread.is_alive():
+            assert "wsgisvc" in report.loaded_modules()
+    finally:
+        thread.join()
+        sys.setswitchinterval(interval)
