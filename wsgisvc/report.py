@@ -64,18 +64,22 @@ def build(conf: cfg.ConfigOpts, frame: FrameType | None = None) -> str:
     from oslo_reports.generators import threading as thread_generator
 
     text = gmr.TextReport(f"wsgisvc report: pid {os.getpid()}")
-    text.add_section("Threads", thread_generator.ThreadReportGenerator(frame))
+    sections = [("Threads", thread_generator.ThreadReportGenerator(frame))]
     if backend.NAME == "eventlet":
-        text.add_section("Green Threads", thread_generator.GreenThreadReportGenerator())
-    text.add_section("Processes", process_generator.ProcessReportGenerator())
+        sections.append(
+            ("Green Threads", thread_generator.GreenThreadReportGenerator())
+        )
+    sections.append(("Processes", process_generator.ProcessReportGenerator()))
     for title, (pid, ref) in list(_sections.items()):
         describe = ref()
         if describe is None or pid != os.getpid():
             del _sections[title]
         else:
-            text.add_section(title, _failsafe(describe))
-    text.add_section("Modules", loaded_modules)
-    text.add_section("Configuration", conf_generator.ConfigReportGenerator(conf))
+            sections.append((title, describe))
+    sections.append(("Modules", loaded_modules))
+    sections.append(("Configuration", conf_generator.ConfigReportGenerator(conf)))
+    for title, describe in sections:
+        text.add_section(title, _failsafe(describe))
     return text.run()
 
 
@@ -89,7 +93,8 @@ def loaded_modules() -> str:
 
 
 def _failsafe(describe: Callable[[], str]) -> Callable[[], str]:
-    """A section that fails says so; the rest of the report still comes."""
+    """A section that fails says so, wsgisvc's and oslo.reports' alike; the
+    rest of the report still comes."""
 
     def section() -> str:
         try:
@@ -106,4 +111,9 @@ def write(conf: cfg.ConfigOpts, frame: FrameType | None = None) -> None:
     At WARNING: an operator who asked for a report gets it whatever the
     log level, as the Guru Meditation Report ignores levels too.
     """
-    LOG.warning("report requested (SIGUSR2):\n%s", build(conf, frame))
+    try:
+        text = build(conf, frame)
+    except Exception:  # the report is for diagnosis: it never ends the process
+        LOG.exception("report requested (SIGUSR2): it could not be built")
+        return
+    LOG.warning("report requested (SIGUSR2):\n%s", text)

@@ -113,3 +113,36 @@ def test_the_modules_section_while_another_thread_imports():
     finally:
         thread.join()
         sys.setswitchinterval(interval)
+
+
+def test_a_failing_builtin_section_says_so_and_the_report_still_comes(
+    conf, monkeypatch
+):
+    """Defect: only the sections added with add_section were failsafe; one
+    of the report's own that raised (the Modules section racing an import
+    did) ended the process that was asked for a report."""
+
+    def broken() -> str:
+        raise RuntimeError("dictionary changed size during iteration")
+
+    monkeypatch.setattr(report, "loaded_modules", broken)
+    text = report.build(conf)
+    assert "this section failed: RuntimeError: dictionary changed size" in text
+    assert f"{'Configuration': ^64}" in text
+
+
+def test_a_report_that_cannot_be_built_is_logged_not_raised(conf, monkeypatch, caplog):
+    """What the sections cannot catch (oslo.reports itself failing) is one
+    ERROR line with its traceback; the process goes on."""
+    from oslo_reports import report as gmr
+
+    def broken(self) -> str:
+        raise RuntimeError("template missing")
+
+    monkeypatch.setattr(gmr.TextReport, "run", broken)
+    caplog.set_level(logging.WARNING, logger="wsgisvc.report")
+    report.write(conf)
+    (record,) = caplog.records
+    assert record.levelno == logging.ERROR
+    assert "could not be built" in record.getMessage()
+    assert "template missing" in caplog.text
