@@ -105,10 +105,6 @@ class Core:
     def limits(self) -> Limits:
         return self.shared.limits
 
-    @property
-    def stopping(self) -> bool:
-        return self.shared.stopping
-
     def stop(self, grace: float) -> None:
         """The server stops (``Shared.stop``): responses say ``Connection:
         close``; kept-alive connections wait ``grace`` for their next request."""

@@ -124,8 +124,7 @@ class Request:
 
     @property
     def line(self) -> str:
-        message = self.message
-        return f"{message.method} {self.target} HTTP/{message.version}"
+        return _request_line(self.message, self.target)
 
 
 class Refusal:
@@ -143,8 +142,12 @@ class Refusal:
         message = self.message
         if message is None:
             return "-"
-        target = message.target.decode("latin-1")
-        return f"{message.method} {target} HTTP/{message.version}"
+        return _request_line(message, message.target.decode("latin-1"))
+
+
+def _request_line(message: Message, target: str) -> str:
+    """A request's line as the access log shows it."""
+    return f"{message.method} {target} HTTP/{message.version}"
 
 
 def check_head(status: str, headers: list) -> None:
@@ -214,7 +217,7 @@ class Protocol:
         self.closed = False  # nothing more is read or sent
         self.request: Request | None = None  # the one being served
         self._done_at = 0.0  # when the last response went out
-        self._dropped: int | None = None  # bytes dropped: draining, lingering
+        self._dropped = 0  # bytes dropped: draining, lingering
         self._new_response()
 
     def _new_response(self) -> None:
@@ -485,7 +488,6 @@ class Protocol:
         found after the head went out)."""
         self.status = error.status
         self.head_sent = True
-        self.keep = False
         if status_only:
             return b""
         body = error.reason.encode("latin-1", "replace") + b"\n"
@@ -508,9 +510,10 @@ class Protocol:
             if self.deadline is None:  # the first call: the drain's bounds
                 self.deadline = now + LINGER_SECONDS
                 self._dropped = 0  # what came already cost no read to drop
-                message.body.clear()
-                message.body_bytes = 0
-            self._drop_body(message)
+            else:
+                self._dropped += message.body_bytes
+            message.body.clear()
+            message.body_bytes = 0
             if (
                 message.error is not None
                 or self._dropped > DRAIN_LIMIT
@@ -519,13 +522,6 @@ class Protocol:
                 return self._end(now, linger=True)
             return After.DRAIN
         return self._next(now)
-
-    def _drop_body(self, message: Message) -> None:
-        if self._dropped is None:
-            self._dropped = 0
-        self._dropped += message.body_bytes
-        message.body.clear()
-        message.body_bytes = 0
 
     def _unread(self) -> bool:
         """Bytes of the request, or of one the client pipelined after it, may
@@ -539,7 +535,7 @@ class Protocol:
         """Kept alive: the next request's head is waited for."""
         parser = self.parser
         self.request = None
-        self._dropped = None
+        self._dropped = 0
         self._done_at = now
         parser.pop(now)
         # The next head began in the same read: its deadline from now.
