@@ -18,6 +18,7 @@ import contextlib
 import io
 import json
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -31,8 +32,29 @@ from openstackclient import shell
 API_VERSION = "1.39"
 
 
+# A server that died under a command leaves its request in the backlog of
+# the socket this process holds: without a bound, the command waits forever.
+COMMAND_TIMEOUT = 60
+
+
 class CheckFailed(AssertionError):
     """An openstack command failed or answered what it should not."""
+
+
+@contextlib.contextmanager
+def _answered_within(seconds: int, argv: tuple[str, ...]):
+    """Fail the command (SIGALRM in this, the main thread) past ``seconds``."""
+
+    def too_slow(signo, frame):
+        raise CheckFailed(f"openstack {' '.join(argv)}: no answer in {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, too_slow)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def openstack(endpoint: str, *argv: str) -> object:
@@ -50,7 +72,8 @@ def openstack(endpoint: str, *argv: str) -> object:
         *argv,
     ]
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = shell.OpenStackShell().run(args)
+        with _answered_within(COMMAND_TIMEOUT, argv):
+            status = shell.OpenStackShell().run(args)
     if status != 0:
         raise CheckFailed(
             f"openstack {' '.join(argv)}: exit {status}: {err.getvalue().strip()}"

@@ -107,13 +107,31 @@ def write_policy(enforcer, confdir: Path) -> Path | None:
     return path
 
 
+# What placement does in every process it loads in (placement.deploy), done
+# once here: its standard traits and resource classes written to the table.
+_BOOT_SYNC = """
+import sys
+from oslo_config import cfg
+from placement import conf, db_api, deploy
+config = cfg.ConfigOpts()
+conf.register_opts(config)
+config(["--config-file", sys.argv[1]], default_config_files=[])
+db_api.configure(config)
+deploy.update_database(config)
+"""
+
+
 def sync_database(path: Path) -> None:
     """Make the SQLite file at ``path`` a database at placement's schema, as
-    placement-manage does it."""
+    placement-manage does it, with the traits and resource classes placement
+    writes when it loads: two workers loading at once on an empty table both
+    write them, and SQLite refuses one ("database is locked"), which ends
+    that worker (gunicorn then stops: a worker that failed to boot)."""
     conf = path.with_suffix(".conf")
     conf.write_text(f"[placement_database]\nconnection = sqlite:///{path}\n")
     manage = Path(sys.executable).parent / "placement-manage"
     subprocess.run([manage, "--config-file", conf, "db", "sync"], check=True)
+    subprocess.run([sys.executable, "-c", _BOOT_SYNC, conf], check=True)
 
 
 def write_noauth_config(confdir: Path, database: Path) -> None:
